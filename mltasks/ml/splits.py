@@ -1,0 +1,99 @@
+"""The CF-random split of EVALUATION.md: per user, 20% test (at least one), 10% of the rest valid.
+
+Matrices keep the summed raw weights (play counts) of each positive pair; a model decides how to
+use them for training (see `interactions.training_weights`). Relevance of test and validation
+items is binary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from mltasks.ml.interactions import Interactions, build_csr
+
+DEFAULT_SEED = 2020
+
+
+@dataclass
+class CFSplit:
+    """Three disjoint user x item matrices over the same index space."""
+
+    train: sp.csr_matrix
+    valid: sp.csr_matrix
+    test: sp.csr_matrix
+    seed: int | None = None
+    protocol: str = "CF-random"
+
+    @property
+    def n_users(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.train.shape[1]
+
+    def train_valid(self) -> sp.csr_matrix:
+        """Train and validation together: what a model is refitted on before the test."""
+        return (self.train + self.valid).tocsr()
+
+    def summary(self) -> dict:
+        return {
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "n_users": int(self.n_users),
+            "n_items": int(self.n_items),
+            "n_train": int(self.train.nnz),
+            "n_valid": int(self.valid.nnz),
+            "n_test": int(self.test.nnz),
+            "n_test_users": int(np.count_nonzero(np.diff(self.test.indptr))),
+            "n_valid_users": int(np.count_nonzero(np.diff(self.valid.indptr))),
+        }
+
+
+def held_out_items(matrix: sp.csr_matrix) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Users with at least one item in `matrix`, and each one's item indices."""
+    users = np.flatnonzero(np.diff(matrix.indptr))
+    items = [matrix.indices[matrix.indptr[u] : matrix.indptr[u + 1]].copy() for u in users]
+    return users, items
+
+
+def _round_half_up(value: float) -> int:
+    return int(np.floor(value + 0.5))
+
+
+def cf_random_split(
+    interactions: Interactions,
+    *,
+    seed: int = DEFAULT_SEED,
+    test_fraction: float = 0.2,
+    valid_fraction: float = 0.1,
+) -> CFSplit:
+    """Split each user's unique positive items: test = max(1, round(20%)), valid = round(10% of the rest).
+
+    Pairs are sorted by (user, item) before a user's items are shuffled with one generator seeded
+    by `seed` and visited in user-index order, so the split depends only on the data and the seed,
+    not on the order of the log's rows.
+    """
+    users, items, weights = interactions.positive_pairs()
+    rng = np.random.default_rng(seed)
+    part = np.zeros(len(users), dtype=np.int8)  # 0 train, 1 valid, 2 test
+    boundaries = np.flatnonzero(np.diff(users)) + 1
+    starts = np.concatenate([[0], boundaries]) if len(users) else np.array([], dtype=np.int64)
+    ends = np.concatenate([boundaries, [len(users)]]) if len(users) else starts
+    for start, end in zip(starts, ends, strict=True):
+        n = end - start
+        order = start + rng.permutation(n)
+        n_test = max(1, _round_half_up(test_fraction * n))
+        n_valid = _round_half_up(valid_fraction * (n - n_test))
+        part[order[:n_test]] = 2
+        part[order[n_test : n_test + n_valid]] = 1
+    n_users, n_items = interactions.n_users, interactions.n_items
+
+    def matrix(code: int) -> sp.csr_matrix:
+        keep = part == code
+        return build_csr(users[keep], items[keep], weights[keep], n_users, n_items)
+
+    return CFSplit(train=matrix(0), valid=matrix(1), test=matrix(2), seed=seed)

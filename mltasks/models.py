@@ -1,0 +1,116 @@
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+from pgvector.django import HnswIndex, VectorField
+
+# Stored vectors are zero-padded to this size: padding changes neither inner products nor
+# cosine similarity, and one fixed size lets a single HNSW index serve every model version.
+STORED_VECTOR_DIM = 128
+
+
+class ModelVersion(models.Model):
+    """One trained model: its parameters, metrics, artifacts and serving status."""
+
+    class Kind(models.TextChoices):
+        RECOMMENDER = "recommender", "User recommendations"
+        CONTINUATION = "continuation", "Playlist continuation"
+
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        READY = "ready"
+        ACTIVE = "active"
+        FAILED = "failed"
+        RETIRED = "retired"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    algorithm = models.CharField(max_length=50, help_text="e.g. lightgcn, ease, sasrec")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
+    params = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    history = models.JSONField(default=list, blank=True, help_text="per-epoch training log")
+    artifact_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    trained_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        get_latest_by = "created_at"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(status="active"),
+                name="one_active_model_version_per_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} {self.algorithm} ({self.status})"
+
+    @transaction.atomic
+    def activate(self) -> None:
+        """Make this version the one that serves its kind; the previous one is retired."""
+        (
+            ModelVersion.objects.select_for_update()
+            .filter(kind=self.kind, status=self.Status.ACTIVE)
+            .exclude(pk=self.pk)
+            .update(status=self.Status.RETIRED)
+        )
+        self.status = self.Status.ACTIVE
+        self.activated_at = timezone.now()
+        self.save(update_fields=["status", "activated_at"])
+
+
+class TrackVector(models.Model):
+    """A track's embedding under one model version (pgvector, HNSW with cosine distance)."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="track_vectors"
+    )
+    track = models.ForeignKey("catalog.Track", on_delete=models.CASCADE, related_name="vectors")
+    embedding = VectorField(dimensions=STORED_VECTOR_DIM)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "track"], name="unique_track_vector_per_version"
+            )
+        ]
+        indexes = [
+            HnswIndex(
+                name="track_vector_hnsw_cosine",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            )
+        ]
+
+
+class UserVector(models.Model):
+    """A user's embedding under one model version (pgvector, HNSW with cosine distance)."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="user_vectors"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vectors"
+    )
+    embedding = VectorField(dimensions=STORED_VECTOR_DIM)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "user"], name="unique_user_vector_per_version"
+            )
+        ]
+        indexes = [
+            HnswIndex(
+                name="user_vector_hnsw_cosine",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            )
+        ]

@@ -1,0 +1,41 @@
+from django.conf import settings
+from django.db import models
+
+
+class Playlist(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="playlists"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    is_public = models.BooleanField(default=False)
+    tracks = models.ManyToManyField("catalog.Track", through="PlaylistEntry", related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-updated_at"], name="playlist_owner_updated")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlaylistEntry(models.Model):
+    """A track at a position; positions are dense (0…n-1) and unique within a playlist."""
+
+    playlist = models.ForeignKey(Playlist, on_delete=models.CASCADE, related_name="entries")
+    track = models.ForeignKey("catalog.Track", on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField()
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["playlist", "position"]
+        constraints = [
+            # Deferred so that a move can shift positions inside one transaction.
+            models.UniqueConstraint(
+                fields=["playlist", "position"],
+                name="unique_playlist_position",
+                deferrable=models.Deferrable.DEFERRED,
+            )
+        ]
