@@ -89,7 +89,16 @@ PLACES = (
     "Lisbon|Tokyo|the Rain|the Dark|Neon Lights|the Sea|Brooklyn|Havana|Berlin|the Desert|the Snow|"
     "Paris|the Stars|Main Street|the Morning|Reykjavik|Lagos|Montreal|the Valley"
 ).split("|")
-PLAYLIST_WORDS = ["Sunday", "Late", "Commute", "Rainy Day", "Focus", "Road Trip", "Kitchen", "Night"]
+PLAYLIST_WORDS = [
+    "Sunday",
+    "Late",
+    "Commute",
+    "Rainy Day",
+    "Focus",
+    "Road Trip",
+    "Kitchen",
+    "Night",
+]
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,19 @@ class DemoWorldSize:
     events: int = 300_000
     playlists: int = 3000
     days: int = 120
+
+    @classmethod
+    def scaled(cls, factor: float) -> DemoWorldSize:
+        """A smaller (or larger) world with the same shape, e.g. 0.05 for quick tests."""
+        full = cls()
+        return cls(
+            users=max(20, round(full.users * factor)),
+            artists=max(len(GENRES), round(full.artists * factor)),
+            tracks=max(3 * len(GENRES), round(full.tracks * factor)),
+            events=max(500, round(full.events * factor)),
+            playlists=max(10, round(full.playlists * factor)),
+            days=full.days,
+        )
 
 
 @dataclass
@@ -129,7 +151,9 @@ class DemoWorld:
 def _unique(name: str, seen: set[str]) -> str:
     candidate, suffix = name, 2
     while candidate in seen:
-        candidate = f"{name} {['II', 'III', 'IV', 'V', 'VI'][min(suffix - 2, 4)]}{suffix // 6 or ''}"
+        candidate = (
+            f"{name} {['II', 'III', 'IV', 'V', 'VI'][min(suffix - 2, 4)]}{suffix // 6 or ''}"
+        )
         suffix += 1
     seen.add(candidate)
     return candidate
@@ -205,7 +229,9 @@ def generate_demo_world(*, size: DemoWorldSize = DemoWorldSize(), seed: int = 20
         world.artist_names.append(_unique(_artist_name(rng), seen_names))
         subs = rng.sample(GENRES[genre], k=2)
         moods = GENRE_MOODS[genre][:1] + rng.sample(MOODS, k=1)
-        tags = [(tag_index[genre], 1.0)] + [(tag_index[s], round(rng.uniform(0.4, 0.9), 2)) for s in subs]
+        tags = [(tag_index[genre], 1.0)] + [
+            (tag_index[s], round(rng.uniform(0.4, 0.9), 2)) for s in subs
+        ]
         tags += [(tag_index[m], round(rng.uniform(0.2, 0.6), 2)) for m in dict.fromkeys(moods)]
         world.artist_tags.append(tags)
     artists_by_genre: dict[int, list[int]] = {g: [] for g in range(len(genres))}
@@ -221,7 +247,9 @@ def generate_demo_world(*, size: DemoWorldSize = DemoWorldSize(), seed: int = 20
         pool = [a for a in own if a != artist] or own
         neighbours = rng.sample(pool, k=min(6, len(pool)))
         neighbours.append(rng.randrange(size.artists))  # one cross-genre neighbour
-        similar_artists.append(_Picker(neighbours, [float(artist_popularity[a]) for a in neighbours]))
+        similar_artists.append(
+            _Picker(neighbours, [float(artist_popularity[a]) for a in neighbours])
+        )
 
     # Tracks: each artist's catalog is a record in order; popularity decays along it.
     shares = artist_popularity**0.5 / (artist_popularity**0.5).sum()

@@ -22,11 +22,19 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = Path(os.environ.get("TUNEDIN_VAR_DIR", ROOT / "var"))
-PG_DIR = VAR / "pg"
-REDIS_DIR = VAR / "redis"
-REDIS_PIDFILE = REDIS_DIR / "redis.pid"
-REDIS_PORTFILE = REDIS_DIR / "port"
+
+
+def var_dir() -> Path:
+    """Where the embedded services keep their data: $TUNEDIN_VAR_DIR, else var/ in the checkout."""
+    return Path(os.environ.get("TUNEDIN_VAR_DIR") or ROOT / "var").resolve()
+
+
+def _pg_dir() -> Path:
+    return var_dir() / "pg"
+
+
+def _redis_dir() -> Path:
+    return var_dir() / "redis"
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ def _pgserver():
 
 
 def postgres_running() -> bool:
-    pid_file = PG_DIR / "postmaster.pid"
+    pid_file = _pg_dir() / "postmaster.pid"
     if not pid_file.exists():
         return False
     try:
@@ -72,9 +80,12 @@ def postgres_running() -> bool:
 def start_postgres() -> ServiceHandle:
     """Start (or reuse) the embedded PostgreSQL and make sure pgvector is available."""
     was_running = postgres_running()
-    VAR.mkdir(parents=True, exist_ok=True)
+    var_dir().mkdir(parents=True, exist_ok=True)
+    pgserver = _pgserver()
+    # pgserver caches one handle per data directory; a stopped server's handle is stale.
+    pgserver.postgres_server.PostgresServer._instances.pop(_pg_dir(), None)
     # cleanup_mode=None: the server outlives this process; stop_postgres() stops it.
-    server = _pgserver().get_server(PG_DIR, cleanup_mode=None)
+    server = pgserver.get_server(_pg_dir(), cleanup_mode=None)
     return ServiceHandle(url=server.get_uri(), started_here=not was_running)
 
 
@@ -82,7 +93,7 @@ def stop_postgres() -> None:
     if not postgres_running():
         return
     pg_ctl = Path(_pgserver().__file__).parent / "pginstall" / "bin" / "pg_ctl"
-    command = [str(pg_ctl), "-D", str(PG_DIR), "-m", "fast", "-w", "stop"]
+    command = [str(pg_ctl), "-D", str(_pg_dir()), "-m", "fast", "-w", "stop"]
     if os.geteuid() == 0:
         # pgserver runs postgres as the unprivileged 'pgserver' user when we are root.
         command = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(command)]
@@ -91,14 +102,14 @@ def stop_postgres() -> None:
 
 def _redis_pid() -> int | None:
     try:
-        pid = int(REDIS_PIDFILE.read_text().strip())
+        pid = int((_redis_dir() / "redis.pid").read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
     return pid if _pid_alive(pid) else None
 
 
 def redis_running() -> bool:
-    return _redis_pid() is not None and REDIS_PORTFILE.exists()
+    return _redis_pid() is not None and (_redis_dir() / "port").exists()
 
 
 def _redis_binary() -> Path:
@@ -118,16 +129,18 @@ def _wait_for_redis(port: int, timeout_s: float = 10.0) -> None:
         except OSError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"embedded redis did not answer on port {port}; see {REDIS_DIR}/redis.log")
+    raise RuntimeError(
+        f"embedded redis did not answer on port {port}; see {_redis_dir()}/redis.log"
+    )
 
 
 def start_redis() -> ServiceHandle:
     """Start (or reuse) the embedded Redis on a free loopback port."""
     if redis_running():
-        port = int(REDIS_PORTFILE.read_text())
+        port = int((_redis_dir() / "port").read_text())
         _wait_for_redis(port)
         return ServiceHandle(url=f"redis://127.0.0.1:{port}/0", started_here=False)
-    REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    _redis_dir().mkdir(parents=True, exist_ok=True)
     port = _free_port()
     subprocess.run(
         [
@@ -137,13 +150,13 @@ def start_redis() -> ServiceHandle:
             "--port",
             str(port),
             "--dir",
-            str(REDIS_DIR),
+            str(_redis_dir()),
             "--daemonize",
             "yes",
             "--pidfile",
-            str(REDIS_PIDFILE),
+            str(_redis_dir() / "redis.pid"),
             "--logfile",
-            str(REDIS_DIR / "redis.log"),
+            str(_redis_dir() / "redis.log"),
             "--save",
             "",
             "--appendonly",
@@ -151,7 +164,7 @@ def start_redis() -> ServiceHandle:
         ],  # fmt: skip
         check=True,
     )
-    REDIS_PORTFILE.write_text(str(port))
+    (_redis_dir() / "port").write_text(str(port))
     _wait_for_redis(port)
     return ServiceHandle(url=f"redis://127.0.0.1:{port}/0", started_here=True)
 
@@ -164,7 +177,7 @@ def stop_redis() -> None:
     deadline = time.monotonic() + 10
     while _pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    REDIS_PORTFILE.unlink(missing_ok=True)
+    (_redis_dir() / "port").unlink(missing_ok=True)
 
 
 def ensure_services() -> tuple[dict[str, str], list[str]]:
@@ -195,10 +208,10 @@ def stop_services(names: list[str]) -> None:
 
 
 def status() -> dict[str, object]:
-    port = REDIS_PORTFILE.read_text() if REDIS_PORTFILE.exists() else None
+    port = (_redis_dir() / "port").read_text() if (_redis_dir() / "port").exists() else None
     return {
-        "postgres": {"running": postgres_running(), "data": str(PG_DIR)},
-        "redis": {"running": redis_running(), "port": port, "data": str(REDIS_DIR)},
+        "postgres": {"running": postgres_running(), "data": str(_pg_dir())},
+        "redis": {"running": redis_running(), "port": port, "data": str(_redis_dir())},
     }
 
 

@@ -9,6 +9,8 @@ class Playlist(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     is_public = models.BooleanField(default=False)
+    # Where an imported playlist came from, e.g. "mpd:1234"; makes re-imports idempotent.
+    external_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
     tracks = models.ManyToManyField("catalog.Track", through="PlaylistEntry", related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -12,7 +12,7 @@ class Command(BaseCommand):
     "listening sessions, playlists)."
 
     def add_arguments(self, parser):
-        defaults = DemoWorldSize()
+        defaults = DemoWorldSize.scaled(float(os.environ.get("DEMO_WORLD_SCALE", "1")))
         parser.add_argument("--users", type=int, default=defaults.users)
         parser.add_argument("--artists", type=int, default=defaults.artists)
         parser.add_argument("--tracks", type=int, default=defaults.tracks)

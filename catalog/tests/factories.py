@@ -1,0 +1,52 @@
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from catalog.models import Artist, Tag, Track
+from feedback.context import interaction_context
+from feedback.models import Interaction
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"listener{n}")
+    password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tag
+
+    name = factory.Sequence(lambda n: f"tag {n}")
+
+
+class ArtistFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Artist
+
+    name = factory.Sequence(lambda n: f"Artist {n}")
+
+
+class TrackFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Track
+
+    title = factory.Sequence(lambda n: f"Track {n}")
+    artist = factory.SubFactory(ArtistFactory)
+    duration_ms = 200_000
+
+
+class InteractionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Interaction
+
+    user = factory.SubFactory(UserFactory)
+    track = factory.SubFactory(TrackFactory)
+    kind = Interaction.Kind.PLAY
+    occurred_at = factory.LazyFunction(timezone.now)
+    hour = factory.LazyAttribute(lambda o: interaction_context(occurred_at=o.occurred_at)[0])
+    day_of_week = factory.LazyAttribute(lambda o: interaction_context(occurred_at=o.occurred_at)[1])
+    source = Interaction.Source.API

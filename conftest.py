@@ -1,0 +1,83 @@
+"""Fixtures shared by every app's tests: real PostgreSQL, real Redis, a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from urllib.parse import quote
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def database_url_for(settings_dict: dict) -> str:
+    """A DATABASE_URL pointing at the database pytest-django created for this run."""
+    host = settings_dict.get("HOST") or ""
+    user = quote(settings_dict.get("USER") or "")
+    password = quote(settings_dict.get("PASSWORD") or "")
+    name = settings_dict["NAME"]
+    if host.startswith("/"):
+        return f"postgresql://{user}:{password}@/{name}?host={host}"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgresql://{user}:{password}@{host}:{port}/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings):
+    """A real `celery worker` process on its own queue, connected to the test database."""
+    from django.db import connection
+
+    from tunedin.celery import app
+
+    queue = f"tunedin-test-{uuid.uuid4().hex[:8]}"
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url_for(connection.settings_dict),
+        "ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
+        "LOG_FORMAT": "text",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tunedin", "worker", "--queues", queue,
+         "--concurrency", "1", "--pool", "solo", "--loglevel", "WARNING",
+         "--hostname", f"{queue}@%h",
+         "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env=environment,
+    )  # fmt: skip
+    previous_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {worker.returncode}")
+            replies = app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=0.5)
+            if replies:
+                break
+        else:
+            raise RuntimeError("celery worker did not answer a ping within 60 s")
+        yield queue
+    finally:
+        app.conf.task_default_queue = previous_queue
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()

@@ -1,0 +1,106 @@
+"""The dev/test bootstrap: embedded services start, are reused, stop; `serve` serves the site."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from devstack import services
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def scratch_var(monkeypatch):
+    # Under the checkout (not /tmp/pytest-of-root, which is 0700) so the unprivileged
+    # 'pgserver' user can reach the data directory when the suite runs as root.
+    directory = ROOT / "var" / f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("TUNEDIN_VAR_DIR", str(directory))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    yield directory
+    services.stop_services(["postgres", "redis"])
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_services_start_are_reused_and_stop(scratch_var):
+    environment, started = services.ensure_services()
+    assert sorted(started) == ["postgres", "redis"]
+    with psycopg.connect(environment["DATABASE_URL"]) as connection:
+        connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        assert connection.execute("SELECT '[1,2]'::vector <-> '[1,3]'::vector").fetchone()[0] == 1
+        connection.execute("CREATE TABLE kept (id int)")
+        connection.commit()
+    assert redis.Redis.from_url(environment["REDIS_URL"]).ping()
+    redis_pid = services._redis_pid()
+
+    again, started_again = services.ensure_services()
+    assert started_again == []  # reused, not started twice
+    assert again == environment
+    assert services._redis_pid() == redis_pid
+    with psycopg.connect(again["DATABASE_URL"]) as connection:
+        assert connection.execute("SELECT to_regclass('kept')").fetchone()[0] == "kept"
+
+    services.stop_services(["postgres", "redis"])
+    assert not services.postgres_running()
+    assert not services.redis_running()
+
+    # a restart finds the same data
+    restarted, _ = services.ensure_services()
+    with psycopg.connect(restarted["DATABASE_URL"]) as connection:
+        assert connection.execute("SELECT to_regclass('kept')").fetchone()[0] == "kept"
+
+
+def test_configured_urls_are_used_as_they_are(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://somewhere/else")
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6379/0")
+    assert services.ensure_services() == ({}, [])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_serve_bootstraps_and_serves_demo_tracks_like_make_run(scratch_var):
+    port = _free_port()
+    environment = {**os.environ, "DEMO_WORLD_SCALE": "0.02", "LOG_FORMAT": "text"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--workers", "1"],
+        cwd=ROOT,
+        env=environment,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 400
+        page = ""
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    assert response.status == 200
+                    page = response.read().decode()
+                    break
+            except OSError:
+                time.sleep(1)
+        assert "Popular tracks" in page
+        assert page.count('class="track"') >= 10
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    # Ctrl-C stopped the services `serve` had started.
+    assert not services.postgres_running()
+    assert not services.redis_running()

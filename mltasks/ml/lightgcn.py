@@ -1,0 +1,323 @@
+"""LightGCN (He et al. 2020) with PyTorch Geometric's model and BPR loss, trained on CPU.
+
+Propagation uses one pre-normalised sparse CSR adjacency, D^-1/2 A D^-1/2, built once with scipy
+and passed to `torch_geometric.nn.models.LightGCN` built with `normalize=False` (its LGConv then
+does one `torch.sparse.mm` per layer instead of re-normalising an edge_index every step).
+
+The graph is the user-item bipartite graph, optionally extended with friend edges (user-user) and
+tag nodes linked to the items they describe; only user and item embeddings are scored, so the
+trained model is `user_vectors @ item_vectors.T`.
+
+Speed on 2 CPU cores: the paper's batch 2048 / lr 0.001 needs hundreds of epochs; `FAST_CONFIG`
+(batch 8192, lr 0.01) converges on HetRec in well under a minute at the same quality.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch_geometric.nn.models import LightGCN
+from tqdm import tqdm
+
+from mltasks.ml.interactions import training_weights
+from mltasks.ml.ranking import evaluate_scorer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LightGCNConfig:
+    """Hyper-parameters. Defaults are the LightGCN paper's (Gowalla) except where noted."""
+
+    embedding_dim: int = 64
+    num_layers: int = 3
+    lr: float = 0.001
+    lambda_reg: float = 1e-4  # L2 on the layer-0 embeddings of a batch (PyG's BPR loss)
+    batch_size: int = 2048
+    max_epochs: int = 1000
+    max_seconds: float | None = None  # wall-clock budget for training, None = no limit
+    eval_every: int = 1  # epochs between validation passes
+    patience: int = 10  # validation passes without improvement before stopping
+    min_delta: float = 1e-4
+    edge_weighting: str = "binary"  # adjacency values: "binary" or "log" play counts
+    friend_weight: float = 0.0  # value of a user-user friend edge, 0 = no friend edges
+    tag_weight: float = 0.0  # value of an item-tag edge (tf-idf scaled), 0 = no tag nodes
+    max_tags_per_item: int = 20
+    show_progress: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FAST_CONFIG = LightGCNConfig(lr=0.01, batch_size=8192, patience=8, max_epochs=400)
+
+
+@dataclass
+class LightGCNResult:
+    """A trained model as plain arrays, plus what happened while training it."""
+
+    user_vectors: np.ndarray  # n_users x d
+    item_vectors: np.ndarray  # n_items x d
+    config: LightGCNConfig
+    history: list[dict] = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = 0
+    best_valid_ndcg: float | None = None
+    train_seconds: float = 0.0
+    time_to_quality: dict = field(default_factory=dict)
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        return self.user_vectors[user_indices] @ self.item_vectors.T
+
+
+def normalized_adjacency(
+    train_csr: sp.csr_matrix,
+    *,
+    edge_weighting: str = "binary",
+    friends: sp.csr_matrix | None = None,
+    friend_weight: float = 0.0,
+    item_tags: sp.csr_matrix | None = None,
+    tag_weight: float = 0.0,
+    max_tags_per_item: int = 20,
+) -> sp.csr_matrix:
+    """Symmetric D^-1/2 A D^-1/2 over nodes [users | items | tags] (tags only if tag_weight > 0)."""
+    n_users, n_items = train_csr.shape
+    ratings = sp.csr_matrix(train_csr, dtype=np.float64, copy=True)
+    ratings.data = training_weights(ratings.data, edge_weighting)
+    user_user = sp.csr_matrix((n_users, n_users))
+    if friends is not None and friend_weight > 0:
+        user_user = friends.astype(np.float64) * friend_weight
+    blocks = [[user_user, ratings], [ratings.T, None]]
+    if item_tags is not None and tag_weight > 0:
+        item_tag = tag_weight * _tfidf_rows(item_tags, max_tags_per_item)
+        blocks = [
+            [user_user, ratings, None],
+            [ratings.T, None, item_tag],
+            [None, item_tag.T, None],
+        ]
+    adjacency = sp.bmat(blocks, format="csr")
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    inverse_sqrt = np.zeros_like(degree)
+    inverse_sqrt[degree > 0] = degree[degree > 0] ** -0.5
+    scaling = sp.diags(inverse_sqrt)
+    normalized = (scaling @ adjacency @ scaling).tocsr().astype(np.float32)
+    normalized.sort_indices()
+    return normalized
+
+
+def _tfidf_rows(counts: sp.csr_matrix, max_per_row: int) -> sp.csr_matrix:
+    """Row-normalised tf-idf of tag counts, keeping each item's `max_per_row` strongest tags."""
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    n_rows = counts.shape[0]
+    document_frequency = np.diff(counts.tocsc().indptr)
+    idf = np.log((1 + n_rows) / (1 + document_frequency)) + 1.0
+    tfidf = sp.csr_matrix(counts.multiply(idf[None, :]))
+    tfidf.data = np.log1p(tfidf.data)
+    rows, cols, values = [], [], []
+    for row in range(n_rows):
+        start, end = tfidf.indptr[row], tfidf.indptr[row + 1]
+        data = tfidf.data[start:end]
+        keep = np.argsort(-data)[:max_per_row]
+        total = data[keep].sum()
+        if total > 0:
+            rows.append(np.full(len(keep), row))
+            cols.append(tfidf.indices[start:end][keep])
+            values.append(data[keep] / total)
+    if not rows:
+        return sp.csr_matrix(counts.shape)
+    return sp.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=counts.shape
+    )
+
+
+def _torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(matrix.indptr.astype(np.int64)),
+            torch.from_numpy(matrix.indices.astype(np.int64)),
+            torch.from_numpy(matrix.data.astype(np.float32)),
+            size=matrix.shape,
+            check_invariants=False,
+        )
+
+
+def _sample_negatives(
+    rng: np.random.Generator, users: np.ndarray, train_csr: sp.csr_matrix, n_items: int
+) -> np.ndarray:
+    """Uniform items, resampled (a few rounds) where they hit the user's training items."""
+    negatives = rng.integers(0, n_items, size=len(users))
+    for _ in range(5):
+        collide = np.asarray(train_csr[users, negatives]).ravel() > 0
+        if not collide.any():
+            break
+        negatives[collide] = rng.integers(0, n_items, size=int(collide.sum()))
+    return negatives
+
+
+def train_lightgcn(
+    train_csr: sp.csr_matrix,
+    *,
+    config: LightGCNConfig = FAST_CONFIG,
+    valid_csr: sp.csr_matrix | None = None,
+    seed: int = 2020,
+    friends: sp.csr_matrix | None = None,
+    item_tags: sp.csr_matrix | None = None,
+    fixed_epochs: int | None = None,
+) -> LightGCNResult:
+    """Train with BPR on `train_csr` (raw weights; positives are its stored entries).
+
+    With `valid_csr`, validation nDCG@20 (training items excluded) is measured every
+    `config.eval_every` epochs, training stops after `config.patience` passes without improvement,
+    and the best epoch's embeddings are returned. Without it, training runs `fixed_epochs` (or
+    `config.max_epochs`) epochs, as when refitting on train+valid with the epoch count found first.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n_users, n_items = train_csr.shape
+    train_csr = sp.csr_matrix(train_csr, dtype=np.float32)
+    adjacency = normalized_adjacency(
+        train_csr,
+        edge_weighting=config.edge_weighting,
+        friends=friends,
+        friend_weight=config.friend_weight,
+        item_tags=item_tags,
+        tag_weight=config.tag_weight,
+        max_tags_per_item=config.max_tags_per_item,
+    )
+    adjacency_tensor = _torch_csr(adjacency)
+    model = LightGCN(
+        adjacency.shape[0], config.embedding_dim, config.num_layers, normalize=False
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    coo = train_csr.tocoo()
+    edge_users, edge_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    n_epochs = fixed_epochs if fixed_epochs is not None else config.max_epochs
+
+    def embeddings() -> tuple[np.ndarray, np.ndarray]:
+        model.eval()
+        with torch.no_grad():
+            out = model.get_embedding(adjacency_tensor).numpy()
+        model.train()
+        return out[:n_users].copy(), out[n_users : n_users + n_items].copy()
+
+    history: list[dict] = []
+    best = {"ndcg": -np.inf, "epoch": 0, "vectors": None}
+    passes_without_gain = 0
+    start = time.perf_counter()
+    progress = tqdm(
+        range(1, n_epochs + 1), desc="LightGCN", disable=not config.show_progress, leave=False
+    )
+    for epoch in progress:
+        epoch_start = time.perf_counter()
+        order = rng.permutation(len(edge_users))
+        total_loss, n_batches = 0.0, 0
+        for batch_start in range(0, len(order), config.batch_size):
+            batch = order[batch_start : batch_start + config.batch_size]
+            users, positives = edge_users[batch], edge_items[batch]
+            negatives = _sample_negatives(rng, users, train_csr, n_items)
+            users_t = torch.from_numpy(users)
+            positives_t = torch.from_numpy(positives + n_users)
+            negatives_t = torch.from_numpy(negatives + n_users)
+            out = model.get_embedding(adjacency_tensor)
+            user_emb = out[users_t]
+            positive_rank = (user_emb * out[positives_t]).sum(dim=-1)
+            negative_rank = (user_emb * out[negatives_t]).sum(dim=-1)
+            node_ids = torch.cat([users_t, positives_t, negatives_t]).unique()
+            loss = model.recommendation_loss(
+                positive_rank, negative_rank, node_id=node_ids, lambda_reg=config.lambda_reg
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss)
+            n_batches += 1
+        record = {
+            "epoch": epoch,
+            "loss": total_loss / max(n_batches, 1),
+            "epoch_seconds": time.perf_counter() - epoch_start,
+        }
+        evaluate_now = valid_csr is not None and (
+            epoch % config.eval_every == 0 or epoch == n_epochs
+        )
+        if evaluate_now:
+            user_vectors, item_vectors = embeddings()
+            metrics = evaluate_scorer(
+                lambda u, uv=user_vectors, iv=item_vectors: uv[u] @ iv.T,
+                target=valid_csr,
+                exclude=train_csr,
+                metric_names=("Recall@20", "nDCG@20"),
+            )
+            record.update({f"valid_{name}": value for name, value in metrics.items()})
+            if metrics["nDCG@20"] > best["ndcg"] + config.min_delta:
+                best = {"ndcg": metrics["nDCG@20"], "epoch": epoch, "vectors": (user_vectors, item_vectors)}
+                passes_without_gain = 0
+            else:
+                passes_without_gain += 1
+        record["elapsed_seconds"] = time.perf_counter() - start
+        history.append(record)
+        logger.info(
+            "LightGCN epoch %d loss %.4f valid nDCG@20 %s recall@20 %s (%.2fs, total %.1fs)",
+            epoch,
+            record["loss"],
+            _format(record.get("valid_nDCG@20")),
+            _format(record.get("valid_Recall@20")),
+            record["epoch_seconds"],
+            record["elapsed_seconds"],
+        )
+        progress.set_postfix(loss=f"{record['loss']:.4f}", ndcg=_format(record.get("valid_nDCG@20")))
+        if evaluate_now and passes_without_gain >= config.patience:
+            logger.info("LightGCN early stop at epoch %d (best epoch %d)", epoch, best["epoch"])
+            break
+        if config.max_seconds is not None and record["elapsed_seconds"] > config.max_seconds:
+            logger.info("LightGCN stopped by its %.0fs budget at epoch %d", config.max_seconds, epoch)
+            break
+    train_seconds = time.perf_counter() - start
+    if best["vectors"] is not None:
+        user_vectors, item_vectors = best["vectors"]
+        best_epoch = best["epoch"]
+    else:
+        user_vectors, item_vectors = embeddings()
+        best_epoch = len(history)
+    result = LightGCNResult(
+        user_vectors=user_vectors,
+        item_vectors=item_vectors,
+        config=config,
+        history=history,
+        best_epoch=best_epoch,
+        best_valid_ndcg=None if best["vectors"] is None else float(best["ndcg"]),
+        train_seconds=train_seconds,
+        time_to_quality=time_to_quality(history),
+    )
+    if result.time_to_quality:
+        logger.info("LightGCN time to quality: %s", result.time_to_quality)
+    return result
+
+
+def time_to_quality(history: list[dict], fractions=(0.95, 0.99, 1.0)) -> dict:
+    """Seconds (and epochs) until validation nDCG@20 first reached each fraction of its best."""
+    scored = [r for r in history if "valid_nDCG@20" in r]
+    if not scored:
+        return {}
+    best = max(r["valid_nDCG@20"] for r in scored)
+    result = {"best_valid_nDCG@20": best}
+    for fraction in fractions:
+        first = next(r for r in scored if r["valid_nDCG@20"] >= fraction * best)
+        result[f"{fraction:.0%}"] = {
+            "seconds": round(first["elapsed_seconds"], 2),
+            "epoch": first["epoch"],
+        }
+    return result
+
+
+def refit_config(config: LightGCNConfig, **changes) -> LightGCNConfig:
+    return replace(config, **changes)
+
+
+def _format(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

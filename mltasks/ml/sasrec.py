@@ -1,0 +1,492 @@
+"""SASRec (Kang & McAuley 2018) for playlist / session continuation, and the shared trainer.
+
+The network is a causal Transformer over item embeddings plus learned positions. The context of
+each prediction (hour of day, day of week of the predicted event; neutral buckets when unknown)
+is added as embeddings to the Transformer's output at that position, so the representation at
+position t depends only on items 0..t and on the time of the prediction made there. This keeps
+serving simple: a request gives its input items and the current hour and weekday.
+
+Training follows Klenitskiy & Vasilev (2023), "Turning Dross Into Gold Loss: is BERT4Rec really
+better than SASRec?": cross-entropy over the full catalog (label smoothing 0.1 by default) at
+every position of every training window, not one prefix per row; `loss="sampled"` switches to a
+sampled softmax over uniformly drawn negatives for large catalogs. Early stopping on the
+validation metric, deterministic for a seed.
+
+Scores are inner products: score(item) = sequence_vector · output_item_embeddings[item], with
+the per-item output bias folded into an extra dimension (the vector gets a trailing 1), so an
+inner-product FAISS index over `output_item_embeddings` returns the exact top-K.
+
+`NeuralContinuationModel` (the serving object), `train_neural_model` and the window builder are
+shared with gru4rec.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from mltasks.ml.seq_metrics import evaluate_rankings, rank_cases, top_k_excluding
+from mltasks.ml.sequences import N_DOW_BUCKETS, N_HOUR_BUCKETS, NEUTRAL_DOW, NEUTRAL_HOUR
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+
+
+@dataclass
+class SASRecConfig:
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    ff_multiplier: int = 2
+    dropout: float = 0.3
+    max_seq_len: int = 50
+    use_context: bool = True
+    use_output_bias: bool = True
+    # Training.
+    loss: str = "full"  # "full" softmax over the catalog, or "sampled"
+    n_sampled_negatives: int = 1024
+    label_smoothing: float = 0.1
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    max_epochs: int = 200
+    patience: int = 10  # epochs without a better validation metric before stopping
+    selection_metric: str = "Recall@20"
+    max_train_seconds: float | None = None
+
+
+class _CausalSelfAttentionBlock(nn.Module):
+    """Pre-LayerNorm Transformer block with a causal, padding-aware attention mask."""
+
+    def __init__(self, d_model: int, n_heads: int, ff_multiplier: int, dropout: float):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
+        self.n_heads = n_heads
+        self.attention_norm = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.attention_out = nn.Linear(d_model, d_model)
+        self.feed_forward_norm = nn.LayerNorm(d_model)
+        self.feed_forward = nn.Sequential(
+            nn.Linear(d_model, ff_multiplier * d_model),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(ff_multiplier * d_model, d_model),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.attention_dropout = dropout
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
+        batch, length, d_model = x.shape
+        q, k, v = self.qkv(self.attention_norm(x)).chunk(3, dim=-1)
+        shape = (batch, length, self.n_heads, d_model // self.n_heads)
+        q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
+        attended = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attend,
+            dropout_p=self.attention_dropout if self.training else 0.0,
+            is_causal=attend is None,
+        )
+        attended = attended.transpose(1, 2).reshape(batch, length, d_model)
+        x = x + self.dropout(self.attention_out(attended))
+        return x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))
+
+
+class _ContextOutput(nn.Module):
+    """Adds hour-of-day and day-of-week embeddings of the prediction time, then LayerNorm."""
+
+    def __init__(self, d_model: int, use_context: bool):
+        super().__init__()
+        self.use_context = use_context
+        self.hour_embedding = nn.Embedding(N_HOUR_BUCKETS, d_model)
+        self.dow_embedding = nn.Embedding(N_DOW_BUCKETS, d_model)
+        nn.init.normal_(self.hour_embedding.weight, std=0.02)
+        nn.init.normal_(self.dow_embedding.weight, std=0.02)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, hidden: torch.Tensor, hours: torch.Tensor, dows: torch.Tensor) -> torch.Tensor:
+        if self.use_context:
+            hidden = hidden + self.hour_embedding(hours) + self.dow_embedding(dows)
+        return self.norm(hidden)
+
+
+class SASRecNetwork(nn.Module):
+    """Items are tokens 1..n_items (0 = padding); sequences are left-padded to max_seq_len."""
+
+    def __init__(self, n_items: int, config: SASRecConfig):
+        super().__init__()
+        d_model = config.d_model
+        self.max_seq_len = config.max_seq_len
+        self.item_embedding = nn.Embedding(n_items + 1, d_model, padding_idx=0)
+        self.position_embedding = nn.Embedding(config.max_seq_len, d_model)
+        nn.init.normal_(self.item_embedding.weight, std=0.02)
+        nn.init.normal_(self.position_embedding.weight, std=0.02)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+        self.input_norm = nn.LayerNorm(d_model)
+        self.input_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            _CausalSelfAttentionBlock(d_model, config.n_heads, config.ff_multiplier, config.dropout)
+            for _ in range(config.n_layers)
+        )
+        self.context_output = _ContextOutput(d_model, config.use_context)
+        self.output_bias = nn.Parameter(torch.zeros(n_items)) if config.use_output_bias else None
+
+    def encode(self, tokens: torch.Tensor, hours: torch.Tensor, dows: torch.Tensor) -> torch.Tensor:
+        """(B, L) tokens and target contexts -> (B, L, d) hidden states, causal in L."""
+        _, length = tokens.shape
+        positions = torch.arange(
+            self.max_seq_len - length, self.max_seq_len, device=tokens.device
+        )  # left padding: the most recent item always sits at the last position
+        x = self.item_embedding(tokens) + self.position_embedding(positions)[None]
+        x = self.input_dropout(self.input_norm(x))
+        is_padding = tokens == 0
+        if bool(is_padding.any()):
+            causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
+            # A real position never attends to padding; a padding position attends to itself
+            # only (its output is never used), so no row of the mask is empty.
+            attend = causal[None] & ~is_padding[:, None, :]
+            attend = attend | torch.eye(length, dtype=torch.bool, device=tokens.device)[None]
+            attend = attend[:, None]
+        else:
+            attend = None  # plain causal attention, the fast path for one request
+        for block in self.blocks:
+            x = block(x, attend)
+        return self.context_output(x, hours, dows)
+
+    def output_weights(self) -> torch.Tensor:
+        return self.item_embedding.weight[1:]
+
+
+def make_training_windows(
+    train_items: Sequence[np.ndarray],
+    train_hours: Sequence[np.ndarray],
+    train_dows: Sequence[np.ndarray],
+    max_seq_len: int,
+) -> dict[str, np.ndarray]:
+    """Cut every training sequence into left-padded windows of (input, next item) pairs.
+
+    A sequence of T items gives T-1 (input position, target) pairs; they are cut from the end
+    into windows of at most max_seq_len positions, so every transition is trained exactly once.
+    `targets` is -1 at padding, `hours`/`dows` are the contexts of the targets.
+    """
+    windows_tokens, windows_targets, windows_hours, windows_dows = [], [], [], []
+    for items, hours, dows in zip(train_items, train_hours, train_dows, strict=True):
+        n_pairs = len(items) - 1
+        stop = n_pairs
+        while stop > 0:
+            start = max(0, stop - max_seq_len)
+            windows_tokens.append(items[start:stop] + 1)
+            windows_targets.append(items[start + 1 : stop + 1])
+            windows_hours.append(hours[start + 1 : stop + 1])
+            windows_dows.append(dows[start + 1 : stop + 1])
+            stop = start
+    n_windows = len(windows_tokens)
+    tokens = np.zeros((n_windows, max_seq_len), dtype=np.int64)
+    targets = np.full((n_windows, max_seq_len), -1, dtype=np.int64)
+    hours_out = np.full((n_windows, max_seq_len), NEUTRAL_HOUR, dtype=np.int64)
+    dows_out = np.full((n_windows, max_seq_len), NEUTRAL_DOW, dtype=np.int64)
+    for row in range(n_windows):
+        length = len(windows_tokens[row])
+        tokens[row, -length:] = windows_tokens[row]
+        targets[row, -length:] = windows_targets[row]
+        hours_out[row, -length:] = windows_hours[row]
+        dows_out[row, -length:] = windows_dows[row]
+    return {"tokens": tokens, "targets": targets, "hours": hours_out, "dows": dows_out}
+
+
+def _pad_inputs(inputs: Sequence[np.ndarray], max_seq_len: int) -> np.ndarray:
+    length = max(1, min(max_seq_len, max((len(s) for s in inputs), default=1)))
+    tokens = np.zeros((len(inputs), length), dtype=np.int64)
+    for row, items in enumerate(inputs):
+        items = np.asarray(items, dtype=np.int64)[-length:]
+        if len(items):
+            tokens[row, -len(items) :] = items + 1
+    return tokens
+
+
+class NeuralContinuationModel:
+    """Serving object for SASRec and GRU4Rec: exact scores, sequence vectors, save/load."""
+
+    def __init__(self, *, network: nn.Module, config, n_items: int, kind: str):
+        self.network = network.eval()
+        self.config = config
+        self.n_items = n_items
+        self.kind = kind
+        self.name = {"sasrec": "SASRec", "gru4rec": "GRU4Rec"}[kind]
+        self._item_vectors: np.ndarray | None = None
+
+    # -- inference -------------------------------------------------------------------------
+    def _hidden_last(self, inputs, hours, dows) -> torch.Tensor:
+        tokens = torch.from_numpy(_pad_inputs(inputs, self.config.max_seq_len))
+        length = tokens.shape[1]
+        hour_tensor = torch.full((len(inputs), length), NEUTRAL_HOUR, dtype=torch.long)
+        dow_tensor = torch.full((len(inputs), length), NEUTRAL_DOW, dtype=torch.long)
+        hour_tensor[:, -1] = torch.as_tensor(np.asarray(hours, dtype=np.int64))
+        dow_tensor[:, -1] = torch.as_tensor(np.asarray(dows, dtype=np.int64))
+        return self.network.encode(tokens, hour_tensor, dow_tensor)[:, -1]
+
+    def sequence_vectors(self, inputs, hours, dows) -> np.ndarray:
+        """(B, d [+1]) vectors; with an output bias the last coordinate is 1."""
+        self.network.eval()
+        with torch.inference_mode():
+            hidden = self._hidden_last(inputs, hours, dows).numpy().astype(np.float32)
+        if self.network.output_bias is not None:
+            hidden = np.hstack([hidden, np.ones((len(hidden), 1), dtype=np.float32)])
+        return hidden
+
+    def sequence_vector(
+        self, input_item_indices: Sequence[int], hour: int = NEUTRAL_HOUR, dow: int = NEUTRAL_DOW
+    ) -> np.ndarray:
+        """The final hidden state for one input (oldest item first) at the prediction time."""
+        inputs = [np.asarray(input_item_indices, dtype=np.int64)]
+        return self.sequence_vectors(inputs, [hour], [dow])[0]
+
+    @property
+    def output_item_embeddings(self) -> np.ndarray:
+        """(n_items, d [+1]) float32; score = sequence_vector @ output_item_embeddings.T."""
+        if self._item_vectors is None:
+            with torch.no_grad():
+                weights = self.network.output_weights().detach().numpy().astype(np.float32)
+                if self.network.output_bias is not None:
+                    bias = self.network.output_bias.detach().numpy().astype(np.float32)
+                    weights = np.hstack([weights, bias[:, None]])
+            self._item_vectors = np.ascontiguousarray(weights)
+        return self._item_vectors
+
+    def score_batch(self, inputs, hours, dows, *, train_rows=None) -> np.ndarray:
+        return self.sequence_vectors(inputs, hours, dows) @ self.output_item_embeddings.T
+
+    def score(
+        self, input_item_indices: Sequence[int], hour: int = NEUTRAL_HOUR, dow: int = NEUTRAL_DOW
+    ) -> np.ndarray:
+        """Scores of every catalog item for one input sequence (oldest item first)."""
+        return self.output_item_embeddings @ self.sequence_vector(input_item_indices, hour, dow)
+
+    def recommend(
+        self,
+        input_item_indices: Sequence[int],
+        k: int = 20,
+        hour: int = NEUTRAL_HOUR,
+        dow: int = NEUTRAL_DOW,
+        exclude: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Top-k item indices by exact scoring, excluding `exclude` (default: the input)."""
+        scores = self.score(input_item_indices, hour, dow)[None]
+        excluded = np.asarray(input_item_indices if exclude is None else exclude, dtype=np.int64)
+        return top_k_excluding(scores, [excluded], k)[0]
+
+    def invalidate_cache(self) -> None:
+        self._item_vectors = None
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """state_dict (tensors only) + JSON config; no pickled modules."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.network.state_dict(), directory / WEIGHTS_FILE)
+        payload = {"kind": self.kind, "n_items": self.n_items, "config": asdict(self.config)}
+        (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> NeuralContinuationModel:
+        directory = Path(directory)
+        payload = json.loads((directory / CONFIG_FILE).read_text())
+        network, config = build_network(payload["kind"], payload["n_items"], payload["config"])
+        state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        network.load_state_dict(state)
+        return cls(network=network, config=config, n_items=payload["n_items"], kind=payload["kind"])
+
+
+def build_network(kind: str, n_items: int, config_dict: dict) -> tuple[nn.Module, object]:
+    """Rebuild a network from its kind and JSON config (used by load)."""
+    if kind == "sasrec":
+        config = _config_from_dict(SASRecConfig, config_dict)
+        return SASRecNetwork(n_items, config), config
+    if kind == "gru4rec":
+        from mltasks.ml.gru4rec import GRU4RecConfig, GRU4RecNetwork
+
+        config = _config_from_dict(GRU4RecConfig, config_dict)
+        return GRU4RecNetwork(n_items, config), config
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def _config_from_dict(config_class, values: dict):
+    known = {f.name for f in fields(config_class)}
+    return config_class(**{key: value for key, value in values.items() if key in known})
+
+
+# -- training -------------------------------------------------------------------------------
+@dataclass
+class NeuralTrainResult:
+    model: NeuralContinuationModel
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid: dict = field(default_factory=dict)
+    train_seconds: float = 0.0
+
+
+def _loss(
+    network: nn.Module,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    config,
+    n_items: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Cross-entropy of each (hidden state, target) pair over the catalog or a sampled subset."""
+    weights = network.output_weights()
+    bias = network.output_bias
+    if config.loss == "full":
+        logits = hidden @ weights.T
+        if bias is not None:
+            logits = logits + bias
+        return F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
+    if config.loss != "sampled":
+        raise ValueError(f"unknown loss {config.loss!r}; expected 'full' or 'sampled'")
+    n_negatives = min(config.n_sampled_negatives, n_items)
+    negatives = torch.randint(0, n_items, (n_negatives,), generator=generator)
+    positive_logits = (hidden * weights[targets]).sum(-1, keepdim=True)
+    negative_logits = hidden @ weights[negatives].T
+    if bias is not None:
+        positive_logits = positive_logits + bias[targets][:, None]
+        negative_logits = negative_logits + bias[negatives][None]
+    # Uniform sampling: the log-Q correction is a constant; accidental hits are masked out.
+    negative_logits = negative_logits.masked_fill(negatives[None] == targets[:, None], -1e9)
+    logits = torch.cat([positive_logits, negative_logits], dim=1)
+    labels = torch.zeros(len(targets), dtype=torch.long)
+    return F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+
+
+def train_neural_model(
+    *,
+    kind: str,
+    split,
+    config,
+    seed: int = 2020,
+    show_progress: bool | None = None,
+) -> NeuralTrainResult:
+    """Train SASRec ("sasrec") or GRU4Rec ("gru4rec") on `split` with early stopping.
+
+    `split` is a sequences.SeqSplit: trains on its training parts, evaluates `split.valid`
+    after every epoch (full ranking, history excluded), keeps the best epoch's weights.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    n_items = split.n_items
+    network, _ = build_network(kind, n_items, asdict(config))
+    model = NeuralContinuationModel(network=network, config=config, n_items=n_items, kind=kind)
+    windows = make_training_windows(split.train_items, split.train_hours, split.train_dows, config.max_seq_len)
+    n_windows = len(windows["tokens"])
+    if n_windows == 0:
+        raise ValueError("no training sequence has two items; nothing to learn from")
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    tensors = {key: torch.from_numpy(value) for key, value in windows.items()}
+    metric = config.selection_metric
+    history: list[dict] = []
+    best_value, best_epoch, best_state, best_valid = -math.inf, 0, None, {}
+    started = time.perf_counter()
+    # tqdm's disable=None shows the bar only on a terminal.
+    disable = None if show_progress is None else not show_progress
+    epochs = tqdm(range(1, config.max_epochs + 1), desc=model.name, disable=disable)
+    for epoch in epochs:
+        epoch_started = time.perf_counter()
+        network.train()
+        order = torch.from_numpy(rng.permutation(n_windows))
+        total_loss, total_pairs = 0.0, 0
+        for start in range(0, n_windows, config.batch_size):
+            rows = order[start : start + config.batch_size]
+            tokens = tensors["tokens"][rows]
+            # Trim leading all-padding columns: most windows are much shorter than max_seq_len.
+            first_column = int((tokens != 0).float().argmax(dim=1).min())
+            tokens = tokens[:, first_column:]
+            targets = tensors["targets"][rows, first_column:]
+            hidden = network.encode(
+                tokens, tensors["hours"][rows, first_column:], tensors["dows"][rows, first_column:]
+            )
+            valid_positions = targets >= 0
+            loss = _loss(network, hidden[valid_positions], targets[valid_positions], config, n_items, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            pairs = int(valid_positions.sum())
+            total_loss += float(loss.detach()) * pairs
+            total_pairs += pairs
+        model.invalidate_cache()
+        train_seconds = time.perf_counter() - epoch_started
+        valid_metrics = {}
+        if len(split.valid):
+            top_items, _ = rank_cases(model, split.valid, k=100)
+            valid_metrics = evaluate_rankings(
+                top_items=top_items,
+                cases=split.valid,
+                n_items=n_items,
+                metric_names=("Recall@20", "nDCG@10", "Coverage@100"),
+            )
+        entry = {
+            "epoch": epoch,
+            "loss": total_loss / max(total_pairs, 1),
+            **{f"valid_{name}": value for name, value in valid_metrics.items()},
+            "train_seconds": train_seconds,
+            "seconds": time.perf_counter() - epoch_started,
+        }
+        history.append(entry)
+        logger.info(
+            "%s epoch %d loss %.4f valid Recall@20 %.4f nDCG@10 %.4f (%.1fs)",
+            model.name,
+            epoch,
+            entry["loss"],
+            valid_metrics.get("Recall@20", float("nan")),
+            valid_metrics.get("nDCG@10", float("nan")),
+            entry["seconds"],
+        )
+        value = valid_metrics.get(metric, -entry["loss"])
+        if value > best_value:
+            best_value, best_epoch, best_valid = value, epoch, valid_metrics
+            best_state = copy.deepcopy(network.state_dict())
+        elapsed = time.perf_counter() - started
+        if epoch - best_epoch >= config.patience:
+            logger.info("%s: no better validation %s for %d epochs, stopping", model.name, metric, config.patience)
+            break
+        if config.max_train_seconds is not None and elapsed > config.max_train_seconds:
+            logger.info("%s: time budget of %.0fs reached, stopping", model.name, config.max_train_seconds)
+            break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    model.invalidate_cache()
+    return NeuralTrainResult(
+        model=model,
+        history=history,
+        best_epoch=best_epoch,
+        best_valid=best_valid,
+        train_seconds=time.perf_counter() - started,
+    )
+
+
+def train_sasrec(
+    *, split, config: SASRecConfig | None = None, seed: int = 2020, show_progress: bool | None = None
+) -> NeuralTrainResult:
+    """Train SASRec on a SeqSplit (see train_neural_model)."""
+    return train_neural_model(
+        kind="sasrec", split=split, config=config or SASRecConfig(), seed=seed, show_progress=show_progress
+    )

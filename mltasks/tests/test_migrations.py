@@ -1,0 +1,31 @@
+import pytest
+from django.db import connection
+
+
+@pytest.mark.django_db
+def test_migrations_create_the_vector_extension_and_hnsw_indexes():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        assert cursor.fetchone() is not None
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexdef LIKE '%USING hnsw%'"
+        )
+        indexes = dict(cursor.fetchall())
+    assert "vector_cosine_ops" in indexes["track_vector_hnsw_cosine"]
+    assert "vector_cosine_ops" in indexes["user_vector_hnsw_cosine"]
+
+
+@pytest.mark.django_db
+def test_only_one_model_version_per_kind_can_be_active():
+    from django.db import IntegrityError
+
+    from mltasks.models import ModelVersion
+
+    first = ModelVersion.objects.create(kind="recommender", algorithm="lightgcn")
+    second = ModelVersion.objects.create(kind="recommender", algorithm="ease")
+    first.activate()
+    second.activate()
+    first.refresh_from_db()
+    assert (first.status, second.status) == ("retired", "active")
+    with pytest.raises(IntegrityError):
+        ModelVersion.objects.filter(pk=first.pk).update(status="active")
