@@ -64,8 +64,8 @@ def command_serve(arguments: argparse.Namespace) -> int:
         _manage("seed_demo", "--if-empty", environment=environment)
         bind = f"{arguments.host}:{arguments.port}"
         commands = [
-            [sys.executable, "-m", "gunicorn", "tunedin.wsgi", "--bind", bind,
-             "--workers", str(arguments.workers), "--access-logfile", "-"],
+            [sys.executable, "-m", "gunicorn", "-c", "tunedin/gunicorn.conf.py", "--bind", bind,
+             "--workers", str(arguments.workers)],
             [sys.executable, "-m", "celery", "-A", "tunedin", "worker", "--loglevel", "INFO",
              "--concurrency", "1", "--hostname", "worker@%h"],
             [sys.executable, "-m", "celery", "-A", "tunedin", "beat", "--loglevel", "INFO",

@@ -114,3 +114,42 @@ class UserVector(models.Model):
                 opclasses=["vector_cosine_ops"],
             )
         ]
+
+
+class DriftReport(models.Model):
+    """One drift check: recent interactions compared with a reference window, per feature.
+
+    `features` maps a feature name to {psi, ks_statistic, ks_pvalue, n_reference, n_current,
+    drifted, note}; see mltasks.drift_services.drift_report_create.
+    """
+
+    class ReferenceSource(models.TextChoices):
+        TRAINING_WINDOW = "training_window", "Training window of the active model version"
+        PRECEDING_WINDOW = "preceding_window", "The window before the recent one"
+
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    reference_source = models.CharField(max_length=20, choices=ReferenceSource.choices)
+    reference_start = models.DateTimeField()
+    reference_end = models.DateTimeField()
+    reference_version = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="drift_reports",
+    )
+    psi_threshold = models.FloatField()
+    features = models.JSONField(default=dict, blank=True)
+    drifted = models.BooleanField(default=False, help_text="a feature's PSI is above threshold")
+    notes = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        state = "drift" if self.drifted else "stable"
+        window = f"{self.window_start:%Y-%m-%d}–{self.window_end:%Y-%m-%d}"
+        return f"drift report #{self.pk} {window} ({state})"

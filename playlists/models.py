@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 
 class Playlist(models.Model):
@@ -21,6 +22,9 @@ class Playlist(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("playlists:detail", args=[self.pk])
 
 
 class PlaylistEntry(models.Model):

@@ -1,15 +1,11 @@
-from django.db import connection
 from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+from tunedin.health import STATUS_DOWN, health_check
 
 
+@never_cache
 def healthz(request):
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        db_connected = True
-    except Exception:
-        db_connected = False
-    return JsonResponse(
-        {"status": "ok" if db_connected else "down", "db_connected": db_connected},
-        status=200 if db_connected else 503,
-    )
+    """200 when ok or degraded (still serving, maybe from fallbacks), 503 when down."""
+    report = health_check()
+    return JsonResponse(report, status=503 if report["status"] == STATUS_DOWN else 200)

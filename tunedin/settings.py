@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "tunedin.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -86,7 +87,7 @@ if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
 DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 # A unix-socket URL (…?host=/path) arrives as an option; Django expects it as HOST.
 DATABASES["default"]["HOST"] = (
-    DATABASES["default"]["OPTIONS"].pop("host", None) or DATABASES["default"]["HOST"]
+    DATABASES["default"].get("OPTIONS", {}).pop("host", None) or DATABASES["default"]["HOST"]
 )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -140,8 +141,9 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: an anonymous API call gets 401 with a WWW-Authenticate header.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -166,6 +168,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Workers log through LOGGING below (JSON, with request ids), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Machine learning.
 ARTIFACTS_DIR = Path(env("ARTIFACTS_DIR", default=str(BASE_DIR / "var" / "artifacts")))
@@ -192,7 +196,35 @@ LOGGING = {
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "filters": {"request_id": {"()": "tunedin.request_id.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+
+# Training: a time budget per neural model, an epoch cap and the seed (see EVALUATION.md).
+TRAINING_BUDGET_SECONDS = env.float("TRAINING_BUDGET_SECONDS", default=60.0)
+TRAINING_MAX_EPOCHS = env.int("TRAINING_MAX_EPOCHS", default=200)
+TRAINING_SEED = env.int("TRAINING_SEED", default=2020)
+
+# Operations: the version /healthz reports, metrics (tunedin/metrics.py) and drift monitoring.
+APP_VERSION = env("APP_VERSION", default="0.1.0")
+# Each Celery worker serves Prometheus metrics on this port (0 = off, e.g. in tests).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+# Latency buckets of django-prometheus's per-view histograms: fine enough for a 5 ms p50.
+PROMETHEUS_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    float("inf"),
+)  # fmt: skip
+DRIFT_PSI_THRESHOLD = env.float("DRIFT_PSI_THRESHOLD", default=0.2)
+DRIFT_WINDOW_DAYS = env.int("DRIFT_WINDOW_DAYS", default=7)
+
+# Several checkouts (or agents) may share one server: each can pick its own test database.
+if test_database_name := env("TEST_DATABASE_NAME", default=""):
+    DATABASES["default"]["TEST"] = {"NAME": test_database_name}

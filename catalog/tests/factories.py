@@ -10,10 +10,10 @@ from feedback.models import Interaction
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"listener{n}")
-    password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
+    # Hashed before the insert, so the stored user can log in (and force_login sessions hold).
+    password = factory.django.Password("correct-horse-battery")
 
 
 class TagFactory(factory.django.DjangoModelFactory):

@@ -29,6 +29,7 @@ class GRU4RecConfig:
     loss: str = "full"
     n_sampled_negatives: int = 1024
     label_smoothing: float = 0.1
+    mask_seen_in_loss: bool = False
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
     batch_size: int = 128
@@ -76,9 +77,19 @@ class GRU4RecNetwork(nn.Module):
 
 
 def train_gru4rec(
-    *, split, config: GRU4RecConfig | None = None, seed: int = 2020, show_progress: bool | None = None
+    *,
+    split,
+    config: GRU4RecConfig | None = None,
+    seed: int = 2020,
+    show_progress: bool | None = None,
+    fixed_epochs: int | None = None,
 ) -> NeuralTrainResult:
     """Train GRU4Rec on a SeqSplit (see sasrec.train_neural_model)."""
     return train_neural_model(
-        kind="gru4rec", split=split, config=config or GRU4RecConfig(), seed=seed, show_progress=show_progress
+        kind="gru4rec",
+        split=split,
+        config=config or GRU4RecConfig(),
+        seed=seed,
+        show_progress=show_progress,
+        fixed_epochs=fixed_epochs,
     )

@@ -40,6 +40,7 @@ class LightGCNConfig:
     lr: float = 0.001
     lambda_reg: float = 1e-4  # L2 on the layer-0 embeddings of a batch (PyG's BPR loss)
     batch_size: int = 2048
+    n_negatives: int = 1  # sampled negatives per positive: more signal per (costly) propagation
     max_epochs: int = 1000
     max_seconds: float | None = None  # wall-clock budget for training, None = no limit
     eval_every: int = 1  # epochs between validation passes
@@ -220,6 +221,9 @@ def train_lightgcn(
         for batch_start in range(0, len(order), config.batch_size):
             batch = order[batch_start : batch_start + config.batch_size]
             users, positives = edge_users[batch], edge_items[batch]
+            if config.n_negatives > 1:
+                users = np.repeat(users, config.n_negatives)
+                positives = np.repeat(positives, config.n_negatives)
             negatives = _sample_negatives(rng, users, train_csr, n_items)
             users_t = torch.from_numpy(users)
             positives_t = torch.from_numpy(positives + n_users)
@@ -229,13 +233,17 @@ def train_lightgcn(
             positive_rank = (user_emb * out[positives_t]).sum(dim=-1)
             negative_rank = (user_emb * out[negatives_t]).sum(dim=-1)
             node_ids = torch.cat([users_t, positives_t, negatives_t]).unique()
+            # PyG divides the L2 term by the number of pairs; keep it per positive.
             loss = model.recommendation_loss(
-                positive_rank, negative_rank, node_id=node_ids, lambda_reg=config.lambda_reg
+                positive_rank,
+                negative_rank,
+                node_id=node_ids,
+                lambda_reg=config.lambda_reg * config.n_negatives,
             )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total_loss += float(loss)
+            total_loss += float(loss.detach())
             n_batches += 1
         record = {
             "epoch": epoch,

@@ -6,10 +6,12 @@ Decisions, each covered by a test in mltasks/tests/test_ml_sequences.py:
   or more. EVALUATION.md keeps events together when their gap is *under* 45 minutes, so a gap of
   exactly 45 minutes splits. Single-event sessions are kept (they count as training data for
   popularity and session-kNN, and are never evaluated).
-- Vocabulary: items seen fewer than `vocab_min_freq` times in the *training* parts are dropped
-  from every sequence, and the split is redone on what remains, until it is consistent (dropping
-  an item can move a target; usually one or two rounds). After it, every catalog item has at
-  least `vocab_min_freq` training occurrences and every target is in the catalog.
+- Vocabulary: items seen fewer than `vocab_min_freq` times in the *training* parts of the
+  SEQ-last split of the raw sequences are dropped from every sequence, and the split is then made
+  on what remains, so every target is a catalog item (a dropped last item moves the targets one
+  step back). One round only: repeating it until every item has enough training occurrences
+  cascades on data where items sit at fixed positions (an album's last tracks are always
+  targets, then the tracks before them become targets, ...).
 - SEQ-last: per sequence of at least 3 items, the last item is the test target, the one before
   it the validation target, the rest training. Shorter sequences are training only. The model
   input is the most recent `max_seq_len` items before the target; the history used to exclude
@@ -192,22 +194,12 @@ def _training_part(length: int) -> int:
     return length - 2 if length >= MIN_EVALUATED_LENGTH else length
 
 
-def _consistent_vocabulary(
-    sequences: list[_Sequence], n_codes: int, min_freq: int
-) -> tuple[np.ndarray, int]:
-    """Boolean keep-mask over codes after dropping rare items until the split is stable."""
-    keep = np.ones(n_codes, dtype=bool)
-    rounds = 0
-    while True:
-        rounds += 1
-        filtered = [s.codes[keep[s.codes]] for s in sequences]
-        training = [f[: _training_part(len(f))] for f in filtered]
-        counts = np.bincount(np.concatenate(training + [np.array([], dtype=np.int64)]), minlength=n_codes)
-        present = np.bincount(np.concatenate(filtered + [np.array([], dtype=np.int64)]), minlength=n_codes) > 0
-        rare = present & (counts < min_freq)
-        if not rare.any():
-            return keep & present, rounds
-        keep &= ~rare
+def _training_vocabulary(sequences: list[_Sequence], n_codes: int, min_freq: int) -> np.ndarray:
+    """Boolean keep-mask over item codes: at least min_freq occurrences in training parts."""
+    empty = np.array([], dtype=np.int64)
+    training = [s.codes[: _training_part(len(s.codes))] for s in sequences]
+    counts = np.bincount(np.concatenate([*training, empty]), minlength=n_codes)
+    return counts >= max(min_freq, 1) if min_freq > 0 else np.ones(n_codes, dtype=bool)
 
 
 def _artist_mapping(
@@ -253,7 +245,7 @@ def seq_last_split(events: SequenceEvents, *, config: SequenceConfig | None = No
     if sessionized:
         events = sessionize(events, session_gap_min=config.session_gap_min)
     sequences, code_ids = group_sequences(events)
-    keep, vocabulary_rounds = _consistent_vocabulary(sequences, len(code_ids), config.vocab_min_freq)
+    keep = _training_vocabulary(sequences, len(code_ids), config.vocab_min_freq)
     kept_codes = np.flatnonzero(keep)
     code_to_index = np.full(len(code_ids), -1, dtype=np.int64)
     code_to_index[kept_codes] = np.arange(len(kept_codes))
@@ -290,7 +282,6 @@ def seq_last_split(events: SequenceEvents, *, config: SequenceConfig | None = No
         "kept_events": n_kept_events,
         "n_items": len(item_ids),
         "items_before_filtering": len(code_ids),
-        "vocabulary_rounds": vocabulary_rounds,
         "training_sequences": len(train_items),
         "training_events": int(sum(len(t) for t in train_items)),
         "valid_cases": len(valid_rows),
@@ -369,4 +360,34 @@ def presplit_split(events: SequenceEvents, *, max_seq_len: int = 50) -> SeqSplit
         test=_eval_cases(test_rows, max_seq_len),
         max_seq_len=max_seq_len,
         summary=summary,
+    )
+
+
+def with_validation_in_training(split: SeqSplit) -> SeqSplit:
+    """The same split with every validation target appended to its sequence's training part.
+
+    For refitting once model selection on validation is done: the test cases are unchanged (their
+    inputs already end with the validation target) and there are no validation cases left.
+    """
+    train_items = list(split.train_items)
+    train_hours = list(split.train_hours)
+    train_dows = list(split.train_dows)
+    for case, row in enumerate(split.valid.train_rows.tolist()):
+        if row < 0:
+            continue
+        train_items[row] = np.append(train_items[row], split.valid.targets[case])
+        train_hours[row] = np.append(train_hours[row], split.valid.hours[case])
+        train_dows[row] = np.append(train_dows[row], split.valid.dows[case])
+    return SeqSplit(
+        item_ids=split.item_ids,
+        train_sequence_ids=split.train_sequence_ids,
+        train_items=train_items,
+        train_hours=train_hours,
+        train_dows=train_dows,
+        valid=split.valid.subset(np.array([], dtype=np.int64)),
+        test=split.test,
+        max_seq_len=split.max_seq_len,
+        item_artist=split.item_artist,
+        artist_ids=split.artist_ids,
+        summary={**split.summary, "refit_with_validation_targets": True},
     )

@@ -1,0 +1,242 @@
+"""The site in a real browser: Debian's Chromium driven by Playwright against a live server.
+
+A listener signs up, onboards, likes a track and sees Discover change without a reload, builds a
+playlist, reorders and continues it, and logs out; staff look at the model dashboard. Each main
+page is screenshotted: into $TUNEDIN_SCREENSHOT_DIR when set (`make screenshots` uses
+docs/screenshots), otherwise into a temporary directory.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from catalog.models import ArtistTag, TrackTag
+from catalog.tests.factories import ArtistFactory, TagFactory, TrackFactory, UserFactory
+from feedback.models import Interaction
+from mltasks.models import ModelVersion
+from playlists.models import Playlist
+from playlists.tests.factories import track_order
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+PASSWORD = "a-long-enough-passphrase-7"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium (make test installs it)"
+    ),
+]
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    directory = Path(os.environ.get("TUNEDIN_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    from django.db import connection
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between browser steps are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # The live server's request threads must not keep connections open past the test, or the
+    # test database cannot be dropped at the end of the run.
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def music(transactional_db):
+    """A small catalog: shoegaze and techno artists, 40 tracks, falling popularity."""
+    shoegaze, techno = TagFactory(name="shoegaze"), TagFactory(name="techno")
+    names = ["Slowdive", "Ride", "Lush", "Kraftwerk", "Underworld"]
+    artists = [ArtistFactory(name=name) for name in names]
+    for index in range(40):
+        artist = artists[index % 5]
+        tag = techno if artist.name in ("Kraftwerk", "Underworld") else shoegaze
+        track = TrackFactory(
+            title=f"{artist.name} song {index}", artist=artist, popularity=99 - index
+        )
+        TrackTag.objects.create(track=track, tag=tag)
+    for artist in artists:
+        tag = techno if artist.name in ("Kraftwerk", "Underworld") else shoegaze
+        ArtistTag.objects.create(artist=artist, tag=tag)
+    return artists
+
+
+def card_titles(page) -> list[str]:
+    return page.locator("#discover .card-title").all_inner_texts()
+
+
+def test_a_listener_signs_up_discovers_and_builds_a_playlist(
+    live_server, browser, music, screenshots
+):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+
+    # Logged out: popular tracks and an invitation.
+    page.goto(live_server.url + "/")
+    expect(page).to_have_title("Popular tracks · TunedIn")
+    expect(page.locator(".track-list .track-title").first).to_have_text("Slowdive song 0")
+    page.screenshot(path=screenshots / "home-logged-out.png", full_page=True)
+
+    # Sign up, then onboarding asks for favourites.
+    page.get_by_role("link", name="Sign up").first.click()
+    page.get_by_label("Username").fill("newlistener")
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_label("Password confirmation").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r"/accounts/onboarding/$"))
+    page.get_by_label("shoegaze").check()
+    page.get_by_label("Slowdive").check()
+    page.screenshot(path=screenshots / "onboarding.png", full_page=True)
+    page.get_by_role("button", name="Save and discover").click()
+
+    # Discover starts from the favourites and says no model is serving yet.
+    expect(page).to_have_title("Discover · TunedIn")
+    expect(page.locator("#model-note")).to_contain_text("No model yet")
+    expect(page.locator("#discover .card")).to_have_count(12)
+    before = card_titles(page)
+    assert all("Kraftwerk" not in title and "Underworld" not in title for title in before[:8])
+    page.screenshot(path=screenshots / "discover.png", full_page=True)
+
+    # Like the first card: it is replaced in place by a new track, with no page load.
+    page.evaluate("window.notReloaded = true")
+    first = page.locator("#discover .card").first
+    liked_title = first.locator(".card-title").inner_text()
+    first.get_by_role("button", name=re.compile("^Like")).click()
+    expect(page.locator(".card-status").first).to_have_text(f"Liked “{liked_title}”.")
+    assert page.evaluate("window.notReloaded") is True
+    after = card_titles(page)
+    assert liked_title not in after
+    assert len(after) == 12 and after[1:] == before[1:]
+    liked = Interaction.objects.get(user__username="newlistener")
+    assert (liked.kind, liked.track.title, liked.source) == ("like", liked_title, "web")
+
+    # "More" appends the next cards.
+    page.get_by_role("button", name="More recommendations").click()
+    expect(page.locator("#discover .card").nth(12)).to_be_visible()
+    titles = card_titles(page)
+    assert len(set(titles)) == len(titles) > 12
+    page.reload()
+    assert liked_title not in card_titles(page)  # Discover changed: the liked track is done
+
+    # Create a playlist, then add three tracks to it from Discover.
+    page.get_by_role("link", name="Playlists").click()
+    page.get_by_label("Name").fill("Evening")
+    page.get_by_role("button", name="Create playlist").click()
+    expect(page.get_by_role("heading", name="Evening")).to_be_visible()
+    page.get_by_role("link", name="Discover").click()
+    added = []
+    for card in page.locator("#discover .card").all()[:3]:
+        added.append(card.locator(".card-title").inner_text())
+        card.locator("summary", has_text="Add to playlist").click()
+        card.get_by_label("Playlist", exact=True).select_option(label="Evening")
+        card.get_by_role("button", name=re.compile("^Add “")).click()
+        expect(card.locator(".add-status")).to_contain_text("Added to Evening")
+    playlist = Playlist.objects.get(owner__username="newlistener", name="Evening")
+    assert len(track_order(playlist)) == 3
+
+    # Reorder: move the first track down, in place.
+    page.goto(f"{live_server.url}/playlists/{playlist.pk}/")
+    entries = page.locator("#playlist-entries .entry .track-title")
+    expect(entries).to_have_text(added)
+    page.get_by_role("button", name=f"Move “{added[0]}” down").click()
+    expect(entries).to_have_text([added[1], added[0], added[2]])
+    expect(page.get_by_role("button", name=f"Move “{added[0]}” down")).to_be_focused()
+
+    # Continue it: suggestions appear, and one click adds one.
+    page.get_by_role("link", name="Continue this playlist").click()
+    suggestion = page.locator("#continuation .suggestion").first
+    expect(suggestion).to_be_visible()
+    suggested_title = suggestion.locator(".track-title").inner_text()
+    assert suggested_title not in added
+    suggestion.get_by_role("button", name=re.compile("^Add")).click()
+    expect(suggestion).to_contain_text("Added ✓")
+    expect(entries).to_have_count(4)
+    expect(entries.last).to_have_text(suggested_title)
+    page.screenshot(path=screenshots / "playlist.png", full_page=True)
+
+    # The other main pages, for the README.
+    page.get_by_role("link", name=suggested_title).first.click()
+    expect(page.get_by_role("heading", name="Similar tracks")).to_be_visible()
+    page.screenshot(path=screenshots / "track.png", full_page=True)
+    page.locator(".byline a").click()
+    expect(page.get_by_role("heading", name="Top tracks")).to_be_visible()
+    page.screenshot(path=screenshots / "artist.png", full_page=True)
+    page.get_by_label("Search tracks and artists").fill("ride")
+    page.get_by_label("Search tracks and artists").press("Enter")
+    expect(page.locator("#search-results .track-title").first).to_contain_text("Ride song")
+    page.screenshot(path=screenshots / "search.png", full_page=True)
+
+    # At phone width Discover is one column and still usable.
+    phone = browser.new_page(
+        viewport={"width": 390, "height": 844}, storage_state=page.context.storage_state()
+    )
+    phone.goto(live_server.url + "/")
+    phone_cards = phone.locator("#discover .card")
+    expect(phone_cards.first).to_be_visible()
+    box_first, box_second = phone_cards.nth(0).bounding_box(), phone_cards.nth(1).bounding_box()
+    assert box_second["y"] > box_first["y"] + box_first["height"] - 1  # stacked, not side by side
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.screenshot(path=screenshots / "discover-phone.png", full_page=True)
+    phone.close()
+
+    # Log out.
+    page.locator(".account-menu summary").click()
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("link", name="Sign up").first).to_be_visible()
+    page.close()
+
+
+def test_staff_see_model_versions_with_training_curves(live_server, browser, music, screenshots):
+    from playwright.sync_api import expect
+
+    UserFactory(username="staffer", is_staff=True)
+    history = [
+        {"epoch": epoch, "loss": 1 / epoch, "valid_nDCG@20": 0.05 + 0.01 * epoch}
+        for epoch in range(1, 11)
+    ]
+    metrics = {
+        "served": "LightGCN",
+        "models": {
+            "LightGCN": {"valid": {"nDCG@20": 0.15, "Recall@20": 0.3}},
+            "MostPop": {"valid": {"nDCG@20": 0.06, "Recall@20": 0.12}},
+        },
+    }
+    for status in ("retired", "active"):
+        ModelVersion.objects.create(
+            kind="recommender", algorithm="lightgcn", status=status, metrics=metrics,
+            history=history,
+        )  # fmt: skip
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+
+    page.goto(live_server.url + "/accounts/login/?next=/dashboard/models/")
+    page.get_by_label("Username").fill("staffer")
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page).to_have_title("Models · TunedIn")
+    expect(page.locator("details.version[open] svg polyline")).to_have_count(2)
+    page.screenshot(path=screenshots / "model-dashboard.png", full_page=True)
+    page.get_by_role("button", name=re.compile("^Roll back to")).click()
+    expect(page.locator(".message")).to_contain_text("Rolled back to")
+    assert ModelVersion.objects.filter(status="active").count() == 1
+    page.close()

@@ -1,0 +1,244 @@
+"""Offline benchmark of the continuation models under protocol SEQ-last (EVALUATION.md).
+
+    python -m mltasks.ml.benchmark_seq --dataset hetrec-lastfm-2k-tags \
+        --path ../shared/data/lastfm-hetrec2k [--seed 2020] [--out JSON] [--dump-topk DIR]
+
+Every model is trained on the same split in the same run (continuation.train_continuation_model);
+the table shows test metrics, validation Recall@20 (the selection metric), training seconds and
+the mean time of one request. The JSON keeps the split, seeds, parameters, timings, every metric
+and the per-epoch history. `--dump-topk DIR` writes DIR/<model>.txt with one line per test
+sequence: `sequence-id item item ...` (top 100, original ids).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mltasks.ml.continuation import (
+    SERVABLE_MODELS,
+    ContinuationConfig,
+    ContinuationResult,
+    _json_default,
+    train_continuation_model,
+)
+from mltasks.ml.sasrec import NeuralContinuationModel, SASRecConfig, SASRecNetwork
+from mltasks.ml.seq_datasets import DATASETS, SequenceEvents, load_sequence_dataset
+
+logger = logging.getLogger(__name__)
+
+TABLE_COLUMNS = (
+    ("Recall@20", "Recall@20"),
+    ("nDCG@10", "nDCG@10"),
+    ("Coverage@100", "Cov@100"),
+    ("Repetition@20", "Rep@20"),
+    ("ArtistRepeat@20", "ArtRep@20"),
+)
+DEFAULT_RESULTS_DIR = Path("bench/results")
+
+
+def serving_latency_check(
+    *,
+    n_items: int = 10_000,
+    input_length: int = 50,
+    k: int = 20,
+    n_requests: int = 300,
+    config: SASRecConfig | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Time one SASRec request (input_length items, exact scoring over n_items, top k) on one core."""
+    config = config or SASRecConfig()
+    torch.manual_seed(seed)
+    model = NeuralContinuationModel(
+        network=SASRecNetwork(n_items, config), config=config, n_items=n_items, kind="sasrec"
+    )
+    rng = np.random.default_rng(seed)
+    requests = [rng.choice(n_items, size=input_length, replace=False) for _ in range(n_requests)]
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model.recommend(requests[0], k=k, hour=12, dow=3)  # warm-up
+        durations = []
+        for items in requests:
+            started = time.perf_counter()
+            model.recommend(items, k=k, hour=12, dow=3)
+            durations.append(1000.0 * (time.perf_counter() - started))
+    finally:
+        torch.set_num_threads(previous_threads)
+    durations = np.array(durations)
+    return {
+        "n_items": n_items,
+        "input_length": input_length,
+        "k": k,
+        "threads": 1,
+        "mean_ms": float(durations.mean()),
+        "p50_ms": float(np.percentile(durations, 50)),
+        "p99_ms": float(np.percentile(durations, 99)),
+    }
+
+
+def format_table(result: ContinuationResult) -> str:
+    header = ["model", *(label for _, label in TABLE_COLUMNS), "valid R@20", "train s", "ms/req"]
+    rows = []
+    for name, parts in result.metrics.items():
+        test = parts["test"]
+        row = [name + (" *" if name == result.served_model_name else "")]
+        row += [f"{test[key]:.4f}" if key in test else "-" for key, _ in TABLE_COLUMNS]
+        row.append(f"{parts['valid']['Recall@20']:.4f}")
+        row.append(f"{result.timings[name]['train_seconds']:.1f}")
+        row.append(f"{result.timings[name]['inference_ms_per_request']:.2f}")
+        rows.append(row)
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * width for width in widths))
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    lines.append("* served model (best validation Recall@20 among the embedding models)")
+    if "SKNN" in result.metrics:
+        sknn = result.metrics["SKNN"]["test"]["Recall@20"]
+        served = result.metrics[result.served_model_name]["test"]["Recall@20"]
+        if sknn > 0:
+            lines.append(
+                f"served {result.served_model_name} vs SKNN, test Recall@20: "
+                f"{100.0 * (served / sknn - 1.0):+.1f}%"
+            )
+    return "\n".join(lines)
+
+
+def dump_topk(result: ContinuationResult, directory: str | Path) -> list[Path]:
+    """Write each model's top-100 per test sequence as `sequence-id item item ...`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, top_items in result.test_rankings.items():
+        path = directory / f"{name}.txt"
+        with path.open("w", encoding="utf-8") as handle:
+            for sequence_id, row in zip(result.test_sequence_ids.tolist(), top_items, strict=True):
+                items = result.item_ids[row[row >= 0]]
+                handle.write(" ".join([sequence_id, *items.tolist()]) + "\n")
+        written.append(path)
+    return written
+
+
+def _machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def run_seq_benchmark(
+    *,
+    dataset: str | None = None,
+    path: str | Path | None = None,
+    events: SequenceEvents | None = None,
+    item_artist: Mapping[str, str] | None = None,
+    seed: int = 2020,
+    out_path: str | Path | None = None,
+    dump_topk_dir: str | Path | None = None,
+    config: ContinuationConfig | None = None,
+    latency_check: bool = True,
+    print_table: bool = True,
+) -> dict:
+    """Train and evaluate every continuation model on one split; print the table, write JSON.
+
+    Pass `dataset` + `path` to load with seq_datasets, or already loaded `events` (with
+    `dataset` as its label). Returns the JSON report as a dict.
+    """
+    if events is None:
+        if dataset is None or path is None:
+            raise ValueError("give either events or dataset and path")
+        events = load_sequence_dataset(name=dataset, path=path)
+    dataset = dataset or events.name or "events"
+    started = time.perf_counter()
+    result = train_continuation_model(sequences=events, item_artist=item_artist, config=config, seed=seed)
+    report = {
+        "protocol": "SEQ-last, full ranking",
+        "dataset": dataset,
+        "path": None if path is None else str(path),
+        "seed": seed,
+        "served_model": result.served_model_name,
+        "servable_models": [name for name in SERVABLE_MODELS if name in result.metrics],
+        "split": result.split_summary,
+        "params": result.params,
+        "metrics": result.metrics,
+        "timings": result.timings,
+        "history": result.history,
+        "machine": _machine(),
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("benchmark_seq.py") else None,
+    }
+    if latency_check:
+        report["serving_latency_sasrec_10k_items"] = serving_latency_check(
+            config=result.served_model.config if result.served_model.kind == "sasrec" else None
+        )
+    report["wall_seconds"] = time.perf_counter() - started
+    table = format_table(result)
+    report["table"] = table
+    if print_table:
+        print(f"SEQ-last on {dataset} (seed {seed}); test metrics unless marked")
+        print(table)
+        if latency_check:
+            latency = report["serving_latency_sasrec_10k_items"]
+            print(
+                f"one SASRec request, {latency['input_length']} inputs, k={latency['k']}, "
+                f"{latency['n_items']} items, 1 thread: mean {latency['mean_ms']:.2f} ms, "
+                f"p99 {latency['p99_ms']:.2f} ms"
+            )
+    out_path = Path(out_path) if out_path else DEFAULT_RESULTS_DIR / f"seq-{dataset}.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(report, indent=1, default=_json_default))
+    report["out_path"] = str(out_path)
+    if dump_topk_dir is not None:
+        report["topk_files"] = [str(p) for p in dump_topk(result, dump_topk_dir)]
+    logger.info("wrote %s", out_path)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--path", required=True, help="file or folder of the dataset")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--out", help="JSON report (default bench/results/seq-<dataset>.json)")
+    parser.add_argument("--dump-topk", help="folder for each model's top-100 per test sequence")
+    parser.add_argument("--no-latency-check", action="store_true", help="skip the 10k-item timing")
+    parser.add_argument("--max-epochs", type=int, help="cap the neural models' epochs (smoke runs)")
+    parser.add_argument("--vocab-min-freq", type=int, help="override VOCAB_MIN_FREQ (default 5)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ContinuationConfig()
+    if args.max_epochs is not None:
+        config.sasrec = replace(config.sasrec, max_epochs=args.max_epochs)
+        config.gru4rec = replace(config.gru4rec, max_epochs=args.max_epochs)
+    if args.vocab_min_freq is not None:
+        config.sequences = replace(config.sequences, vocab_min_freq=args.vocab_min_freq)
+    run_seq_benchmark(
+        dataset=args.dataset,
+        path=args.path,
+        seed=args.seed,
+        out_path=args.out,
+        dump_topk_dir=args.dump_topk,
+        config=config,
+        latency_check=not args.no_latency_check,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Playlist / session continuation: the one entry point the training service calls.
+
+    result = train_continuation_model(sequences=events, config=ContinuationConfig(), seed=2020)
+    result.served_model.score(input_item_indices, hour, dow)   # (n_items,) exact scores
+    result.served_model.sequence_vector(input_item_indices, hour, dow)
+    result.output_item_embeddings                              # (n_items, d+1), FAISS IP-ready
+    save_artifact(result, directory); load_artifact(directory)
+
+It makes the SEQ-last split (sequences.py), trains the baselines (MostPop, Markov, session-kNN
+tuned on validation), SASRec and GRU4Rec on the same split, evaluates every model on validation
+and test with the same full-ranking code, and serves the embedding model (SASRec or GRU4Rec)
+with the best validation metric: only those have the vector form that FAISS / pgvector serve.
+The test split never influences a choice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from mltasks.ml.gru4rec import GRU4RecConfig, train_gru4rec
+from mltasks.ml.sasrec import NeuralContinuationModel, SASRecConfig, train_sasrec
+from mltasks.ml.seq_baselines import (
+    SKNN_NEIGHBOURS_GRID,
+    MarkovTransitions,
+    MostPop,
+    tune_session_knn,
+)
+from mltasks.ml.seq_datasets import SequenceEvents
+from mltasks.ml.seq_metrics import evaluate_rankings, rank_cases, top_k_excluding
+from mltasks.ml.sequences import SeqSplit, SequenceConfig, seq_last_split
+
+logger = logging.getLogger(__name__)
+
+SERVABLE_MODELS = ("SASRec", "GRU4Rec")
+ARTIFACT_FILE = "artifact.json"
+MODEL_FOLDER = "model"
+EMBEDDINGS_FILE = "item_embeddings.npy"
+
+
+@dataclass
+class ContinuationConfig:
+    sequences: SequenceConfig = field(default_factory=SequenceConfig)
+    sasrec: SASRecConfig = field(default_factory=SASRecConfig)
+    gru4rec: GRU4RecConfig | None = field(default_factory=GRU4RecConfig)  # None: not trained
+    sknn_neighbours_grid: tuple[int, ...] = SKNN_NEIGHBOURS_GRID
+    selection_metric: str = "Recall@20"
+    metric_names: tuple[str, ...] = ("Recall@20", "nDCG@10", "HR@10", "Coverage@100")
+    sampled_negatives: int = 100  # for the labelled sampled-100 metrics; 0 = skip
+    latency_requests: int = 200  # single requests timed per model on test inputs
+    latency_k: int = 20
+    show_progress: bool | None = None  # None: tqdm bars only on a terminal
+
+
+@dataclass
+class ContinuationResult:
+    served_model_name: str
+    served_model: NeuralContinuationModel
+    output_item_embeddings: np.ndarray  # (n_items, d [+1]); score = sequence_vector · row
+    item_ids: np.ndarray  # item index -> original id
+    item_index: dict[str, int]  # original id -> item index
+    item_artist: np.ndarray | None  # item index -> artist index (-1 unknown)
+    artist_ids: np.ndarray | None  # artist index -> original id
+    metrics: dict[str, dict[str, dict[str, float]]]  # model -> "valid" / "test" -> metric -> value
+    history: dict[str, list[dict]]  # model -> per-epoch entries (neural models)
+    timings: dict[str, dict[str, float]]  # model -> train_seconds, inference_ms_per_request
+    params: dict  # configs and tuned hyper-parameters
+    split_summary: dict
+    seed: int
+    models: dict[str, object] = field(default_factory=dict)  # every trained scorer, by name
+    test_rankings: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (n_test, 100)
+    test_sequence_ids: np.ndarray | None = None
+    split: SeqSplit | None = None
+
+
+def _with_item_artist(split: SeqSplit, item_artist: Mapping[str, str]) -> None:
+    artist_of_item = [item_artist.get(item_id, "") for item_id in split.item_ids.tolist()]
+    known = np.array([artist != "" for artist in artist_of_item])
+    artist_ids, codes = np.unique(np.array(artist_of_item, dtype=object)[known].astype(str), return_inverse=True)
+    split.item_artist = np.full(split.n_items, -1, dtype=np.int64)
+    split.item_artist[known] = codes.reshape(-1)
+    split.artist_ids = artist_ids
+
+
+def measure_latency_ms(model, cases, *, n_requests: int, k: int = 20) -> float:
+    """Mean wall time of one request: score the catalog for one input, exclude it, take top k."""
+    n_requests = min(n_requests, len(cases))
+    if n_requests == 0:
+        return float("nan")
+    model.score(cases.inputs[0], int(cases.hours[0]), int(cases.dows[0]))  # warm-up
+    started = time.perf_counter()
+    for row in range(n_requests):
+        scores = model.score(cases.inputs[row], int(cases.hours[row]), int(cases.dows[row]))
+        top_k_excluding(scores[None], [cases.inputs[row]], k)
+    return 1000.0 * (time.perf_counter() - started) / n_requests
+
+
+def train_continuation_model(
+    *,
+    sequences: SequenceEvents | SeqSplit,
+    item_artist: Mapping[str, str] | None = None,
+    config: ContinuationConfig | None = None,
+    seed: int = 2020,
+) -> ContinuationResult:
+    """Split, train every model on the same split, evaluate all, serve the best on validation.
+
+    `sequences`: events from seq_datasets (or the caller's own arrays in a SequenceEvents), or
+    an already made SeqSplit. `item_artist` maps original item id -> artist id when the events
+    carry no artist ids (used by ArtistRepeat@K and artist-capped re-ranking).
+    """
+    config = config or ContinuationConfig()
+    started = time.perf_counter()
+    split = sequences if isinstance(sequences, SeqSplit) else seq_last_split(sequences, config=config.sequences)
+    if item_artist is not None:
+        _with_item_artist(split, item_artist)
+    split_seconds = time.perf_counter() - started
+    logger.info("split: %s", split.summary)
+    if len(split.valid) == 0 or len(split.test) == 0:
+        raise ValueError("no sequence has the three items SEQ-last needs (input, validation, test)")
+
+    models: dict[str, object] = {}
+    timings: dict[str, dict[str, float]] = {"split": {"seconds": split_seconds}}
+    history: dict[str, list[dict]] = {}
+    params: dict = {
+        "sequences": asdict(config.sequences),
+        "selection_metric": config.selection_metric,
+        "exclude_seen": True,
+        "ranking": "full catalog, items already in the sequence before the target removed",
+    }
+
+    def timed(name: str, build):
+        fit_started = time.perf_counter()
+        model = build()
+        timings[name] = {"train_seconds": time.perf_counter() - fit_started}
+        models[name] = model
+        return model
+
+    n_items = split.n_items
+    timed("MostPop", lambda: MostPop(train_items=split.train_items, n_items=n_items))
+    timed("Markov", lambda: MarkovTransitions(train_items=split.train_items, n_items=n_items))
+
+    def fit_sknn():
+        model, trials = tune_session_knn(
+            train_items=split.train_items,
+            n_items=n_items,
+            valid_cases=split.valid,
+            grid=config.sknn_neighbours_grid,
+            metric=config.selection_metric,
+        )
+        params["SKNN"] = {"n_neighbours": model.n_neighbours, "recency": "linear", "trials": trials}
+        return model
+
+    timed("SKNN", fit_sknn)
+
+    neural_configs = {"SASRec": ("sasrec", config.sasrec, train_sasrec)}
+    if config.gru4rec is not None:
+        neural_configs["GRU4Rec"] = ("gru4rec", config.gru4rec, train_gru4rec)
+    for name, (_kind, model_config, train) in neural_configs.items():
+        model_config = replace(
+            model_config,
+            selection_metric=config.selection_metric,
+            max_seq_len=config.sequences.max_seq_len,
+        )
+
+        def fit(train=train, model_config=model_config, name=name):
+            trained = train(split=split, config=model_config, seed=seed, show_progress=config.show_progress)
+            history[name] = trained.history
+            params[name] = {**asdict(model_config), "best_epoch": trained.best_epoch}
+            return trained.model
+
+        timed(name, fit)
+
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    test_rankings: dict[str, np.ndarray] = {}
+    for name, model in models.items():
+        metrics[name] = {}
+        for part, cases in (("valid", split.valid), ("test", split.test)):
+            top_items, sampled_ranks = rank_cases(
+                model, cases, k=100, sampled_negatives=config.sampled_negatives, seed=seed
+            )
+            metrics[name][part] = evaluate_rankings(
+                top_items=top_items,
+                cases=cases,
+                n_items=n_items,
+                item_artist=split.item_artist,
+                metric_names=config.metric_names,
+                sampled_ranks=sampled_ranks,
+            )
+            if part == "test":
+                test_rankings[name] = top_items
+        timings[name]["inference_ms_per_request"] = measure_latency_ms(
+            model, split.test, n_requests=config.latency_requests, k=config.latency_k
+        )
+        logger.info("%s valid %s test %s", name, metrics[name]["valid"], metrics[name]["test"])
+
+    candidates = [name for name in SERVABLE_MODELS if name in models]
+    served_name = max(candidates, key=lambda name: metrics[name]["valid"][config.selection_metric])
+    served = models[served_name]
+    params["served_model"] = served_name
+    timings["total"] = {"seconds": time.perf_counter() - started}
+    return ContinuationResult(
+        served_model_name=served_name,
+        served_model=served,
+        output_item_embeddings=served.output_item_embeddings,
+        item_ids=split.item_ids,
+        item_index=split.item_index(),
+        item_artist=split.item_artist,
+        artist_ids=split.artist_ids,
+        metrics=metrics,
+        history=history,
+        timings=timings,
+        params=params,
+        split_summary=split.summary,
+        seed=seed,
+        models=models,
+        test_rankings=test_rankings,
+        test_sequence_ids=split.test.sequence_ids,
+        split=split,
+    )
+
+
+def save_artifact(result: ContinuationResult, directory: str | Path) -> Path:
+    """Write the served model (state_dict + JSON config), item ids/embeddings and the report."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    result.served_model.save(directory / MODEL_FOLDER)
+    np.save(directory / EMBEDDINGS_FILE, result.output_item_embeddings.astype(np.float32))
+    payload = {
+        "served_model_name": result.served_model_name,
+        "item_ids": result.item_ids.tolist(),
+        "item_artist": None if result.item_artist is None else result.item_artist.tolist(),
+        "artist_ids": None if result.artist_ids is None else result.artist_ids.tolist(),
+        "metrics": result.metrics,
+        "history": result.history,
+        "timings": result.timings,
+        "params": result.params,
+        "split_summary": result.split_summary,
+        "seed": result.seed,
+    }
+    (directory / ARTIFACT_FILE).write_text(json.dumps(payload, indent=1, default=_json_default))
+    return directory
+
+
+def load_artifact(directory: str | Path) -> ContinuationResult:
+    """Inverse of save_artifact; `models` holds only the served model, no test rankings."""
+    directory = Path(directory)
+    payload = json.loads((directory / ARTIFACT_FILE).read_text())
+    model = NeuralContinuationModel.load(directory / MODEL_FOLDER)
+    item_ids = np.array(payload["item_ids"], dtype=str)
+    item_artist = payload["item_artist"]
+    artist_ids = payload["artist_ids"]
+    return ContinuationResult(
+        served_model_name=payload["served_model_name"],
+        served_model=model,
+        output_item_embeddings=model.output_item_embeddings,
+        item_ids=item_ids,
+        item_index={item_id: index for index, item_id in enumerate(item_ids.tolist())},
+        item_artist=None if item_artist is None else np.array(item_artist, dtype=np.int64),
+        artist_ids=None if artist_ids is None else np.array(artist_ids, dtype=str),
+        metrics=payload["metrics"],
+        history=payload["history"],
+        timings=payload["timings"],
+        params=payload["params"],
+        split_summary=payload["split_summary"],
+        seed=payload["seed"],
+        models={payload["served_model_name"]: model},
+    )
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")

@@ -1,0 +1,110 @@
+"""Training data read from Postgres into the plain arrays the ML core takes (no ORM beyond)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import F
+
+from catalog.models import ArtistTag, Track, TrackTag
+from feedback.models import Interaction
+from mltasks.ml.seq_datasets import SequenceEvents
+from playlists.models import PlaylistEntry
+
+# How much each kind of event counts as a positive when training user recommendations.
+# Skips and dislikes are not positives (weight <= 0 keeps them out of the positive matrix).
+EVENT_WEIGHTS = {
+    Interaction.Kind.PLAY: 1.0,
+    Interaction.Kind.LIKE: 3.0,
+    Interaction.Kind.SKIP: -1.0,
+    Interaction.Kind.DISLIKE: -3.0,
+}
+
+
+@dataclass
+class InteractionLog:
+    user_ids: np.ndarray  # user primary keys, one per event
+    track_ids: np.ndarray  # track primary keys
+    weights: np.ndarray  # EVENT_WEIGHTS of each event's kind
+    timestamps: np.ndarray  # seconds since the epoch
+    catalog_track_ids: np.ndarray  # every track in the catalog (full ranking)
+
+
+@dataclass
+class TrackTags:
+    track_ids: np.ndarray
+    tag_ids: np.ndarray
+    weights: np.ndarray
+
+
+def interaction_log_for_training() -> InteractionLog:
+    rows = Interaction.objects.order_by("occurred_at", "id").values_list(
+        "user_id", "track_id", "kind", "occurred_at"
+    )
+    users, tracks, weights, times = [], [], [], []
+    for user_id, track_id, kind, occurred_at in rows.iterator(chunk_size=20_000):
+        users.append(user_id)
+        tracks.append(track_id)
+        weights.append(EVENT_WEIGHTS[kind])
+        times.append(occurred_at.timestamp())
+    return InteractionLog(
+        user_ids=np.array(users, dtype=np.int64),
+        track_ids=np.array(tracks, dtype=np.int64),
+        weights=np.array(weights, dtype=np.float64),
+        timestamps=np.array(times, dtype=np.float64),
+        catalog_track_ids=np.array(
+            Track.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64
+        ),
+    )
+
+
+def track_tags_for_training() -> TrackTags:
+    """Each track's own tags plus its artist's tags (at half weight), for content vectors."""
+    own = list(TrackTag.objects.values_list("track_id", "tag_id", "weight"))
+    inherited = list(
+        ArtistTag.objects.annotate(track_id=F("artist__tracks__id"))
+        .exclude(track_id=None)
+        .values_list("track_id", "tag_id", "weight")
+    )
+    rows = own + [(t, tag, 0.5 * w) for t, tag, w in inherited]
+    if not rows:
+        return TrackTags(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+    array = np.array(rows, dtype=np.float64)
+    return TrackTags(array[:, 0].astype(np.int64), array[:, 1].astype(np.int64), array[:, 2])
+
+
+def track_artists() -> dict[str, str]:
+    return {str(t): str(a) for t, a in Track.objects.values_list("pk", "artist_id")}
+
+
+def listening_sequences_for_training() -> SequenceEvents:
+    """Plays of every user in time order (to be cut into sessions at SESSION_GAP_MIN), then
+    every playlist as one more sequence (entries one second apart from its creation time)."""
+    plays = Interaction.objects.filter(kind=Interaction.Kind.PLAY).order_by(
+        "user_id", "occurred_at", "id"
+    )
+    sequence_ids, item_ids, timestamps = [], [], []
+    for user_id, track_id, occurred_at in plays.values_list(
+        "user_id", "track_id", "occurred_at"
+    ).iterator(chunk_size=20_000):
+        sequence_ids.append(f"u{user_id}")
+        item_ids.append(str(track_id))
+        timestamps.append(occurred_at.timestamp())
+    entries = PlaylistEntry.objects.order_by("playlist_id", "position").values_list(
+        "playlist_id", "track_id", "position", "playlist__created_at"
+    )
+    for playlist_id, track_id, position, created_at in entries.iterator(chunk_size=20_000):
+        sequence_ids.append(f"p{playlist_id}")
+        item_ids.append(str(track_id))
+        timestamps.append(created_at.timestamp() + position)
+    artist_of = track_artists()
+    return SequenceEvents(
+        sequence_ids=np.array(sequence_ids, dtype=str),
+        item_ids=np.array(item_ids, dtype=str),
+        timestamps=np.array(timestamps, dtype=np.float64),
+        artist_ids=np.array([artist_of.get(i, "") for i in item_ids], dtype=str),
+        has_time_of_day=True,
+        needs_sessionization=True,
+        name="demo",
+    )

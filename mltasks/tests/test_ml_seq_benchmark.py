@@ -1,0 +1,207 @@
+"""Continuation metrics and re-ranking, the continuation entry point, the benchmark runner."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mltasks.ml import benchmark_seq
+from mltasks.ml.continuation import (
+    ContinuationConfig,
+    load_artifact,
+    save_artifact,
+    train_continuation_model,
+)
+from mltasks.ml.gru4rec import GRU4RecConfig
+from mltasks.ml.sasrec import SASRecConfig
+from mltasks.ml.seq_datasets import load_mpd_playlists
+from mltasks.ml.seq_metrics import (
+    PAD,
+    artist_repeat_at_k,
+    evaluate_rankings,
+    repetition_at_k,
+    rerank_max_per_artist,
+    top_k_excluding,
+)
+from mltasks.ml.sequences import EvalCases, SequenceConfig
+
+torch.set_num_threads(1)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "seq"
+TINY_NEURAL = {"d_model": 8, "max_epochs": 2, "patience": 2, "batch_size": 16}
+
+
+def tiny_config() -> ContinuationConfig:
+    return ContinuationConfig(
+        sequences=SequenceConfig(vocab_min_freq=2),
+        sasrec=SASRecConfig(n_layers=1, n_heads=1, **TINY_NEURAL),
+        gru4rec=GRU4RecConfig(**TINY_NEURAL),
+        sknn_neighbours_grid=(5, 10),
+        latency_requests=3,
+        show_progress=False,
+    )
+
+
+# -- metrics and re-ranking ---------------------------------------------------------------------
+def test_repetition_counts_input_items_and_duplicates_in_the_slate():
+    top_items = np.array([[1, 2, 3, 2], [5, 6, 7, 8]])
+    inputs = [np.array([3]), np.array([9])]
+    # Row 0: 3 is in the input, the second 2 repeats the slate -> 2/4; row 1: 0/4.
+    assert repetition_at_k(top_items, inputs, k=4) == pytest.approx(0.25)
+    assert repetition_at_k(top_items, inputs, k=2) == 0.0
+
+
+def test_artist_repeat_counts_items_whose_artist_appeared_earlier_in_the_slate():
+    item_artist = np.array([0, 0, 1, 1, 2, -1, -1])
+    top_items = np.array([[0, 1, 2, 4, 5, 6], [2, 3, 3, 0, 4, 5]])
+    # Row 0: artists 0 0 1 2 ? ? -> one repeat; unknown artists never count. Row 1: 1 1 1 0 2 ?
+    assert artist_repeat_at_k(top_items, item_artist, k=6) == pytest.approx((1 / 6 + 2 / 6) / 2)
+
+
+def test_rerank_caps_items_per_artist_and_defers_the_rest():
+    items = np.array([0, 1, 2, 3, 4])
+    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    item_artist = np.array([0, 0, 0, 1, 2])
+    reranked, reranked_scores = rerank_max_per_artist(items, scores, item_artist, max_per_artist=1)
+    assert reranked.tolist() == [0, 3, 4, 1, 2]
+    assert reranked_scores.tolist() == [5.0, 2.0, 1.0, 4.0, 3.0]
+    reranked, _ = rerank_max_per_artist(items, scores, item_artist, max_per_artist=2)
+    assert reranked.tolist() == [0, 1, 3, 4, 2]
+    top = reranked[None, :3]
+    assert artist_repeat_at_k(top, item_artist, k=3) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        rerank_max_per_artist(items, scores, item_artist, max_per_artist=0)
+
+
+def test_top_k_never_returns_excluded_items_and_pads_short_catalogs():
+    scores = np.array([[0.9, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.4]])
+    top = top_k_excluding(scores, [np.array([0]), np.array([3, 2])], k=5)
+    assert top[0].tolist() == [1, 2, 3, PAD, PAD]
+    assert top[1].tolist() == [1, 0, PAD, PAD, PAD]
+
+
+def test_evaluate_rankings_reports_recall_ndcg_repetition_and_sampled_metrics():
+    cases = EvalCases(
+        sequence_ids=np.array(["a", "b", "c"]),
+        inputs=[np.array([4]), np.array([4]), np.array([4])],
+        histories=[np.array([4])] * 3,
+        targets=np.array([0, 1, 9]),
+        hours=np.zeros(3, dtype=np.int64),
+        dows=np.zeros(3, dtype=np.int64),
+        train_rows=np.full(3, -1),
+    )
+    top_items = np.tile(np.arange(100), (3, 1))  # item 4 is in the input of every case
+    results = evaluate_rankings(
+        top_items=top_items,
+        cases=cases,
+        n_items=200,
+        metric_names=("Recall@20", "nDCG@10", "Coverage@100"),
+        sampled_ranks=np.array([0, 10, 3]),
+    )
+    assert results["Recall@20"] == pytest.approx(1.0)
+    assert results["nDCG@10"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(11)) / 3)
+    assert results["Coverage@100"] == pytest.approx(0.5)
+    assert results["Repetition@20"] == pytest.approx(1 / 20)
+    assert results["sampled100-HR@10"] == pytest.approx(2 / 3)
+    assert results["sampled100-nDCG@10"] == pytest.approx((1 + 1 / math.log2(5)) / 3)
+
+
+# -- continuation entry point and benchmark -----------------------------------------------------
+@pytest.fixture(scope="module")
+def mpd_result():
+    events = load_mpd_playlists(FIXTURES / "mpd.slice.0-29.json")
+    return train_continuation_model(sequences=events, config=tiny_config(), seed=11)
+
+
+def test_continuation_trains_every_model_and_serves_an_embedding_model(mpd_result):
+    result = mpd_result
+    assert set(result.metrics) == {"MostPop", "Markov", "SKNN", "SASRec", "GRU4Rec"}
+    for parts in result.metrics.values():
+        assert {"valid", "test"} == set(parts)
+        assert {"Recall@20", "nDCG@10", "Coverage@100", "Repetition@20", "ArtistRepeat@20"} <= set(
+            parts["test"]
+        )
+    served = result.served_model_name
+    assert served in {"SASRec", "GRU4Rec"}
+    other = ({"SASRec", "GRU4Rec"} - {served}).pop()
+    assert (
+        result.metrics[served]["valid"]["Recall@20"] >= result.metrics[other]["valid"]["Recall@20"]
+    )
+    assert len(result.history[served]) >= 1 and "train_seconds" in result.timings[served]
+    vector = result.served_model.sequence_vector([0, 1], 12, 3)
+    scores = result.served_model.score([0, 1], 12, 3)
+    assert np.allclose(result.output_item_embeddings @ vector, scores, atol=1e-5)
+    assert result.item_ids[result.item_index[result.item_ids[2]]] == result.item_ids[2]
+
+
+def test_artifact_round_trip_keeps_scores_ids_and_metrics(tmp_path, mpd_result):
+    save_artifact(mpd_result, tmp_path / "artifact")
+    loaded = load_artifact(tmp_path / "artifact")
+    assert loaded.served_model_name == mpd_result.served_model_name
+    assert loaded.item_ids.tolist() == mpd_result.item_ids.tolist()
+    assert np.allclose(
+        loaded.served_model.score([3, 1], 7, 2),
+        mpd_result.served_model.score([3, 1], 7, 2),
+        atol=1e-6,
+    )
+    assert np.allclose(
+        loaded.output_item_embeddings, np.load(tmp_path / "artifact" / "item_embeddings.npy")
+    )
+    assert loaded.metrics == json.loads(json.dumps(mpd_result.metrics))
+    assert loaded.item_artist.tolist() == mpd_result.item_artist.tolist()
+
+
+def test_benchmark_runner_writes_json_and_topk_in_original_ids(tmp_path, capsys):
+    events = load_mpd_playlists(FIXTURES / "mpd.slice.0-29.json")
+    report = benchmark_seq.run_seq_benchmark(
+        events=events,
+        dataset="mpd-fixture",
+        seed=11,
+        out_path=tmp_path / "seq.json",
+        dump_topk_dir=tmp_path / "topk",
+        config=tiny_config(),
+        latency_check=False,
+    )
+    printed = capsys.readouterr().out
+    assert "Recall@20" in printed and "SKNN" in printed and "SASRec" in printed
+    written = json.loads((tmp_path / "seq.json").read_text())
+    assert written["seed"] == 11 and written["dataset"] == "mpd-fixture"
+    assert {"split", "params", "metrics", "timings", "history", "machine"} <= set(written)
+    assert written["params"]["SKNN"]["n_neighbours"] in (5, 10)
+    assert written["metrics"] == json.loads(json.dumps(report["metrics"]))
+    n_test = written["split"]["test_cases"]
+    for model in ("MostPop", "Markov", "SKNN", "SASRec", "GRU4Rec"):
+        lines = (tmp_path / "topk" / f"{model}.txt").read_text().splitlines()
+        assert len(lines) == n_test
+        sequence_id, *items = lines[0].split(" ")
+        assert sequence_id.isdigit() and all(item.startswith("spotify:track:") for item in items)
+        assert len(items) == len(set(items))
+
+
+def test_benchmark_cli_runs_on_csv_and_presplit_fixtures(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmark_seq, "DEFAULT_RESULTS_DIR", tmp_path / "results")
+    for dataset, path in (("csv", FIXTURES / "listens.csv"), ("presplit", FIXTURES / "presplit")):
+        exit_code = benchmark_seq.main(
+            [
+                "--dataset",
+                dataset,
+                "--path",
+                str(path),
+                "--seed",
+                "3",
+                "--max-epochs",
+                "1",
+                "--vocab-min-freq",
+                "1",
+                "--no-latency-check",
+            ]
+        )
+        assert exit_code == 0
+        report = json.loads((tmp_path / "results" / f"seq-{dataset}.json").read_text())
+        assert report["seed"] == 3 and report["split"]["test_cases"] > 0
+        assert len(report["history"]["SASRec"]) == 1

@@ -1,0 +1,260 @@
+"""Playlists over HTTP: owners write, anyone reads a public playlist, and someone else's private
+playlist answers 404 as if it did not exist."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from playlists.models import Playlist
+from playlists.selectors import playlist_for_reading, playlist_for_writing, playlists_owned_by
+from playlists.services import (
+    MAX_TRACKS_PER_ADD,
+    NAME_MAX_LENGTH,
+    playlist_add_tracks,
+    playlist_create,
+    playlist_delete,
+    playlist_move_entry,
+    playlist_remove_entry,
+    playlist_rename,
+    playlist_set_visibility,
+)
+
+
+@contextmanager
+def service_errors():
+    """A service's ValidationError becomes a 400 with the same field → reason mapping."""
+    try:
+        yield
+    except DjangoValidationError as error:
+        detail = error.message_dict if hasattr(error, "error_dict") else error.messages
+        raise ApiValidationError(detail=detail) from error
+
+
+def readable_playlist(*, playlist_id: int, user) -> Playlist:
+    try:
+        return playlist_for_reading(playlist_id=playlist_id, user=user, with_entries=True)
+    except Playlist.DoesNotExist as missing:
+        raise NotFound("No such playlist.") from missing
+
+
+def writable_playlist(*, playlist_id: int, user) -> Playlist:
+    try:
+        return playlist_for_writing(playlist_id=playlist_id, user=user)
+    except Playlist.DoesNotExist as missing:
+        raise NotFound("No such playlist.") from missing
+
+
+class ArtistOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class TrackOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    artist = ArtistOutputSerializer()
+
+
+class EntryOutputSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    track = TrackOutputSerializer()
+    added_at = serializers.DateTimeField()
+
+
+@extend_schema_serializer(component_name="PlaylistDetail")
+class PlaylistDetailOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    is_public = serializers.BooleanField()
+    owner = serializers.CharField(source="owner.username")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    entries = EntryOutputSerializer(many=True, source="entries.all")
+
+
+def playlist_detail_response(*, playlist_id: int, user, status_code: int = 200) -> Response:
+    playlist = readable_playlist(playlist_id=playlist_id, user=user)
+    return Response(PlaylistDetailOutputSerializer(playlist).data, status=status_code)
+
+
+class PlaylistListApi(APIView):
+    class Pagination(LimitOffsetPagination):
+        default_limit = 50
+        max_limit = 200
+
+    @extend_schema_serializer(component_name="PlaylistSummary")
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        is_public = serializers.BooleanField()
+        n_tracks = serializers.IntegerField()
+        updated_at = serializers.DateTimeField()
+
+    @extend_schema(
+        operation_id="playlists_list",
+        summary="Your playlists, most recently changed first",
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request):
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(playlists_owned_by(user=request.user), request, self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class PlaylistCreateApi(APIView):
+    @extend_schema_serializer(component_name="PlaylistCreateInput")
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=NAME_MAX_LENGTH)
+        is_public = serializers.BooleanField(default=False)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(
+        operation_id="playlists_create",
+        summary="Create a playlist",
+        request=InputSerializer,
+        responses={201: PlaylistDetailOutputSerializer},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            playlist = playlist_create(owner=request.user, **serializer.validated_data)
+        return playlist_detail_response(
+            playlist_id=playlist.pk, user=request.user, status_code=status.HTTP_201_CREATED
+        )
+
+
+class PlaylistDetailApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="playlists_retrieve",
+        summary="A playlist with its tracks in order (public ones without logging in)",
+        responses=PlaylistDetailOutputSerializer,
+    )
+    def get(self, request, playlist_id: int):
+        return playlist_detail_response(playlist_id=playlist_id, user=request.user)
+
+
+class PlaylistUpdateApi(APIView):
+    @extend_schema_serializer(component_name="PlaylistUpdateInput")
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False)
+        is_public = serializers.BooleanField(required=False)
+
+        def validate(self, attrs):
+            if not attrs:
+                raise serializers.ValidationError("Give a new name, is_public, or both.")
+            return attrs
+
+    @extend_schema(
+        operation_id="playlists_update",
+        summary="Rename a playlist or change whether it is public",
+        request=InputSerializer,
+        responses=PlaylistDetailOutputSerializer,
+    )
+    def post(self, request, playlist_id: int):
+        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            if "name" in serializer.validated_data:
+                playlist_rename(playlist=playlist, name=serializer.validated_data["name"])
+            if "is_public" in serializer.validated_data:
+                playlist_set_visibility(
+                    playlist=playlist, is_public=serializer.validated_data["is_public"]
+                )
+        return playlist_detail_response(playlist_id=playlist.pk, user=request.user)
+
+
+class PlaylistDeleteApi(APIView):
+    @extend_schema(
+        operation_id="playlists_delete",
+        summary="Delete a playlist",
+        request=None,
+        responses={204: None},
+    )
+    def post(self, request, playlist_id: int):
+        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
+        playlist_delete(playlist=playlist)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PlaylistTracksAddApi(APIView):
+    @extend_schema_serializer(component_name="PlaylistTracksAddInput")
+    class InputSerializer(serializers.Serializer):
+        track_ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=1),
+            allow_empty=False,
+            max_length=MAX_TRACKS_PER_ADD,
+        )
+        position = serializers.IntegerField(
+            min_value=0, required=False, allow_null=True, default=None,
+            help_text="Where to insert the tracks; omitted or null appends them.",
+        )  # fmt: skip
+
+    @extend_schema(
+        operation_id="playlists_tracks_add",
+        summary="Insert tracks at a position, or append them",
+        request=InputSerializer,
+        responses=PlaylistDetailOutputSerializer,
+    )
+    def post(self, request, playlist_id: int):
+        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            playlist_add_tracks(playlist=playlist, **serializer.validated_data)
+        return playlist_detail_response(playlist_id=playlist.pk, user=request.user)
+
+
+class PlaylistTracksRemoveApi(APIView):
+    @extend_schema_serializer(component_name="PlaylistTracksRemoveInput")
+    class InputSerializer(serializers.Serializer):
+        position = serializers.IntegerField(min_value=0)
+
+    @extend_schema(
+        operation_id="playlists_tracks_remove",
+        summary="Remove the entry at a position; the ones after it move up",
+        request=InputSerializer,
+        responses=PlaylistDetailOutputSerializer,
+    )
+    def post(self, request, playlist_id: int):
+        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            playlist_remove_entry(playlist=playlist, **serializer.validated_data)
+        return playlist_detail_response(playlist_id=playlist.pk, user=request.user)
+
+
+class PlaylistTracksMoveApi(APIView):
+    @extend_schema_serializer(component_name="PlaylistTracksMoveInput")
+    class InputSerializer(serializers.Serializer):
+        from_position = serializers.IntegerField(min_value=0)
+        to_position = serializers.IntegerField(min_value=0)
+
+    @extend_schema(
+        operation_id="playlists_tracks_move",
+        summary="Move an entry to another position; the entries between shift by one",
+        request=InputSerializer,
+        responses=PlaylistDetailOutputSerializer,
+    )
+    def post(self, request, playlist_id: int):
+        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            playlist_move_entry(playlist=playlist, **serializer.validated_data)
+        return playlist_detail_response(playlist_id=playlist.pk, user=request.user)

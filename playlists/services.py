@@ -1,0 +1,138 @@
+"""Writes on playlists. Entry positions stay dense (0…n-1) and unique after every call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from catalog.models import Track
+from playlists.models import Playlist, PlaylistEntry
+
+NAME_MAX_LENGTH = Playlist._meta.get_field("name").max_length
+MAX_TRACKS_PER_ADD = 500
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the playlist a name."})
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError(
+            {"name": f"A playlist name has at most {NAME_MAX_LENGTH} characters ({len(name)})."}
+        )
+    return name
+
+
+def _lock_and_count(playlist: Playlist) -> int:
+    """Lock the playlist row (concurrent edits queue up) and return its number of entries."""
+    list(Playlist.objects.select_for_update().filter(pk=playlist.pk).values_list("pk"))
+    return PlaylistEntry.objects.filter(playlist=playlist).count()
+
+
+def _check_position(*, field: str, position: int, length: int) -> None:
+    if length == 0:
+        raise ValidationError({field: "The playlist is empty."})
+    if not 0 <= position < length:
+        raise ValidationError({field: f"Position {position} is out of range 0…{length - 1}."})
+
+
+def _touch(playlist: Playlist) -> None:
+    playlist.updated_at = timezone.now()
+    Playlist.objects.filter(pk=playlist.pk).update(updated_at=playlist.updated_at)
+
+
+def playlist_create(
+    *, owner, name: str, is_public: bool = False, description: str = ""
+) -> Playlist:
+    return Playlist.objects.create(
+        owner=owner, name=_clean_name(name), is_public=is_public, description=description
+    )
+
+
+def playlist_rename(*, playlist: Playlist, name: str) -> Playlist:
+    playlist.name = _clean_name(name)
+    playlist.save(update_fields=["name", "updated_at"])
+    return playlist
+
+
+def playlist_set_visibility(*, playlist: Playlist, is_public: bool) -> Playlist:
+    playlist.is_public = is_public
+    playlist.save(update_fields=["is_public", "updated_at"])
+    return playlist
+
+
+def playlist_delete(*, playlist: Playlist) -> None:
+    playlist.delete()
+
+
+@transaction.atomic
+def playlist_add_tracks(
+    *, playlist: Playlist, track_ids: Sequence[int], position: int | None = None
+) -> Playlist:
+    """Insert tracks (in the given order) at `position`, or append them when it is None.
+    A track may appear more than once in a playlist."""
+    track_ids = [int(track_id) for track_id in track_ids]
+    if not track_ids:
+        raise ValidationError({"track_ids": "Give at least one track id."})
+    if len(track_ids) > MAX_TRACKS_PER_ADD:
+        raise ValidationError({"track_ids": f"Add at most {MAX_TRACKS_PER_ADD} tracks at a time."})
+    known = set(Track.objects.filter(pk__in=track_ids).values_list("pk", flat=True))
+    if unknown := sorted(set(track_ids) - known):
+        listed = ", ".join(str(track_id) for track_id in unknown[:10])
+        raise ValidationError({"track_ids": f"Unknown track ids: {listed}."})
+    length = _lock_and_count(playlist)
+    if position is None:
+        position = length
+    elif not 0 <= position <= length:
+        raise ValidationError({"position": f"Position {position} is out of range 0…{length}."})
+    # The unique (playlist, position) constraint is deferred, so shifting may overlap briefly.
+    PlaylistEntry.objects.filter(playlist=playlist, position__gte=position).update(
+        position=F("position") + len(track_ids)
+    )
+    PlaylistEntry.objects.bulk_create(
+        [
+            PlaylistEntry(playlist=playlist, track_id=track_id, position=position + offset)
+            for offset, track_id in enumerate(track_ids)
+        ]
+    )
+    _touch(playlist)
+    return playlist
+
+
+@transaction.atomic
+def playlist_remove_entry(*, playlist: Playlist, position: int) -> Playlist:
+    length = _lock_and_count(playlist)
+    _check_position(field="position", position=position, length=length)
+    PlaylistEntry.objects.filter(playlist=playlist, position=position).delete()
+    PlaylistEntry.objects.filter(playlist=playlist, position__gt=position).update(
+        position=F("position") - 1
+    )
+    _touch(playlist)
+    return playlist
+
+
+@transaction.atomic
+def playlist_move_entry(*, playlist: Playlist, from_position: int, to_position: int) -> Playlist:
+    """Move the entry at `from_position` to `to_position`; the entries between shift by one."""
+    length = _lock_and_count(playlist)
+    _check_position(field="from_position", position=from_position, length=length)
+    _check_position(field="to_position", position=to_position, length=length)
+    if from_position == to_position:
+        return playlist
+    entries = PlaylistEntry.objects.filter(playlist=playlist)
+    moved_id = entries.get(position=from_position).pk
+    if from_position < to_position:
+        entries.filter(position__gt=from_position, position__lte=to_position).update(
+            position=F("position") - 1
+        )
+    else:
+        entries.filter(position__gte=to_position, position__lt=from_position).update(
+            position=F("position") + 1
+        )
+    entries.filter(pk=moved_id).update(position=to_position)
+    _touch(playlist)
+    return playlist

@@ -1,0 +1,182 @@
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.models import Track
+from playlists.models import Playlist
+from recommendations.continuation_selectors import (
+    MAX_CONTINUATION,
+    MAX_INPUT_TRACKS,
+    continuation_for_tracks,
+    playlist_continuation,
+)
+from recommendations.selectors import (
+    MAX_RECOMMENDATIONS,
+    RETRIEVAL_BACKENDS,
+    recommendations_for_user,
+    tracks_similar_to,
+    users_similar_to,
+)
+
+
+def _readable_user(request, user_id: int):
+    """The user whose data is asked for: yourself, or anyone if you are staff."""
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    if user.pk != request.user.pk and not request.user.is_staff:
+        raise PermissionDenied("You can only read your own recommendations.")
+    return user
+
+
+class ScoredTrackSerializer(serializers.Serializer):
+    track_id = serializers.IntegerField(source="track.pk")
+    title = serializers.CharField(source="track.title")
+    artist = serializers.CharField(source="track.artist.name")
+    score = serializers.FloatField()
+
+
+class UserRecommendationsApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=50)
+        offset = serializers.IntegerField(min_value=0, max_value=MAX_RECOMMENDATIONS, default=0)
+        backend = serializers.ChoiceField(choices=RETRIEVAL_BACKENDS, required=False)
+
+    class ItemSerializer(ScoredTrackSerializer):
+        reason = serializers.CharField()
+
+    class OutputSerializer(serializers.Serializer):
+        user_id = serializers.IntegerField()
+        model_version = serializers.IntegerField(allow_null=True)
+        items = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        parameters=[InputSerializer],
+        responses={200: OutputSerializer},
+        description="Top tracks for a user, excluding every track they already interacted "
+        "with. `model_version` is null when no model is active (popularity or tags).",
+    )
+    def get(self, request, user_id: int):
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        user = _readable_user(request, user_id)
+        result = recommendations_for_user(user=user, **params.validated_data)
+        return Response(
+            {
+                "user_id": user.pk,
+                "model_version": result.model_version,
+                "items": self.ItemSerializer(result.items, many=True).data,
+            }
+        )
+
+
+class SimilarUsersApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=20)
+
+    @extend_schema(parameters=[InputSerializer])
+    def get(self, request, user_id: int):
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        user = _readable_user(request, user_id)
+        version, neighbours = users_similar_to(user_id=user.pk, n=params.validated_data["n"])
+        return Response(
+            {
+                "user_id": user.pk,
+                "model_version": version,
+                "items": [{"user_id": u.user_id, "score": u.score} for u in neighbours],
+            }
+        )
+
+
+class SimilarTracksApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=20)
+        use_ann = serializers.BooleanField(default=False)
+
+    @extend_schema(parameters=[InputSerializer])
+    def get(self, request, track_id: int):
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        track = get_object_or_404(Track.objects.select_related("artist"), pk=track_id)
+        similar = tracks_similar_to(track=track, **params.validated_data)
+        return Response(
+            {"track_id": track.pk, "items": ScoredTrackSerializer(similar, many=True).data}
+        )
+
+
+class ContinuationOutputSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(allow_null=True)
+    fallback = serializers.CharField(allow_null=True)
+    unknown_tracks = serializers.ListField(child=serializers.IntegerField())
+    items = ScoredTrackSerializer(many=True)
+
+
+class ContextSerializer(serializers.Serializer):
+    hour = serializers.IntegerField(min_value=0, max_value=23)
+    dow = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday")
+
+
+class ContinuationOptionsSerializer(serializers.Serializer):
+    k = serializers.IntegerField(min_value=1, max_value=MAX_CONTINUATION, default=20)
+    context = ContextSerializer(required=False, help_text="default: now")
+    use_ann = serializers.BooleanField(default=False)
+    exclude = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), max_length=1000, default=list
+    )
+    max_per_artist = serializers.IntegerField(
+        min_value=1, max_value=MAX_CONTINUATION, allow_null=True, default=2
+    )
+
+
+def _continuation_options(data: dict) -> dict:
+    context = data.pop("context", None) or {}
+    return {**data, "hour": context.get("hour"), "dow": context.get("dow")}
+
+
+class ContinueApi(APIView):
+    """Continue a sequence of tracks (a playlist being built, a listening session)."""
+
+    class InputSerializer(ContinuationOptionsSerializer):
+        tracks = serializers.ListField(
+            child=serializers.IntegerField(min_value=1),
+            min_length=1,
+            max_length=MAX_INPUT_TRACKS,
+            help_text="track ids, oldest first",
+        )
+
+    @extend_schema(request=InputSerializer, responses={200: ContinuationOutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        options = _continuation_options(dict(serializer.validated_data))
+        result = continuation_for_tracks(track_ids=options.pop("tracks"), **options)
+        return Response(ContinuationOutputSerializer(result).data)
+
+
+class PlaylistContinueApi(APIView):
+    """Continue a playlist you own (or a public one) with its tracks as the sequence."""
+
+    class InputSerializer(ContinuationOptionsSerializer):
+        pass
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter("k", int, description="overrides the body's k")],
+        responses={200: ContinuationOutputSerializer},
+    )
+    def post(self, request, playlist_id: int):
+        data = {**(request.data if isinstance(request.data, dict) else {})}
+        if "k" in request.query_params:
+            data["k"] = request.query_params["k"]
+        serializer = self.InputSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        playlist = get_object_or_404(
+            Playlist.objects.filter(Q(owner=request.user) | Q(is_public=True)), pk=playlist_id
+        )
+        options = _continuation_options(dict(serializer.validated_data))
+        result = playlist_continuation(playlist=playlist, **options)
+        return Response(ContinuationOutputSerializer(result).data)

@@ -1,0 +1,124 @@
+"""Playlist continuation: the next tracks for a sequence, from the active continuation model."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from catalog.models import Track
+from feedback.context import interaction_context
+from mltasks.ml.seq_metrics import rerank_max_per_artist
+from mltasks.models import ModelVersion
+from recommendations.selectors import ScoredTrack
+from recommendations.serving import active_state
+
+MAX_CONTINUATION = 200
+MAX_INPUT_TRACKS = 500
+
+
+@dataclass(frozen=True)
+class ContinuationList:
+    model_version: int | None
+    items: list[ScoredTrack]
+    unknown_tracks: list[int] = field(default_factory=list)
+    fallback: str | None = None  # "popularity" when no model or no known input track
+
+
+def _cache_key(*, version_id, track_ids, exclude, hour, dow, k, use_ann, max_per_artist) -> str:
+    digest = hashlib.sha1(
+        f"{track_ids}|{sorted(exclude)}|{use_ann}|{max_per_artist}".encode()
+    ).hexdigest()
+    return f"cont:v{version_id}:{digest}:h{hour}:d{dow}:k{k}"
+
+
+def _popular(*, exclude: set[int], k: int) -> list[tuple[int, float]]:
+    rows = Track.objects.exclude(pk__in=exclude).order_by("-popularity", "id")
+    return [(pk, float(p)) for pk, p in rows.values_list("pk", "popularity")[:k]]
+
+
+def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
+    model, item_artist = state.continuation_model()
+    blocked = [state.track_index[t] for t in exclude if t in state.track_index]
+    pool = min(state.track_ids.shape[0], k * (4 if max_per_artist else 1) + len(blocked))
+    if use_ann:
+        query = model.sequence_vector(indices, hour, dow).astype(np.float32)
+        scores, rows = state.faiss_index("hnsw-ip").search(query.reshape(1, -1), pool)
+        keep = rows[0] >= 0
+        candidates, candidate_scores = rows[0][keep], scores[0][keep]
+    else:
+        scores = model.score(indices, hour, dow)
+        candidates = np.argpartition(-scores, pool - 1)[:pool]
+        candidate_scores = scores[candidates]
+    allowed = ~np.isin(candidates, blocked)
+    candidates, candidate_scores = candidates[allowed], candidate_scores[allowed]
+    order = np.argsort(-candidate_scores, kind="stable")
+    candidates, candidate_scores = candidates[order], candidate_scores[order]
+    if max_per_artist and item_artist is not None:
+        candidates, candidate_scores = rerank_max_per_artist(
+            candidates, candidate_scores, item_artist, max_per_artist
+        )
+    return [
+        (int(state.track_ids[i]), float(s))
+        for i, s in zip(candidates[:k], candidate_scores[:k], strict=True)
+    ]
+
+
+def continuation_for_tracks(
+    *,
+    track_ids: list[int],
+    k: int,
+    hour: int | None = None,
+    dow: int | None = None,
+    use_ann: bool = False,
+    exclude: list[int] | None = None,
+    max_per_artist: int | None = 2,
+) -> ContinuationList:
+    """The k tracks most likely to come next after `track_ids` (oldest first). Input tracks and
+    `exclude` never come back; ids the model does not know are reported in `unknown_tracks`."""
+    if hour is None or dow is None:
+        now_hour, now_dow = interaction_context(occurred_at=timezone.now())
+        hour = now_hour if hour is None else hour
+        dow = now_dow if dow is None else dow
+    blocked = set(track_ids) | set(exclude or [])
+    state = active_state(ModelVersion.Kind.CONTINUATION)
+    if state is None:
+        unknown = sorted(
+            set(track_ids)
+            - set(Track.objects.filter(pk__in=track_ids).values_list("pk", flat=True))
+        )
+        ranked, version_id, fallback = _popular(exclude=blocked, k=k), None, "popularity"
+    else:
+        known = [t for t in track_ids if t in state.track_index]
+        unknown = sorted({t for t in track_ids if t not in state.track_index})
+        version_id = state.version_id
+        if not known:
+            ranked, fallback = _popular(exclude=blocked, k=k), "popularity"
+        else:
+            fallback = None
+            indices = [state.track_index[t] for t in known][-settings.MAX_SEQ_LEN :]
+            key = _cache_key(
+                version_id=version_id, track_ids=known, exclude=blocked, hour=hour, dow=dow, k=k,
+                use_ann=use_ann, max_per_artist=max_per_artist,
+            )  # fmt: skip
+            ranked = cache.get(key)
+            if ranked is None:
+                ranked = _ranked(
+                    state=state, indices=indices, hour=hour, dow=dow, exclude=blocked, k=k,
+                    use_ann=use_ann, max_per_artist=max_per_artist,
+                )  # fmt: skip
+                cache.set(key, ranked)
+    tracks = Track.objects.select_related("artist").in_bulk([t for t, _ in ranked])
+    items = [ScoredTrack(track=tracks[t], score=s) for t, s in ranked if t in tracks]
+    return ContinuationList(
+        model_version=version_id, items=items, unknown_tracks=unknown, fallback=fallback
+    )
+
+
+def playlist_continuation(*, playlist, k: int, **options) -> ContinuationList:
+    track_ids = list(playlist.entries.order_by("position").values_list("track_id", flat=True))
+    return continuation_for_tracks(track_ids=track_ids, k=k, **options)

@@ -1,0 +1,373 @@
+"""Reads for serving: recommendations for a user, similar tracks, users and artists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
+from pgvector.django import CosineDistance, MaxInnerProduct
+
+from catalog.models import Artist, Track
+from feedback.models import Interaction
+from mltasks.models import STORED_VECTOR_DIM, ModelVersion, TrackVector, UserVector
+from recommendations.serving import VectorState, active_state
+
+MAX_RECOMMENDATIONS = 200
+RETRIEVAL_BACKENDS = ("exact", "faiss", "faiss-hnsw", "pgvector")
+RECENT_POSITIVES = 50
+POSITIVE_KINDS = (Interaction.Kind.PLAY, Interaction.Kind.LIKE)
+
+
+@dataclass(frozen=True)
+class ScoredTrack:
+    track: Track
+    score: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ScoredArtist:
+    artist: Artist
+    score: float
+
+
+@dataclass(frozen=True)
+class ScoredUser:
+    user_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class RecommendationList:
+    user_id: int
+    model_version: int | None
+    items: list[ScoredTrack]
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    recent_positives: list[int]  # track ids, likes first, then most recent plays
+    seen: set[int]  # every track the user interacted with (excluded from recommendations)
+
+
+def user_history(*, user_id: int, limit: int = 5000) -> UserHistory:
+    rows = (
+        Interaction.objects.filter(user_id=user_id)
+        .order_by("-occurred_at", "-id")
+        .values_list("track_id", "kind")[:limit]
+    )
+    likes, plays, seen = [], [], set()
+    for track_id, kind in rows:
+        seen.add(track_id)
+        if kind == Interaction.Kind.LIKE:
+            likes.append(track_id)
+        elif kind == Interaction.Kind.PLAY:
+            plays.append(track_id)
+    positives = list(dict.fromkeys([*likes, *plays]))[:RECENT_POSITIVES]
+    return UserHistory(recent_positives=positives, seen=seen)
+
+
+def pad_vector(vector: np.ndarray) -> list[float]:
+    padded = np.zeros(STORED_VECTOR_DIM, dtype=np.float32)
+    padded[: vector.shape[0]] = vector
+    return padded.tolist()
+
+
+def stored_user_vector(*, state: VectorState, user_id: int) -> np.ndarray | None:
+    embedding = (
+        UserVector.objects.filter(model_version_id=state.version_id, user_id=user_id)
+        .values_list("embedding", flat=True)
+        .first()
+    )
+    return None if embedding is None else np.asarray(embedding, dtype=np.float32)[: state.dim]
+
+
+def folded_in_user_vector(*, state: VectorState, track_ids: list[int]) -> np.ndarray | None:
+    """A user vector from the item vectors of their recent positives (no retraining)."""
+    rows = [state.track_index[t] for t in track_ids if t in state.track_index]
+    if not rows:
+        return None
+    return state.item_vectors[rows].mean(axis=0)
+
+
+def _rec_cache_key(*, version_id: int | None, user_id: int, backend: str) -> str:
+    return f"rec:v{version_id or 0}:u{user_id}:{backend}"
+
+
+def recommendation_cache_keys(*, version_id: int | None, user_id: int) -> list[str]:
+    return [
+        _rec_cache_key(version_id=version_id, user_id=user_id, backend=backend)
+        for backend in (*RETRIEVAL_BACKENDS, "popular")
+    ]
+
+
+def _top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    candidates = np.argpartition(-scores, k - 1)[:k]
+    return candidates[np.argsort(-scores[candidates], kind="stable")]
+
+
+def retrieve(
+    *, state: VectorState, query: np.ndarray, exclude: set[int], k: int, backend: str
+) -> list[tuple[int, float]]:
+    """Top-k (track id, inner-product score) for a query vector, excluding track ids."""
+    if backend == "pgvector":
+        rows = (
+            TrackVector.objects.filter(model_version_id=state.version_id)
+            .exclude(track_id__in=exclude)
+            .annotate(distance=MaxInnerProduct("embedding", pad_vector(query)))
+            .order_by("distance", "track_id")
+            .values_list("track_id", "distance")[:k]
+        )
+        return [(track_id, -float(distance)) for track_id, distance in rows]
+    if backend in ("faiss", "faiss-hnsw"):
+        index = state.faiss_index("flat-ip" if backend == "faiss" else "hnsw-ip")
+        wanted = min(k + len(exclude), state.track_ids.shape[0])
+        scores, rows = index.search(query.reshape(1, -1).astype(np.float32), wanted)
+        found = [
+            (int(state.track_ids[row]), float(score))
+            for row, score in zip(rows[0], scores[0], strict=True)
+            if row >= 0 and int(state.track_ids[row]) not in exclude
+        ]
+        return found[:k]
+    scores = state.item_vectors @ query
+    excluded_rows = [state.track_index[t] for t in exclude if t in state.track_index]
+    scores[excluded_rows] = -np.inf
+    top = _top_indices(scores, k)
+    return [(int(state.track_ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+
+def _explain(
+    *, state: VectorState | None, candidates: list[int], positives: list[int]
+) -> dict[int, int]:
+    """For each candidate, the recent positive it is closest to (cosine of item vectors)."""
+    if state is None:
+        return {}
+    liked_rows = [state.track_index[t] for t in positives[:20] if t in state.track_index]
+    candidate_rows = [state.track_index[t] for t in candidates if t in state.track_index]
+    if not liked_rows or not candidate_rows:
+        return {}
+    similarity = state.unit_item_vectors[candidate_rows] @ state.unit_item_vectors[liked_rows].T
+    best = similarity.argmax(axis=1)
+    liked_ids = [int(state.track_ids[r]) for r in liked_rows]
+    candidate_ids = [int(state.track_ids[r]) for r in candidate_rows]
+    return {c: liked_ids[b] for c, b in zip(candidate_ids, best, strict=True)}
+
+
+def _popular_for(*, user_id: int, seen: set[int], k: int) -> list[tuple[int, float]]:
+    rows = (
+        Track.objects.exclude(pk__in=seen)
+        .order_by("-popularity", "id")
+        .values_list("pk", "popularity")[:k]
+    )
+    return [(pk, float(popularity)) for pk, popularity in rows]
+
+
+def _cold_start_for(*, user_id: int, seen: set[int], k: int) -> list[tuple[int, float]]:
+    """Content-based: tracks tagged with the user's favourite tags or by favourite artists."""
+    from accounts.models import User
+
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return []
+    tag_ids = list(user.favourite_tags.values_list("pk", flat=True))
+    artist_ids = list(user.favourite_artists.values_list("pk", flat=True))
+    if not tag_ids and not artist_ids:
+        return []
+    rows = (
+        Track.objects.exclude(pk__in=seen)
+        .filter(Q(tag_links__tag_id__in=tag_ids) | Q(artist_id__in=artist_ids))
+        .annotate(affinity=Sum("tag_links__weight", filter=Q(tag_links__tag_id__in=tag_ids)))
+        .order_by("-affinity", "-popularity", "id")
+        .values_list("pk", "affinity", "popularity")[:k]
+    )
+    return [
+        (pk, float(affinity or 0) + 1e-4 * float(popularity)) for pk, affinity, popularity in rows
+    ]
+
+
+def _compute_recommendations(
+    *, user_id: int, backend: str
+) -> tuple[int | None, list[tuple[int, float, str]]]:
+    """(model version or None, [(track id, score, reason code)…]) of length MAX_RECOMMENDATIONS."""
+    history = user_history(user_id=user_id)
+    state = active_state(ModelVersion.Kind.RECOMMENDER)
+    query = None
+    if state is not None:
+        query = stored_user_vector(state=state, user_id=user_id)
+        if query is None:
+            query = folded_in_user_vector(state=state, track_ids=history.recent_positives)
+    if query is not None:
+        ranked = retrieve(
+            state=state, query=query, exclude=history.seen, k=MAX_RECOMMENDATIONS, backend=backend
+        )
+        because = _explain(
+            state=state, candidates=[t for t, _ in ranked], positives=history.recent_positives
+        )
+        items = [(t, s, f"track:{because[t]}" if t in because else "") for t, s in ranked]
+        return state.version_id, items
+    cold = _cold_start_for(user_id=user_id, seen=history.seen, k=MAX_RECOMMENDATIONS)
+    if cold:
+        return None, [(t, s, "tags") for t, s in cold]
+    popular = _popular_for(user_id=user_id, seen=history.seen, k=MAX_RECOMMENDATIONS)
+    return None, [(t, s, "popular") for t, s in popular]
+
+
+def _reason_text(*, code: str, track: Track, titles: dict[int, str], user_tags: set[str]) -> str:
+    if code.startswith("track:"):
+        liked = titles.get(int(code.split(":", 1)[1]))
+        if liked:
+            return f"Because you listened to “{liked}”"
+    tag_names = [tag.name for tag in track.tags.all()]
+    shared = [name for name in tag_names if name in user_tags]
+    if shared:
+        return f"Because you like {shared[0]}"
+    if code == "popular":
+        return "Popular right now"
+    return f"Similar to what you play: {tag_names[0]}" if tag_names else "Picked for you"
+
+
+def recommendations_for_user(
+    *, user, n: int, offset: int = 0, backend: str | None = None
+) -> RecommendationList:
+    """The user's top-n tracks (after `offset`), excluding every track they interacted with."""
+    from django.conf import settings
+
+    backend = backend or settings.RETRIEVAL_BACKEND
+    state = active_state(ModelVersion.Kind.RECOMMENDER)
+    version_id = state.version_id if state else None
+    key = _rec_cache_key(version_id=version_id, user_id=user.pk, backend=backend)
+    cached = cache.get(key)
+    hit = cached is not None
+    if hit:
+        version_id, ranked = cached
+    else:
+        version_id, ranked = _compute_recommendations(user_id=user.pk, backend=backend)
+        cache.set(key, (version_id, ranked))
+    page = ranked[offset : offset + n]
+    reason_track_ids = {
+        int(code.split(":", 1)[1]) for _, _, code in page if code.startswith("track:")
+    }
+    tracks = (
+        Track.objects.select_related("artist")
+        .prefetch_related("tags")
+        .in_bulk([t for t, _, _ in page])
+    )
+    titles = dict(Track.objects.filter(pk__in=reason_track_ids).values_list("pk", "title"))
+    user_tags = set(user.favourite_tags.values_list("name", flat=True)) if user.pk else set()
+    items = [
+        ScoredTrack(
+            track=tracks[t],
+            score=score,
+            reason=_reason_text(code=code, track=tracks[t], titles=titles, user_tags=user_tags),
+        )
+        for t, score, code in page
+        if t in tracks
+    ]
+    return RecommendationList(user_id=user.pk, model_version=version_id, items=items, cached=hit)
+
+
+def _similar_by_tags(*, track: Track, n: int) -> list[ScoredTrack]:
+    tag_ids = list(track.tag_links.values_list("tag_id", flat=True))
+    rows = (
+        Track.objects.exclude(pk=track.pk)
+        .filter(Q(tag_links__tag_id__in=tag_ids) | Q(artist_id=track.artist_id))
+        .annotate(shared=Count("tag_links", filter=Q(tag_links__tag_id__in=tag_ids)))
+        .select_related("artist")
+        .order_by("-shared", "-popularity", "id")[:n]
+    )
+    return [ScoredTrack(track=t, score=float(t.shared) / max(1, len(tag_ids))) for t in rows]
+
+
+def tracks_similar_to(*, track: Track, n: int, use_ann: bool = False) -> list[ScoredTrack]:
+    """Nearest tracks by cosine of the active recommender's item vectors: pgvector HNSW by
+    default, FAISS HNSW with `use_ann`; tag overlap when no model is active."""
+    state = active_state(ModelVersion.Kind.RECOMMENDER)
+    if state is None or track.pk not in state.track_index:
+        return _similar_by_tags(track=track, n=n)
+    query = state.unit_item_vectors[state.track_index[track.pk]]
+    if use_ann:
+        scores, rows = state.faiss_index("hnsw-cos").search(query.reshape(1, -1), n + 1)
+        pairs = [
+            (int(state.track_ids[r]), float(s))
+            for r, s in zip(rows[0], scores[0], strict=True)
+            if r >= 0 and int(state.track_ids[r]) != track.pk
+        ][:n]
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(100, 2 * n)])
+            rows = (
+                TrackVector.objects.filter(model_version_id=state.version_id)
+                .exclude(track_id=track.pk)
+                .annotate(distance=CosineDistance("embedding", pad_vector(query)))
+                .order_by("distance")
+                .values_list("track_id", "distance")[:n]
+            )
+            pairs = [(track_id, 1.0 - float(distance)) for track_id, distance in rows]
+    tracks = Track.objects.select_related("artist").in_bulk([t for t, _ in pairs])
+    return [ScoredTrack(track=tracks[t], score=s) for t, s in pairs if t in tracks]
+
+
+def users_similar_to(*, user_id: int, n: int) -> tuple[int | None, list[ScoredUser]]:
+    """Nearest users by cosine of the active recommender's user vectors (pgvector HNSW)."""
+    state = active_state(ModelVersion.Kind.RECOMMENDER)
+    if state is None:
+        return None, []
+    embedding = (
+        UserVector.objects.filter(model_version_id=state.version_id, user_id=user_id)
+        .values_list("embedding", flat=True)
+        .first()
+    )
+    if embedding is None:
+        return state.version_id, []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(100, 2 * n)])
+        rows = list(
+            UserVector.objects.filter(model_version_id=state.version_id)
+            .exclude(user_id=user_id)
+            .annotate(distance=CosineDistance("embedding", embedding))
+            .order_by("distance")
+            .values_list("user_id", "distance")[:n]
+        )
+    return state.version_id, [ScoredUser(user_id=u, score=1.0 - float(d)) for u, d in rows]
+
+
+def artists_similar_to(*, artist: Artist, n: int) -> list[ScoredArtist]:
+    """Artists whose tracks sit closest to this artist's tracks (mean item vectors)."""
+    state = active_state(ModelVersion.Kind.RECOMMENDER)
+    if state is None:
+        tag_ids = list(artist.tag_links.values_list("tag_id", flat=True))
+        rows = (
+            Artist.objects.exclude(pk=artist.pk)
+            .filter(tag_links__tag_id__in=tag_ids)
+            .annotate(shared=Count("tag_links"))
+            .order_by("-shared", "name")[:n]
+        )
+        return [ScoredArtist(artist=a, score=float(a.shared)) for a in rows]
+    artist_of = dict(
+        Track.objects.filter(pk__in=state.track_ids.tolist()).values_list("pk", "artist_id")
+    )
+    artist_ids = np.array([artist_of.get(int(t), -1) for t in state.track_ids])
+    unique_artists, inverse = np.unique(artist_ids, return_inverse=True)
+    centroids = np.zeros((len(unique_artists), state.dim), dtype=np.float32)
+    np.add.at(centroids, inverse, state.unit_item_vectors)
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    position = np.searchsorted(unique_artists, artist.pk)
+    if position >= len(unique_artists) or unique_artists[position] != artist.pk:
+        return []
+    similarity = centroids @ centroids[position]
+    similarity[position] = -np.inf
+    similarity[unique_artists < 0] = -np.inf
+    top = _top_indices(similarity, n)
+    artists = Artist.objects.in_bulk([int(unique_artists[i]) for i in top])
+    return [
+        ScoredArtist(artist=artists[int(unique_artists[i])], score=float(similarity[i]))
+        for i in top
+        if int(unique_artists[i]) in artists
+    ]

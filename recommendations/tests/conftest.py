@@ -1,0 +1,61 @@
+"""A real serving version built from known vectors (no training), for fast API tests."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog.tests.factories import ArtistFactory, TrackFactory, UserFactory
+from mltasks.models import ModelVersion
+from mltasks.services import model_version_activate, serving_artifacts_write, vectors_store
+from recommendations.serving import active_states
+
+
+@pytest.fixture(autouse=True)
+def _fresh_serving_state():
+    active_states.reset()
+    yield
+    active_states.reset()
+
+
+@pytest.fixture
+def planted_world(db, settings, tmp_path):
+    """Two "genres" of 20 tracks each, in orthogonal directions; a user who likes genre A."""
+    settings.ARTIFACTS_DIR = tmp_path
+    rng = np.random.default_rng(0)
+    artists = ArtistFactory.create_batch(4)
+    tracks = [TrackFactory(artist=artists[i // 10]) for i in range(40)]
+    users = UserFactory.create_batch(3)
+    direction = np.zeros((40, 16), dtype=np.float32)
+    direction[:20, 0] = 1.0  # genre A
+    direction[20:, 1] = 1.0  # genre B
+    item_vectors = direction + 0.005 * rng.standard_normal((40, 16)).astype(np.float32)
+    # popularity inside a genre: earlier tracks score higher
+    item_vectors[:, 0] *= np.r_[np.linspace(2, 1, 20), np.ones(20)]
+    item_vectors[:, 1] *= np.r_[np.ones(20), np.linspace(2, 1, 20)]
+    user_vectors = np.zeros((3, 16), dtype=np.float32)
+    user_vectors[0, 0] = 1.0  # likes genre A
+    user_vectors[1, 1] = 1.0  # likes genre B
+    user_vectors[2, 0] = 0.9  # a genre-A neighbour of user 0
+    version = ModelVersion.objects.create(
+        kind=ModelVersion.Kind.RECOMMENDER,
+        algorithm="planted",
+        status=ModelVersion.Status.READY,
+        metrics={"served": "planted", "models": {}},
+    )
+    directory = Path(tmp_path) / "recommender" / str(version.pk)
+    directory.mkdir(parents=True)
+    track_ids = np.array([t.pk for t in tracks])
+    user_ids = np.array([u.pk for u in users])
+    serving_artifacts_write(
+        directory=directory, track_ids=track_ids, item_vectors=item_vectors,
+        user_ids=user_ids, user_vectors=user_vectors,
+    )  # fmt: skip
+    vectors_store(
+        version=version, track_ids=track_ids, item_vectors=item_vectors,
+        user_ids=user_ids, user_vectors=user_vectors,
+    )  # fmt: skip
+    version.artifact_path = str(directory)
+    version.save()
+    model_version_activate(version=version)
+    return {"version": version, "tracks": tracks, "users": users}

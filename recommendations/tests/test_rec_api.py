@@ -1,0 +1,170 @@
+import pytest
+
+from catalog.models import TrackTag
+from catalog.tests.factories import InteractionFactory, TagFactory, TrackFactory, UserFactory
+from mltasks.models import ModelVersion
+
+
+def rec_url(user, **params):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"/api/rec/users/{user.pk}" + (f"?{query}" if query else "")
+
+
+@pytest.mark.django_db
+def test_recommendations_follow_the_users_vector(api_client, planted_world):
+    fan_of_a, fan_of_b, _ = planted_world["users"]
+    tracks = planted_world["tracks"]
+    api_client.force_authenticate(fan_of_a)
+    body = api_client.get(rec_url(fan_of_a, n=10)).json()
+    assert body["model_version"] == planted_world["version"].pk
+    returned = [item["track_id"] for item in body["items"]]
+    assert returned == [t.pk for t in tracks[:10]]  # genre A, most popular first
+    assert {"track_id", "title", "artist", "score", "reason"} <= set(body["items"][0])
+    api_client.force_authenticate(fan_of_b)
+    returned = [i["track_id"] for i in api_client.get(rec_url(fan_of_b, n=5)).json()["items"]]
+    assert returned == [t.pk for t in tracks[20:25]]
+
+
+@pytest.mark.django_db
+def test_recommendations_exclude_played_and_disliked_tracks(api_client, planted_world):
+    fan_of_a = planted_world["users"][0]
+    tracks = planted_world["tracks"]
+    InteractionFactory(user=fan_of_a, track=tracks[0], kind="play")
+    InteractionFactory(user=fan_of_a, track=tracks[1], kind="dislike")
+    api_client.force_authenticate(fan_of_a)
+    returned = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=5)).json()["items"]]
+    assert tracks[0].pk not in returned and tracks[1].pk not in returned
+    assert returned == [t.pk for t in tracks[2:7]]
+    reasons = api_client.get(rec_url(fan_of_a, n=1)).json()["items"][0]["reason"]
+    assert tracks[0].title in reasons  # "because you listened to …" the closest positive
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("backend", ["faiss", "pgvector"])
+def test_every_exact_backend_returns_the_same_top_items(api_client, planted_world, backend):
+    fan_of_a = planted_world["users"][0]
+    InteractionFactory(user=fan_of_a, track=planted_world["tracks"][3], kind="play")
+    api_client.force_authenticate(fan_of_a)
+    exact = api_client.get(rec_url(fan_of_a, n=15, backend="exact")).json()["items"]
+    other = api_client.get(rec_url(fan_of_a, n=15, backend=backend)).json()["items"]
+    assert [i["track_id"] for i in other] == [i["track_id"] for i in exact]
+    assert [round(i["score"], 4) for i in other] == [round(i["score"], 4) for i in exact]
+
+
+@pytest.mark.django_db
+def test_hnsw_backend_agrees_with_exact_at_high_recall(api_client, planted_world):
+    fan_of_a = planted_world["users"][0]
+    api_client.force_authenticate(fan_of_a)
+    exact = {i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=10)).json()["items"]}
+    ann = api_client.get(rec_url(fan_of_a, n=10, backend="faiss-hnsw")).json()["items"]
+    assert len(exact & {i["track_id"] for i in ann}) >= 9
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("n", ["0", "201", "-3", "ten"])
+def test_n_out_of_bounds_is_a_400(api_client, planted_world, n):
+    user = planted_world["users"][0]
+    api_client.force_authenticate(user)
+    response = api_client.get(rec_url(user, n=n))
+    assert response.status_code == 400
+    assert "n" in response.json()
+
+
+@pytest.mark.django_db
+def test_users_read_only_their_own_recommendations_unless_staff(api_client, planted_world):
+    owner, other, _ = planted_world["users"]
+    api_client.force_authenticate(other)
+    assert api_client.get(rec_url(owner)).status_code == 403
+    api_client.force_authenticate(UserFactory(is_staff=True))
+    assert api_client.get(rec_url(owner)).status_code == 200
+    assert api_client.get("/api/rec/users/987654").status_code == 404
+    api_client.force_authenticate(None)
+    assert api_client.get(rec_url(owner)).status_code == 401
+
+
+@pytest.mark.django_db
+def test_lists_are_cached_and_feedback_invalidates_them(
+    api_client, planted_world, django_capture_on_commit_callbacks
+):
+    fan_of_a = planted_world["users"][0]
+    first_track = planted_world["tracks"][0]
+    api_client.force_authenticate(fan_of_a)
+    first = api_client.get(rec_url(fan_of_a, n=3)).json()["items"]
+    assert first[0]["track_id"] == first_track.pk
+    # a play arriving behind the API's back is not seen while the list is cached…
+    InteractionFactory(user=fan_of_a, track=first_track, kind="play")
+    assert api_client.get(rec_url(fan_of_a, n=3)).json()["items"] == first
+    # …but feedback through the API drops the cached list
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(
+            "/api/feedback",
+            {"track_id": planted_world["tracks"][1].pk, "event": "skip"},
+            format="json",
+        )
+    assert response.status_code == 201
+    after = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=3)).json()["items"]]
+    assert first_track.pk not in after and planted_world["tracks"][1].pk not in after
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_like_folds_into_the_users_vector_without_retraining(api_client, planted_world):
+    fan_of_a = planted_world["users"][0]
+    genre_b = planted_world["tracks"][20:]
+    api_client.force_authenticate(fan_of_a)
+    before = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=10)).json()["items"]]
+    assert not set(before) & {t.pk for t in genre_b}
+    for track in genre_b[:6]:
+        response = api_client.post(
+            "/api/feedback", {"track_id": track.pk, "event": "like"}, format="json"
+        )
+        assert response.status_code == 201
+    after = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=10)).json()["items"]]
+    assert set(after) & {t.pk for t in genre_b[6:]}  # genre B now reaches the list
+
+
+@pytest.mark.django_db
+def test_without_an_active_model_popularity_is_served_with_a_null_version(api_client):
+    user = UserFactory()
+    popular, niche = TrackFactory(popularity=50), TrackFactory(popularity=1)
+    api_client.force_authenticate(user)
+    body = api_client.get(rec_url(user, n=2)).json()
+    assert body["model_version"] is None
+    assert [i["track_id"] for i in body["items"]] == [popular.pk, niche.pk]
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_cold_user_with_favourite_tags_gets_tag_based_tracks(api_client):
+    user = UserFactory()
+    jazz = TagFactory(name="jazz")
+    jazzy = TrackFactory(popularity=1)
+    TrackTag.objects.create(track=jazzy, tag=jazz, weight=1.0)
+    TrackFactory(popularity=99)
+    user.favourite_tags.add(jazz)
+    api_client.force_authenticate(user)
+    items = api_client.get(rec_url(user, n=5)).json()["items"]
+    assert items[0]["track_id"] == jazzy.pk
+    assert "jazz" in items[0]["reason"]
+
+
+@pytest.mark.django_db
+def test_similar_tracks_by_pgvector_and_faiss_agree(api_client, planted_world):
+    tracks = planted_world["tracks"]
+    api_client.force_authenticate(planted_world["users"][0])
+    exact = api_client.get(f"/api/tracks/{tracks[0].pk}/similar?n=5").json()["items"]
+    ann = api_client.get(f"/api/tracks/{tracks[0].pk}/similar?n=5&use_ann=true").json()["items"]
+    genre_a = {t.pk for t in tracks[:20]}
+    assert {i["track_id"] for i in exact} <= genre_a - {tracks[0].pk}
+    assert [i["track_id"] for i in exact] == [i["track_id"] for i in ann]
+    assert api_client.get(f"/api/tracks/{tracks[0].pk}/similar?n=0").status_code == 400
+    assert api_client.get("/api/tracks/999999/similar").status_code == 404
+
+
+@pytest.mark.django_db
+def test_similar_users_come_from_user_vectors(api_client, planted_world):
+    fan_of_a, fan_of_b, neighbour = planted_world["users"]
+    api_client.force_authenticate(fan_of_a)
+    body = api_client.get(f"/api/rec/users/{fan_of_a.pk}/similar?n=2").json()
+    assert [u["user_id"] for u in body["items"]] == [neighbour.pk, fan_of_b.pk]
+    api_client.force_authenticate(fan_of_b)
+    assert api_client.get(f"/api/rec/users/{fan_of_a.pk}/similar").status_code == 403

@@ -1,0 +1,238 @@
+"""The production compose stack, checked offline: files parse and every reference resolves."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.urls import reverse
+from prometheus_client import REGISTRY
+
+from conftest import ROOT
+
+ROOT_PATH = Path(ROOT)
+COMPOSE = yaml.safe_load((ROOT_PATH / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+APP_SERVICES = ("migrate", "web", "worker", "beat")
+DATASOURCES = yaml.safe_load(
+    (ROOT_PATH / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+)
+DASHBOARD = json.loads((ROOT_PATH / "deploy/grafana/dashboards/tunedin.json").read_text())
+
+
+def _env_example(*, commented: bool = True) -> dict[str, str]:
+    """NAME=value lines of env.example, with commented-out ones (`# NAME=value`) or without."""
+    prefix = r"(?:# )?" if commented else ""
+    pairs = re.findall(
+        rf"^{prefix}([A-Z][A-Z0-9_]*)=(.*)$", (ROOT_PATH / "env.example").read_text(), re.M
+    )
+    return dict(pairs)
+
+
+def _bind_mounts(service: dict) -> list[tuple[str, str]]:
+    mounts = []
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        mounts.append((source, target))
+    return mounts
+
+
+def _container_port_of(service_name: str, port: int) -> bool:
+    service = SERVICES[service_name]
+    environment = service.get("environment", {})
+    published = {int(mapping.split(":")[-1]) for mapping in service.get("ports", [])}
+    bind = environment.get("GUNICORN_BIND", "")
+    return (
+        port in published
+        or bind.endswith(f":{port}")
+        or str(environment.get("WORKER_METRICS_PORT")) == str(port)
+    )
+
+
+def test_the_stack_has_every_service_and_each_has_a_health_check():
+    assert set(SERVICES) == {
+        "postgres", "redis", "migrate", "web", "worker", "beat", "prometheus", "grafana",
+    }  # fmt: skip
+    assert SERVICES["postgres"]["image"] == "pgvector/pgvector:pg16"
+    assert SERVICES["redis"]["image"].startswith("redis:7")
+    for name, service in SERVICES.items():
+        if name == "migrate":  # a one-shot job: the others wait for it to complete
+            assert service["healthcheck"] == {"disable": True}
+            continue
+        assert service["healthcheck"]["test"], name
+
+
+def test_services_depend_only_on_services_that_exist():
+    for name, service in SERVICES.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in SERVICES, (name, dependency)
+            assert dependency != name, name
+
+
+def test_env_files_volumes_and_build_context_exist():
+    declared_volumes = set(COMPOSE["volumes"])
+    for name, service in SERVICES.items():
+        for env_file in service.get("env_file", []):
+            entry = env_file if isinstance(env_file, dict) else {"path": env_file}
+            if entry.get("required", True):
+                assert (ROOT_PATH / entry["path"]).is_file(), (name, entry)
+        for source, _ in _bind_mounts(service):
+            if source.startswith((".", "/")):
+                assert (ROOT_PATH / source).exists(), (name, source)
+            else:
+                assert source in declared_volumes, (name, source)
+        if "build" in service:
+            assert (ROOT_PATH / service["build"] / "Dockerfile").is_file()
+    for name in APP_SERVICES:
+        assert SERVICES[name]["env_file"][0] == {"path": "env.example", "required": True}
+
+
+def test_web_and_worker_run_with_multiprocess_metrics():
+    web, worker = SERVICES["web"], SERVICES["worker"]
+    assert web["command"][:3] == ["gunicorn", "-c", "tunedin/gunicorn.conf.py"]
+    assert (ROOT_PATH / "tunedin/gunicorn.conf.py").is_file()
+    for service in (web, worker):
+        directory = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert directory in service["tmpfs"]  # empty on every start
+    assert int(worker["environment"]["WORKER_METRICS_PORT"]) > 0
+
+
+def test_the_dockerfile_builds_a_cpu_image_from_the_pinned_requirements():
+    dockerfile = (ROOT_PATH / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt" in (
+        dockerfile
+    )
+    requirements = (ROOT_PATH / "requirements.txt").read_text().splitlines()
+    assert "torch==2.13.0" in requirements
+    assert "django-redis==7.0.0" in requirements  # the cache backend in settings
+    assert "https://download.pytorch.org" not in "\n".join(requirements)
+
+
+def test_prometheus_scrapes_the_compose_services_on_their_metrics_ports():
+    config = yaml.safe_load((ROOT_PATH / "deploy/prometheus/prometheus.yml").read_text())
+    mounts = dict(_bind_mounts(SERVICES["prometheus"]))
+    assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert {"web", "worker"} <= set(jobs)
+    for job_name in ("web", "worker"):
+        job = jobs[job_name]
+        assert job.get("metrics_path", "/metrics") == reverse("prometheus-django-metrics")
+        (target,) = job["static_configs"][0]["targets"]
+        host, port = target.split(":")
+        assert host == job_name and host in SERVICES
+        assert _container_port_of(host, int(port)), target
+    allowed_hosts = _env_example()["DJANGO_ALLOWED_HOSTS"].split(",")
+    assert "web" in allowed_hosts  # else Django answers the scrape with 400
+
+
+def test_grafana_provisions_the_datasource_the_dashboard_uses():
+    (datasource,) = DATASOURCES["datasources"]
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "prometheus" in SERVICES and "9090:9090" in SERVICES["prometheus"]["ports"]
+    uid = datasource["uid"]
+    panels = [panel for panel in DASHBOARD["panels"] if panel["type"] != "row"]
+    assert panels
+    for panel in panels:
+        assert panel["datasource"]["uid"] == uid, panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == uid, panel["title"]
+
+    providers = yaml.safe_load(
+        (ROOT_PATH / "deploy/grafana/provisioning/dashboards/tunedin.yml").read_text()
+    )["providers"]
+    mounts = {target: source for source, target in _bind_mounts(SERVICES["grafana"])}
+    assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+    dashboards_source = mounts[providers[0]["options"]["path"]]
+    assert (ROOT_PATH / dashboards_source / "tunedin.json").is_file()
+    home = SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == providers[0]["options"]["path"] + "/tunedin.json"
+
+
+def test_the_dashboard_covers_the_operations_panels():
+    titles = " | ".join(panel["title"] for panel in DASHBOARD["panels"]).lower()
+    for topic in ("request rate", "p99", "error rate", "cache hit ratio", "ann search",
+                  "drift", "training"):  # fmt: skip
+        assert topic in titles, topic
+
+
+def test_dashboard_queries_use_only_metrics_the_services_export():
+    from django_prometheus.cache import metrics as cache_metrics  # noqa: F401
+    from django_prometheus.middleware import Metrics
+
+    Metrics.get_instance()  # the request metrics, registered when the middleware starts
+
+    exported = set()
+    for collector_metric in REGISTRY.collect():
+        exported.add(collector_metric.name)
+        for suffix in ("_total", "_bucket", "_count", "_sum"):
+            exported.add(collector_metric.name + suffix)
+    exported |= {"tunedin_model_active_info", "tunedin_model_active_version"}  # at scrape time
+    expressions = [
+        target["expr"] for panel in DASHBOARD["panels"] for target in panel.get("targets", [])
+    ]
+    used = set(re.findall(r"\b((?:tunedin|django)_[a-z0-9_]+)", " ".join(expressions)))
+    assert used
+    assert used <= exported, sorted(used - exported)
+
+
+def test_env_example_documents_every_variable_the_settings_and_compose_read():
+    documented = _env_example()
+    settings_source = (ROOT_PATH / "tunedin/settings.py").read_text()
+    read_by_settings = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]*)"', settings_source))
+    assert {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"} <= read_by_settings
+    assert read_by_settings <= set(documented), sorted(read_by_settings - set(documented))
+    for name in APP_SERVICES:
+        for variable in SERVICES[name].get("environment", {}):
+            assert variable in documented, (name, variable)
+    gunicorn_conf = (ROOT_PATH / "tunedin/gunicorn.conf.py").read_text()
+    for variable in re.findall(r'os\.environ\.get\("([A-Z_]+)"', gunicorn_conf):
+        assert variable in documented, variable
+    assert documented["DJANGO_SECRET_KEY"] == ""  # secrets go to .env, never to the repo
+
+
+def test_settings_load_with_the_example_environment():
+    environment = _env_example(commented=False)
+    environment |= {"DJANGO_SECRET_KEY": "x" * 50, "PATH": os.environ.get("PATH", "")}
+    completed = subprocess.run(
+        [sys.executable, "-c",
+         "import django; django.setup(); from django.conf import settings; "
+         "print(settings.ALLOWED_HOSTS, settings.CSRF_TRUSTED_ORIGINS, settings.DEBUG)"],
+        cwd=ROOT, env={**environment, "DJANGO_SETTINGS_MODULE": "tunedin.settings"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "['localhost', '127.0.0.1', 'web'] [] False"
+
+
+def test_the_example_environment_refuses_to_start_without_a_secret_key():
+    environment = _env_example(commented=False)
+    completed = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT, env={**environment, "PATH": os.environ.get("PATH", ""),
+                       "DJANGO_SETTINGS_MODULE": "tunedin.settings"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in completed.stderr
+
+
+def _docker_compose_works() -> bool:
+    if not shutil.which("docker"):
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _docker_compose_works(), reason="the docker compose plugin is absent")
+def test_docker_compose_accepts_the_file():
+    completed = subprocess.run(
+        ["docker", "compose", "-f", "docker-compose.yml", "config", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
