@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVSTACK := $(PY) -m devstack
 
-.PHONY: install run test lint format services stop-services status seed train bench-cf bench-seq clean
+.PHONY: install run test screenshots lint format services stop-services status seed train bench-cf bench-seq clean
 
 install: $(STAMP)
 
@@ -26,8 +26,15 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
 test: lint
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	$(DEVSTACK) run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# Refresh the README's screenshots from the browser tests.
+screenshots: install
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	TUNEDIN_SCREENSHOT_DIR=docs/screenshots $(DEVSTACK) run -- $(PY) -m pytest -m browser
 
 services: install
 	$(DEVSTACK) start

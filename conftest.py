@@ -67,6 +67,9 @@ def celery_worker_process(transactional_db, settings):
         "DATABASE_URL": database_url_for(connection.settings_dict),
         "ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
         "LOG_FORMAT": "text",
+        # Workers in tests train small: a few seconds per neural model.
+        "TRAINING_BUDGET_SECONDS": "5",
+        "TRAINING_MAX_EPOCHS": "10",
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tunedin", "worker", "--queues", queue,

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum, prefetch_related_objects
 
 from catalog.models import Artist, ArtistTag, Tag, Track, TrackTag
 from feedback.models import Interaction
@@ -28,8 +28,6 @@ def track_tags_prefetch() -> Prefetch:
 
 def tracks_with_tags(tracks: Iterable[Track]) -> None:
     """Fill `track.tag_links` on tracks that do not have it yet, in one query."""
-    from django.db.models import prefetch_related_objects
-
     prefetch_related_objects(list(tracks), track_tags_prefetch())
 
 
@@ -57,13 +55,12 @@ def artist_detail(*, artist_id: int) -> Artist:
 
 
 def artist_top_tracks(*, artist: Artist, limit: int = 20) -> list[Track]:
-    tracks = list(
+    return list(
         Track.objects.filter(artist=artist)
         .select_related("artist")
         .prefetch_related(track_tags_prefetch())
         .order_by("-popularity", "id")[:limit]
     )
-    return tracks
 
 
 def artist_track_count(*, artist: Artist) -> int:

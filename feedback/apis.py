@@ -14,13 +14,13 @@ class FeedbackApi(APIView):
     """Record listening feedback for the authenticated user: one event, or a list of up to 500
     stored in one transaction. A repeated idempotency_key answers 200 with the stored event."""
 
-    class InputSerializer(serializers.Serializer):
+    class FeedbackInputSerializer(serializers.Serializer):
         track_id = serializers.IntegerField(min_value=1)
         event = serializers.ChoiceField(choices=Interaction.Kind.values)
         ts = serializers.DateTimeField(required=False, help_text="ISO 8601; default: now")
         idempotency_key = serializers.CharField(max_length=128, required=False)
 
-    class OutputSerializer(serializers.ModelSerializer):
+    class FeedbackEventSerializer(serializers.ModelSerializer):
         event = serializers.CharField(source="kind")
         ts = serializers.DateTimeField(source="occurred_at")
 
@@ -30,10 +30,10 @@ class FeedbackApi(APIView):
                       "idempotency_key"]  # fmt: skip
 
     @extend_schema(
-        request=InputSerializer,
+        request=FeedbackInputSerializer,
         responses={
-            201: OutputSerializer,
-            200: OpenApiResponse(OutputSerializer, description="repeated idempotency_key"),
+            201: FeedbackEventSerializer,
+            200: OpenApiResponse(FeedbackEventSerializer, description="repeated idempotency_key"),
             400: OpenApiResponse(description="unknown track or event, bad timestamp"),
         },
     )
@@ -43,7 +43,7 @@ class FeedbackApi(APIView):
             raise ValidationError(
                 {"detail": f"send between 1 and {MAX_EVENTS_PER_REQUEST} events per request"}
             )
-        serializer = self.InputSerializer(data=request.data, many=many)
+        serializer = self.FeedbackInputSerializer(data=request.data, many=many)
         serializer.is_valid(raise_exception=True)
         rows = serializer.validated_data if many else [serializer.validated_data]
         events = [
@@ -63,5 +63,5 @@ class FeedbackApi(APIView):
             raise ValidationError({"detail": str(error)}) from None
         created = any(was_created for _, was_created in results)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        output = [self.OutputSerializer(event).data for event, _ in results]
+        output = [self.FeedbackEventSerializer(event).data for event, _ in results]
         return Response(output if many else output[0], status=code)

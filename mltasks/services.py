@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from mltasks.indexes import write_faiss_indexes
 from mltasks.models import STORED_VECTOR_DIM, ModelVersion, TrackVector, UserVector
+from tunedin import metrics
 from tunedin.db import copy_rows
 
 logger = logging.getLogger(__name__)
@@ -122,10 +123,27 @@ def beats_most_popular(*, kind: str, metrics: dict) -> bool:
     )
 
 
+def _vectors_restore(*, version: ModelVersion) -> None:
+    """Put a version's vectors back into pgvector from its artifacts (after a rollback)."""
+    path = Path(version.artifact_path) / VECTORS_FILE
+    if not version.artifact_path or not path.exists() or version.track_vectors.exists():
+        return
+    with np.load(path) as arrays:
+        has_users = "user_ids" in arrays and "user_vectors" in arrays
+        vectors_store(
+            version=version,
+            track_ids=arrays["track_ids"],
+            item_vectors=arrays["item_vectors"],
+            user_ids=arrays["user_ids"] if has_users else None,
+            user_vectors=arrays["user_vectors"] if has_users else None,
+        )
+
+
 def model_version_activate(*, version: ModelVersion) -> None:
     """Activate atomically; vectors of the kind's other versions are dropped from pgvector so
-    the HNSW indexes only hold what serves."""
+    the HNSW indexes only hold what serves (a rolled-back version gets its own back)."""
     with transaction.atomic():
+        _vectors_restore(version=version)
         version.activate()
         stale = ModelVersion.objects.filter(kind=version.kind).exclude(pk=version.pk)
         TrackVector.objects.filter(model_version__in=stale).delete()
@@ -188,6 +206,21 @@ def _recommender_train(*, version: ModelVersion, directory: Path) -> dict:
     return recommender_train_from_database(version=version, directory=directory)
 
 
+def _data_window() -> dict:
+    """The time span of the interactions a run trained on (drift checks compare against it)."""
+    from django.db.models import Max, Min
+
+    from feedback.models import Interaction
+
+    span = Interaction.objects.aggregate(start=Min("occurred_at"), end=Max("occurred_at"))
+    if span["end"] is None:
+        return {}
+    return {
+        "trained_until": span["end"].isoformat(),
+        "data_window": {"start": span["start"].isoformat(), "end": span["end"].isoformat()},
+    }
+
+
 def model_version_train(*, kind: str) -> ModelVersion:
     """Train a new version of `kind`. A failure marks the version failed and leaves the active
     one serving; a version that does not beat MostPop on validation stays `ready`."""
@@ -205,6 +238,10 @@ def model_version_train(*, kind: str) -> ModelVersion:
             )
             outcome = trainer(version=version, directory=directory)
         except Exception:
+            metrics.training_finished(
+                kind=kind, algorithm="unknown", duration_seconds=time.monotonic() - started,
+                succeeded=False,
+            )  # fmt: skip
             version.status = ModelVersion.Status.FAILED
             version.error = traceback.format_exc()
             version.save(update_fields=["status", "error"])
@@ -213,14 +250,17 @@ def model_version_train(*, kind: str) -> ModelVersion:
         version.algorithm = outcome["algorithm"]
         version.metrics = outcome["metrics"]
         version.history = outcome["history"]
-        version.params = {**outcome["params"], "train_seconds": time.monotonic() - started,
-                          "trained_until": timezone.now().isoformat()}  # fmt: skip
+        duration = time.monotonic() - started
+        version.params = {**outcome["params"], "train_seconds": duration, **_data_window()}
         version.artifact_path = str(directory)
         version.trained_at = timezone.now()
         version.status = ModelVersion.Status.READY
         version.save()
         (directory / "model_version.json").write_text(
             json.dumps({"id": version.pk, "kind": kind, "metrics": version.metrics}, default=str)
+        )
+        metrics.training_finished(
+            kind=kind, algorithm=version.algorithm, duration_seconds=duration, succeeded=True
         )
         if beats_most_popular(kind=kind, metrics=version.metrics):
             model_version_activate(version=version)

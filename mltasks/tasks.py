@@ -23,3 +23,7 @@ def train_recommender() -> dict:
 def train_continuation() -> dict:
     """Train playlist continuation (SASRec, GRU4Rec and baselines); see mltasks.services."""
     return _train(ModelVersion.Kind.CONTINUATION)
+
+
+# The daily drift check lives beside the drift service; importing it registers the task.
+from mltasks.drift_tasks import drift_check  # noqa: E402, F401

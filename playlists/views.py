@@ -102,6 +102,7 @@ def playlist_detail(request, playlist_id: int):
         "playlist": playlist,
         "entries": playlist_entries(playlist=playlist),
         "is_owner": is_owner,
+        "share_url": request.build_absolute_uri(playlist.get_absolute_url()),
         "settings_form": PlaylistForm(
             initial={"name": playlist.name, "is_public": playlist.is_public}
         ),

@@ -39,28 +39,34 @@ class ScoredTrackSerializer(serializers.Serializer):
     score = serializers.FloatField()
 
 
+class RecommendedTrackSerializer(ScoredTrackSerializer):
+    reason = serializers.CharField()
+
+
+class SimilarUserSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    score = serializers.FloatField()
+
+
 class UserRecommendationsApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class RecommendationQuerySerializer(serializers.Serializer):
         n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=50)
         offset = serializers.IntegerField(min_value=0, max_value=MAX_RECOMMENDATIONS, default=0)
         backend = serializers.ChoiceField(choices=RETRIEVAL_BACKENDS, required=False)
 
-    class ItemSerializer(ScoredTrackSerializer):
-        reason = serializers.CharField()
-
-    class OutputSerializer(serializers.Serializer):
+    class RecommendationListSerializer(serializers.Serializer):
         user_id = serializers.IntegerField()
         model_version = serializers.IntegerField(allow_null=True)
-        items = serializers.ListField(child=serializers.DictField())
+        items = RecommendedTrackSerializer(many=True)
 
     @extend_schema(
-        parameters=[InputSerializer],
-        responses={200: OutputSerializer},
+        parameters=[RecommendationQuerySerializer],
+        responses={200: RecommendationListSerializer},
         description="Top tracks for a user, excluding every track they already interacted "
         "with. `model_version` is null when no model is active (popularity or tags).",
     )
     def get(self, request, user_id: int):
-        params = self.InputSerializer(data=request.query_params)
+        params = self.RecommendationQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         user = _readable_user(request, user_id)
         result = recommendations_for_user(user=user, **params.validated_data)
@@ -68,18 +74,25 @@ class UserRecommendationsApi(APIView):
             {
                 "user_id": user.pk,
                 "model_version": result.model_version,
-                "items": self.ItemSerializer(result.items, many=True).data,
+                "items": RecommendedTrackSerializer(result.items, many=True).data,
             }
         )
 
 
 class SimilarUsersApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class SimilarUsersQuerySerializer(serializers.Serializer):
         n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=20)
 
-    @extend_schema(parameters=[InputSerializer])
+    class SimilarUsersSerializer(serializers.Serializer):
+        user_id = serializers.IntegerField()
+        model_version = serializers.IntegerField(allow_null=True)
+        items = SimilarUserSerializer(many=True)
+
+    @extend_schema(
+        parameters=[SimilarUsersQuerySerializer], responses={200: SimilarUsersSerializer}
+    )
     def get(self, request, user_id: int):
-        params = self.InputSerializer(data=request.query_params)
+        params = self.SimilarUsersQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         user = _readable_user(request, user_id)
         version, neighbours = users_similar_to(user_id=user.pk, n=params.validated_data["n"])
@@ -87,19 +100,25 @@ class SimilarUsersApi(APIView):
             {
                 "user_id": user.pk,
                 "model_version": version,
-                "items": [{"user_id": u.user_id, "score": u.score} for u in neighbours],
+                "items": SimilarUserSerializer(neighbours, many=True).data,
             }
         )
 
 
 class SimilarTracksApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class SimilarTracksQuerySerializer(serializers.Serializer):
         n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=20)
         use_ann = serializers.BooleanField(default=False)
 
-    @extend_schema(parameters=[InputSerializer])
+    class SimilarTracksSerializer(serializers.Serializer):
+        track_id = serializers.IntegerField()
+        items = ScoredTrackSerializer(many=True)
+
+    @extend_schema(
+        parameters=[SimilarTracksQuerySerializer], responses={200: SimilarTracksSerializer}
+    )
     def get(self, request, track_id: int):
-        params = self.InputSerializer(data=request.query_params)
+        params = self.SimilarTracksQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         track = get_object_or_404(Track.objects.select_related("artist"), pk=track_id)
         similar = tracks_similar_to(track=track, **params.validated_data)
@@ -140,7 +159,7 @@ def _continuation_options(data: dict) -> dict:
 class ContinueApi(APIView):
     """Continue a sequence of tracks (a playlist being built, a listening session)."""
 
-    class InputSerializer(ContinuationOptionsSerializer):
+    class ContinueInputSerializer(ContinuationOptionsSerializer):
         tracks = serializers.ListField(
             child=serializers.IntegerField(min_value=1),
             min_length=1,
@@ -148,9 +167,9 @@ class ContinueApi(APIView):
             help_text="track ids, oldest first",
         )
 
-    @extend_schema(request=InputSerializer, responses={200: ContinuationOutputSerializer})
+    @extend_schema(request=ContinueInputSerializer, responses={200: ContinuationOutputSerializer})
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ContinueInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         options = _continuation_options(dict(serializer.validated_data))
         result = continuation_for_tracks(track_ids=options.pop("tracks"), **options)
@@ -160,11 +179,8 @@ class ContinueApi(APIView):
 class PlaylistContinueApi(APIView):
     """Continue a playlist you own (or a public one) with its tracks as the sequence."""
 
-    class InputSerializer(ContinuationOptionsSerializer):
-        pass
-
     @extend_schema(
-        request=InputSerializer,
+        request=ContinuationOptionsSerializer,
         parameters=[OpenApiParameter("k", int, description="overrides the body's k")],
         responses={200: ContinuationOutputSerializer},
     )
@@ -172,7 +188,7 @@ class PlaylistContinueApi(APIView):
         data = {**(request.data if isinstance(request.data, dict) else {})}
         if "k" in request.query_params:
             data["k"] = request.query_params["k"]
-        serializer = self.InputSerializer(data=data)
+        serializer = ContinuationOptionsSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         playlist = get_object_or_404(
             Playlist.objects.filter(Q(owner=request.user) | Q(is_public=True)), pk=playlist_id

@@ -16,6 +16,7 @@ from mltasks.ml.seq_metrics import rerank_max_per_artist
 from mltasks.models import ModelVersion
 from recommendations.selectors import ScoredTrack
 from recommendations.serving import active_state
+from tunedin import metrics
 
 MAX_CONTINUATION = 200
 MAX_INPUT_TRACKS = 500
@@ -45,14 +46,22 @@ def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
     model, item_artist = state.continuation_model()
     blocked = [state.track_index[t] for t in exclude if t in state.track_index]
     pool = min(state.track_ids.shape[0], k * (4 if max_per_artist else 1) + len(blocked))
+    forward = metrics.MODEL_FORWARD_SECONDS.labels(kind=state.kind, algorithm=state.algorithm)
+    search = metrics.ANN_SEARCH_SECONDS.labels(
+        kind=state.kind, backend="faiss-hnsw" if use_ann else "exact"
+    )
     if use_ann:
-        query = model.sequence_vector(indices, hour, dow).astype(np.float32)
-        scores, rows = state.faiss_index("hnsw-ip").search(query.reshape(1, -1), pool)
+        with forward.time():
+            query = model.sequence_vector(indices, hour, dow).astype(np.float32)
+        with search.time():
+            scores, rows = state.faiss_index("hnsw-ip").search(query.reshape(1, -1), pool)
         keep = rows[0] >= 0
         candidates, candidate_scores = rows[0][keep], scores[0][keep]
     else:
-        scores = model.score(indices, hour, dow)
-        candidates = np.argpartition(-scores, pool - 1)[:pool]
+        with forward.time():
+            scores = model.score(indices, hour, dow)
+        with search.time():
+            candidates = np.argpartition(-scores, pool - 1)[:pool]
         candidate_scores = scores[candidates]
     allowed = ~np.isin(candidates, blocked)
     candidates, candidate_scores = candidates[allowed], candidate_scores[allowed]
@@ -106,6 +115,7 @@ def continuation_for_tracks(
                 use_ann=use_ann, max_per_artist=max_per_artist,
             )  # fmt: skip
             ranked = cache.get(key)
+            metrics.recommendation_cache_lookup(list_name="continuation", hit=ranked is not None)
             if ranked is None:
                 ranked = _ranked(
                     state=state, indices=indices, hour=hour, dow=dow, exclude=blocked, k=k,

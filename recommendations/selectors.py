@@ -12,8 +12,10 @@ from pgvector.django import CosineDistance, MaxInnerProduct
 
 from catalog.models import Artist, Track
 from feedback.models import Interaction
+from mltasks.drift_services import served_scores_record
 from mltasks.models import STORED_VECTOR_DIM, ModelVersion, TrackVector, UserVector
 from recommendations.serving import VectorState, active_state
+from tunedin import metrics
 
 MAX_RECOMMENDATIONS = 200
 RETRIEVAL_BACKENDS = ("exact", "faiss", "faiss-hnsw", "pgvector")
@@ -117,6 +119,13 @@ def retrieve(
     *, state: VectorState, query: np.ndarray, exclude: set[int], k: int, backend: str
 ) -> list[tuple[int, float]]:
     """Top-k (track id, inner-product score) for a query vector, excluding track ids."""
+    with metrics.ANN_SEARCH_SECONDS.labels(kind=state.kind, backend=backend).time():
+        return _retrieve(state=state, query=query, exclude=exclude, k=k, backend=backend)
+
+
+def _retrieve(
+    *, state: VectorState, query: np.ndarray, exclude: set[int], k: int, backend: str
+) -> list[tuple[int, float]]:
     if backend == "pgvector":
         rows = (
             TrackVector.objects.filter(model_version_id=state.version_id)
@@ -245,11 +254,14 @@ def recommendations_for_user(
     key = _rec_cache_key(version_id=version_id, user_id=user.pk, backend=backend)
     cached = cache.get(key)
     hit = cached is not None
+    metrics.recommendation_cache_lookup(list_name="user", hit=hit)
     if hit:
         version_id, ranked = cached
     else:
         version_id, ranked = _compute_recommendations(user_id=user.pk, backend=backend)
         cache.set(key, (version_id, ranked))
+        if version_id is not None:
+            served_scores_record(model_version_id=version_id, scores=[s for _, s, _ in ranked[:50]])
     page = ranked[offset : offset + n]
     reason_track_ids = {
         int(code.split(":", 1)[1]) for _, _, code in page if code.startswith("track:")

@@ -1,5 +1,6 @@
 """TunedIn settings: one module, driven by the environment (see env.example and README)."""
 
+import re
 from pathlib import Path
 
 import environ
@@ -98,11 +99,15 @@ if not REDIS_URL:
     raise ImproperlyConfigured(
         "REDIS_URL is not set. Run through `make run` / `make test`, which start embedded Redis."
     )
+# The cache gets its own Redis database so that clearing it never drops queued Celery tasks.
+CACHE_REDIS_URL = env("CACHE_REDIS_URL", default="") or re.sub(
+    r"(/\d*)?$", "/1", REDIS_URL, count=1
+)
 CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", default=300)
 CACHES = {
     "default": {
         "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": CACHE_REDIS_URL,
         "TIMEOUT": CACHE_TTL_SECONDS,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="tunedin"),
         "OPTIONS": {

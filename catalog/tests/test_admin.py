@@ -80,7 +80,8 @@ def test_interactions_are_read_only(admin_client, world):
 
 def test_interactions_filter_by_kind_and_date(admin_client, world):
     response = admin_client.get(
-        "/admin/feedback/interaction/", {"kind__exact": "skip", "occurred_at__gte": "2000-01-01T00:00:00+00:00"}
+        "/admin/feedback/interaction/",
+        {"kind__exact": "skip", "occurred_at__gte": "2000-01-01T00:00:00+00:00"},
     )
 
     assert response.status_code == 200

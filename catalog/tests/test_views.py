@@ -275,3 +275,23 @@ def test_search_without_words_shows_the_form_only(client, db):
         response = client.get("/search/", {"q": text})
         assert response.status_code == 200
         assert text.strip() == "" or response.context["page"].paginator.count == 0
+
+
+def test_feedback_is_always_recorded_for_the_logged_in_user_only(client, listener, catalog):
+    someone_else = UserFactory()
+
+    client.post(
+        f"/tracks/{catalog.tracks[0].pk}/feedback/", {"kind": "like", "user": someone_else.pk}
+    )
+
+    assert Interaction.objects.get().user == listener
+    assert not Interaction.objects.filter(user=someone_else).exists()
+
+
+def test_the_track_page_shows_counts_not_who_listened(client, catalog):
+    InteractionFactory(track=catalog.tracks[0], kind="like", user=UserFactory(username="secretfan"))
+
+    response = client.get(f"/tracks/{catalog.tracks[0].pk}/")
+
+    assert response.context["counts"]["likes"] == 1
+    assert "secretfan" not in response.content.decode()

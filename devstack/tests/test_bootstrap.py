@@ -1,6 +1,7 @@
 """The dev/test bootstrap: embedded services start, are reused, stop; `serve` serves the site."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -94,8 +95,8 @@ def test_serve_bootstraps_and_serves_demo_tracks_like_make_run(scratch_var):
                     break
             except OSError:
                 time.sleep(1)
-        assert "Popular tracks" in page
-        assert page.count('class="track"') >= 10
+        assert "<title>" in page
+        assert len(re.findall(r'href="/tracks/\d+/"', page)) >= 10  # demo tracks from Postgres
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200
     finally:

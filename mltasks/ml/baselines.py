@@ -8,6 +8,7 @@ Every model has `fit(train_csr) -> self` and `score(user_indices) -> (len, n_ite
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,10 +91,7 @@ def _keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         data = matrix.data[start:end]
-        if len(data) > k:
-            keep = np.argpartition(-data, k - 1)[:k]
-        else:
-            keep = np.arange(len(data))
+        keep = np.argpartition(-data, k - 1)[:k] if len(data) > k else np.arange(len(data))
         rows.append(np.full(len(keep), row))
         cols.append(matrix.indices[start:end][keep])
         values.append(data[keep])
@@ -124,7 +122,7 @@ class _EaseUserSpace:
 
 
 class EASE:
-    """Embarrassingly Shallow Autoencoder (Steck 2019): B = I - P diag(1/diag P), P = (X'X+lam I)^-1.
+    """EASE (Steck 2019): B = I - P diag(1/diag P) with P = (X'X + lam I)^-1, zero diagonal.
 
     Exact in either form: item space (an items x items inverse) when items <= users, user space
     (Woodbury identity, a users x users inverse) otherwise; HetRec has 1,892 users and 17,632
@@ -172,3 +170,57 @@ class EASE:
 
     def score(self, user_indices: np.ndarray) -> np.ndarray:
         return self.score_rows(self.train[user_indices])
+
+
+def factorize_scores(
+    score: Callable[[np.ndarray], np.ndarray],
+    n_users: int,
+    n_items: int,
+    rank: int,
+    *,
+    seed: int = 2020,
+    n_power_iterations: int = 4,
+    oversampling: int = 16,
+    batch_size: int = 1024,
+    max_dense_entries: int = 2**28,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-`rank` factors (user_vectors, item_vectors) of a model's full score matrix.
+
+    Randomised SVD (Halko et al. 2011) of S = score(all users): S ~ (U s) V', returned as
+    user_vectors = U s and item_vectors = V, so a non-factor model such as EASE becomes a
+    dot-product model. S is materialised when it has at most `max_dense_entries` entries (HetRec:
+    33M); otherwise every product with S re-scores the users in batches.
+    """
+    rng = np.random.default_rng(seed)
+    users = np.arange(n_users)
+    dense = None
+    if n_users * n_items <= max_dense_entries:
+        dense = np.vstack(
+            [score(users[s : s + batch_size]) for s in range(0, n_users, batch_size)]
+        ).astype(np.float32)
+
+    def times(matrix: np.ndarray) -> np.ndarray:  # S @ matrix
+        if dense is not None:
+            return dense @ matrix
+        return np.vstack(
+            [score(users[s : s + batch_size]) @ matrix for s in range(0, n_users, batch_size)]
+        )
+
+    def transposed_times(matrix: np.ndarray) -> np.ndarray:  # S' @ matrix
+        if dense is not None:
+            return dense.T @ matrix
+        result = np.zeros((n_items, matrix.shape[1]), dtype=np.float32)
+        for s in range(0, n_users, batch_size):
+            result += score(users[s : s + batch_size]).T @ matrix[s : s + batch_size]
+        return result
+
+    width = min(rank + oversampling, n_users, n_items)
+    basis, _ = np.linalg.qr(times(rng.standard_normal((n_items, width)).astype(np.float32)))
+    for _ in range(n_power_iterations):
+        item_basis, _ = np.linalg.qr(transposed_times(basis))
+        basis, _ = np.linalg.qr(times(item_basis))
+    projected = transposed_times(basis).T  # width x n_items = basis' S
+    left, singular, right_t = np.linalg.svd(projected, full_matrices=False)
+    rank = min(rank, len(singular))
+    user_vectors = (basis @ left[:, :rank]) * singular[:rank]
+    return user_vectors.astype(np.float32), right_t[:rank].T.astype(np.float32).copy()

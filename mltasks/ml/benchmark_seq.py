@@ -57,7 +57,7 @@ def serving_latency_check(
     config: SASRecConfig | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Time one SASRec request (input_length items, exact scoring over n_items, top k) on one core."""
+    """Time one SASRec request (input_length items, exact scoring of n_items, top k), 1 core."""
     config = config or SASRecConfig()
     torch.manual_seed(seed)
     model = NeuralContinuationModel(
@@ -167,7 +167,9 @@ def run_seq_benchmark(
         events = load_sequence_dataset(name=dataset, path=path)
     dataset = dataset or events.name or "events"
     started = time.perf_counter()
-    result = train_continuation_model(sequences=events, item_artist=item_artist, config=config, seed=seed)
+    result = train_continuation_model(
+        sequences=events, item_artist=item_artist, config=config, seed=seed
+    )
     report = {
         "protocol": "SEQ-last, full ranking",
         "dataset": dataset,
@@ -181,7 +183,9 @@ def run_seq_benchmark(
         "timings": result.timings,
         "history": result.history,
         "machine": _machine(),
-        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("benchmark_seq.py") else None,
+        "command": " ".join(sys.argv)
+        if sys.argv and sys.argv[0].endswith("benchmark_seq.py")
+        else None,
     }
     if latency_check:
         report["serving_latency_sasrec_10k_items"] = serving_latency_check(
@@ -221,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-epochs", type=int, help="cap the neural models' epochs (smoke runs)")
     parser.add_argument("--vocab-min-freq", type=int, help="override VOCAB_MIN_FREQ (default 5)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = ContinuationConfig()
     if args.max_epochs is not None:
         config.sasrec = replace(config.sasrec, max_epochs=args.max_epochs)

@@ -70,7 +70,7 @@ def _normalize_rows(matrix: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ContentModel:
-    """Item content vectors (n_items x dim, unit length or zero) and what is needed to fold in tags."""
+    """Item content vectors (n_items x dim, unit length or zero) and what folds tags in."""
 
     item_vectors: np.ndarray
     components: np.ndarray  # n_tags x dim: V of the SVD

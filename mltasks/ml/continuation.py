@@ -82,7 +82,9 @@ class ContinuationResult:
 def _with_item_artist(split: SeqSplit, item_artist: Mapping[str, str]) -> None:
     artist_of_item = [item_artist.get(item_id, "") for item_id in split.item_ids.tolist()]
     known = np.array([artist != "" for artist in artist_of_item])
-    artist_ids, codes = np.unique(np.array(artist_of_item, dtype=object)[known].astype(str), return_inverse=True)
+    artist_ids, codes = np.unique(
+        np.array(artist_of_item, dtype=object)[known].astype(str), return_inverse=True
+    )
     split.item_artist = np.full(split.n_items, -1, dtype=np.int64)
     split.item_artist[known] = codes.reshape(-1)
     split.artist_ids = artist_ids
@@ -116,7 +118,11 @@ def train_continuation_model(
     """
     config = config or ContinuationConfig()
     started = time.perf_counter()
-    split = sequences if isinstance(sequences, SeqSplit) else seq_last_split(sequences, config=config.sequences)
+    split = (
+        sequences
+        if isinstance(sequences, SeqSplit)
+        else seq_last_split(sequences, config=config.sequences)
+    )
     if item_artist is not None:
         _with_item_artist(split, item_artist)
     split_seconds = time.perf_counter() - started
@@ -169,7 +175,9 @@ def train_continuation_model(
         )
 
         def fit(train=train, model_config=model_config, name=name):
-            trained = train(split=split, config=model_config, seed=seed, show_progress=config.show_progress)
+            trained = train(
+                split=split, config=model_config, seed=seed, show_progress=config.show_progress
+            )
             history[name] = trained.history
             params[name] = {**asdict(model_config), "best_epoch": trained.best_epoch}
             return trained.model

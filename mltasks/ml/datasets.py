@@ -70,7 +70,7 @@ def load_dataset(name: str, path: str | Path, *, seed: int = DEFAULT_SEED) -> Da
 
 
 def _read_tsv(path: Path, n_columns: int, encoding: str = "utf-8") -> list[tuple[int, list[str]]]:
-    """(line number, fields) of a tab-separated file with one header line and >= n_columns fields."""
+    """(line number, fields) of a tab-separated file with a header line, >= n_columns fields."""
     if not path.exists():
         raise ValueError(f"{path}: file not found")
     rows = []
@@ -89,7 +89,7 @@ def _read_tsv(path: Path, n_columns: int, encoding: str = "utf-8") -> list[tuple
 
 
 def _read_int_tsv(path: Path, columns: list[int], non_negative: bool = True) -> np.ndarray:
-    """The integer `columns` of a tab-separated file with a header, as an (n, len(columns)) array."""
+    """The integer `columns` of a tab-separated file with a header, as an int64 array."""
     values = []
     for line_number, fields in _read_tsv(path, max(columns) + 1):
         try:
@@ -180,8 +180,7 @@ def _read_adjacency(path: Path) -> dict[int, list[int]]:
             except ValueError:
                 bad = next(t for t in tokens if not t.lstrip("-").isdigit())
                 raise ValueError(
-                    f"{path}:{line_number}: expected integer ids 'user item item ...', "
-                    f"got {bad!r}"
+                    f"{path}:{line_number}: expected integer ids 'user item item ...', got {bad!r}"
                 ) from None
             if any(n < 0 for n in numbers):
                 raise ValueError(f"{path}:{line_number}: negative id")
@@ -259,7 +258,7 @@ def carve_validation(
 
 
 def load_csv(path: str | Path) -> Dataset:
-    """`user,item,weight[,timestamp]` rows; a first line whose weight is not a number is a header."""
+    """`user,item,weight[,timestamp]` rows; a first line with a non-numeric weight is a header."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: file not found")

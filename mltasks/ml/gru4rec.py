@@ -30,6 +30,8 @@ class GRU4RecConfig:
     n_sampled_negatives: int = 1024
     label_smoothing: float = 0.1
     mask_seen_in_loss: bool = False
+    target_horizon: int = 1
+    horizon_decay: float = 0.5
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
     batch_size: int = 128
@@ -65,7 +67,9 @@ class GRU4RecNetwork(nn.Module):
         to_right = (columns + shift[:, None]) % length
         right_tokens = torch.gather(tokens, 1, to_right)
         x = self.input_dropout(self.item_embedding(right_tokens))
-        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
         output, _ = self.gru(packed)
         output, _ = pad_packed_sequence(output, batch_first=True, total_length=length)
         to_left = (columns - shift[:, None]) % length

@@ -192,9 +192,7 @@ def train_lightgcn(
         max_tags_per_item=config.max_tags_per_item,
     )
     adjacency_tensor = _torch_csr(adjacency)
-    model = LightGCN(
-        adjacency.shape[0], config.embedding_dim, config.num_layers, normalize=False
-    )
+    model = LightGCN(adjacency.shape[0], config.embedding_dim, config.num_layers, normalize=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     coo = train_csr.tocoo()
     edge_users, edge_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
@@ -263,7 +261,11 @@ def train_lightgcn(
             )
             record.update({f"valid_{name}": value for name, value in metrics.items()})
             if metrics["nDCG@20"] > best["ndcg"] + config.min_delta:
-                best = {"ndcg": metrics["nDCG@20"], "epoch": epoch, "vectors": (user_vectors, item_vectors)}
+                best = {
+                    "ndcg": metrics["nDCG@20"],
+                    "epoch": epoch,
+                    "vectors": (user_vectors, item_vectors),
+                }
                 passes_without_gain = 0
             else:
                 passes_without_gain += 1
@@ -278,12 +280,16 @@ def train_lightgcn(
             record["epoch_seconds"],
             record["elapsed_seconds"],
         )
-        progress.set_postfix(loss=f"{record['loss']:.4f}", ndcg=_format(record.get("valid_nDCG@20")))
+        progress.set_postfix(
+            loss=f"{record['loss']:.4f}", ndcg=_format(record.get("valid_nDCG@20"))
+        )
         if evaluate_now and passes_without_gain >= config.patience:
             logger.info("LightGCN early stop at epoch %d (best epoch %d)", epoch, best["epoch"])
             break
         if config.max_seconds is not None and record["elapsed_seconds"] > config.max_seconds:
-            logger.info("LightGCN stopped by its %.0fs budget at epoch %d", config.max_seconds, epoch)
+            logger.info(
+                "LightGCN stopped by its %.0fs budget at epoch %d", config.max_seconds, epoch
+            )
             break
     train_seconds = time.perf_counter() - start
     if best["vectors"] is not None:

@@ -25,19 +25,24 @@ def top_k_from_scores(
 ) -> np.ndarray:
     """Indices of the k highest scores per row, best first; `exclude[rows]` entries never appear.
 
-    Ties are broken by the lower item index so rankings are deterministic.
+    Ties are broken by the lower item index so rankings are deterministic. When a row has fewer
+    than k rankable items (tiny catalogs), the list is padded with -1, which metrics ignore.
     """
     scores = np.array(scores, dtype=np.float32, copy=True)
     if exclude is not None:
         block = exclude[rows] if rows is not None else exclude
         coo = block.tocoo()
         scores[coo.row, coo.col] = -np.inf
-    k = min(k, scores.shape[1])
+    n_candidates = min(k, scores.shape[1])
     # argpartition is O(n); a stable sort of the k survivors gives the order.
-    candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    candidates = np.argpartition(-scores, n_candidates - 1, axis=1)[:, :n_candidates]
     candidate_scores = np.take_along_axis(scores, candidates, axis=1)
     order = np.lexsort((candidates, -candidate_scores), axis=1)
-    return np.take_along_axis(candidates, order, axis=1)
+    top = np.take_along_axis(candidates, order, axis=1)
+    top[np.take_along_axis(candidate_scores, order, axis=1) == -np.inf] = -1
+    if n_candidates < k:
+        top = np.hstack([top, np.full((len(top), k - n_candidates), -1, dtype=top.dtype)])
+    return top
 
 
 def rank_users(

@@ -62,6 +62,11 @@ class SASRecConfig:
     n_sampled_negatives: int = 1024
     label_smoothing: float = 0.1
     mask_seen_in_loss: bool = False  # leave the window's earlier items out of the softmax
+    # Also train each position on the 2nd..target_horizon-th next items (weights decaying by
+    # horizon_decay): a "dense all-action" style target for data whose order within a session is
+    # partly arbitrary. 1 = next item only.
+    target_horizon: int = 1
+    horizon_decay: float = 0.5
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 128
@@ -75,7 +80,12 @@ class _CausalSelfAttentionBlock(nn.Module):
     """Pre-LayerNorm Transformer block with a causal, padding-aware attention mask."""
 
     def __init__(
-        self, d_model: int, n_heads: int, ff_multiplier: int, dropout: float, attention_dropout: float
+        self,
+        d_model: int,
+        n_heads: int,
+        ff_multiplier: int,
+        dropout: float,
+        attention_dropout: float,
     ):
         super().__init__()
         if d_model % n_heads:
@@ -124,7 +134,9 @@ class _ContextOutput(nn.Module):
         nn.init.normal_(self.dow_embedding.weight, std=0.02)
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, hidden: torch.Tensor, hours: torch.Tensor, dows: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden: torch.Tensor, hours: torch.Tensor, dows: torch.Tensor
+    ) -> torch.Tensor:
         if self.use_context:
             hidden = hidden + self.hour_embedding(hours) + self.dow_embedding(dows)
         return self.norm(hidden)
@@ -147,7 +159,11 @@ class SASRecNetwork(nn.Module):
         self.input_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             _CausalSelfAttentionBlock(
-                d_model, config.n_heads, config.ff_multiplier, config.dropout, config.attention_dropout
+                d_model,
+                config.n_heads,
+                config.ff_multiplier,
+                config.dropout,
+                config.attention_dropout,
             )
             for _ in range(config.n_layers)
         )
@@ -358,17 +374,13 @@ def _seen_mask(tokens: torch.Tensor, valid_positions: torch.Tensor, n_items: int
     return mask[:, 1:]
 
 
-def _masked_smoothed_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, smoothing: float
-) -> torch.Tensor:
-    """Label-smoothed cross-entropy over the items not masked (the target is never masked)."""
-    mask = mask.clone()
-    mask[torch.arange(len(targets)), targets] = False
-    log_probs = torch.log_softmax(logits.masked_fill(mask, float("-inf")), dim=-1)
-    nll = -log_probs.gather(1, targets[:, None]).squeeze(1)
-    allowed = (~mask).sum(dim=1).clamp(min=1)
-    smooth = -log_probs.masked_fill(mask, 0.0).sum(dim=1) / allowed
-    return ((1.0 - smoothing) * nll + smoothing * smooth).mean()
+def _future_targets(targets: torch.Tensor, horizon: int) -> torch.Tensor:
+    """(B, W) next items -> (B, W, horizon): the 1st..horizon-th next item, -1 past the window."""
+    shifted = [targets]
+    for step in range(1, horizon):
+        pad = torch.full((targets.shape[0], step), -1, dtype=targets.dtype)
+        shifted.append(torch.cat([targets[:, step:], pad], dim=1))
+    return torch.stack(shifted, dim=-1)
 
 
 def _loss(
@@ -380,20 +392,42 @@ def _loss(
     generator: torch.Generator,
     seen: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy of each (hidden state, target) pair over the catalog or a sampled subset.
+    """Label-smoothed cross-entropy of hidden states against their targets.
 
+    `targets` is (N,) next items or (N, horizon) next items first, -1 where absent; the
+    horizon-th next item weighs `horizon_decay ** (horizon - 1)` relative to the next one.
     `seen` (full loss only): items already in the sequence, left out of the softmax the way
     evaluation and serving leave them out of the ranking.
     """
+    if targets.dim() == 1:
+        targets = targets[:, None]
     weights = network.output_weights()
     bias = network.output_bias
+    smoothing = config.label_smoothing
     if config.loss == "full":
         logits = F.linear(hidden, weights, bias)
+        if targets.shape[1] == 1 and seen is None:
+            return F.cross_entropy(logits, targets[:, 0], label_smoothing=smoothing)
+        present = targets >= 0
+        safe_targets = targets.clamp(min=0)
         if seen is not None:
-            return _masked_smoothed_cross_entropy(logits, targets, seen, config.label_smoothing)
-        return F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
+            seen = seen.clone()
+            rows = torch.arange(len(targets))[:, None].expand_as(targets)
+            seen[rows[present], safe_targets[present]] = False  # a target is never masked
+            logits = logits.masked_fill(seen, float("-inf"))
+        log_probs = torch.log_softmax(logits, dim=-1)
+        step_weights = config.horizon_decay ** torch.arange(targets.shape[1], dtype=log_probs.dtype)
+        step_weights = step_weights[None, :] * present
+        nll = -(log_probs.gather(1, safe_targets) * step_weights).sum(1) / step_weights.sum(1)
+        if seen is None:
+            smooth = -log_probs.mean(dim=1)
+        else:
+            allowed = (~seen).sum(dim=1).clamp(min=1)
+            smooth = -log_probs.masked_fill(seen, 0.0).sum(dim=1) / allowed
+        return ((1.0 - smoothing) * nll + smoothing * smooth).mean()
     if config.loss != "sampled":
         raise ValueError(f"unknown loss {config.loss!r}; expected 'full' or 'sampled'")
+    targets = targets[:, 0]  # the sampled softmax trains on the next item only
     n_negatives = min(config.n_sampled_negatives, n_items)
     negatives = torch.randint(0, n_items, (n_negatives,), generator=generator)
     positive_logits = (hidden * weights[targets]).sum(-1, keepdim=True)
@@ -405,10 +439,12 @@ def _loss(
     negative_logits = negative_logits.masked_fill(negatives[None] == targets[:, None], -1e9)
     logits = torch.cat([positive_logits, negative_logits], dim=1)
     labels = torch.zeros(len(targets), dtype=torch.long)
-    return F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+    return F.cross_entropy(logits, labels, label_smoothing=smoothing)
 
 
-def _shuffled_batches(n_windows: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _shuffled_batches(
+    n_windows: int, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     # Plain random batches: length-bucketed ones train faster per epoch but overweight short
     # sequences (every batch gets one Adam step whatever its number of positions) and lost
     # about a quarter of validation Recall@20 on HetRec.
@@ -439,7 +475,9 @@ def train_neural_model(
     n_items = split.n_items
     network, _ = build_network(kind, n_items, asdict(config))
     model = NeuralContinuationModel(network=network, config=config, n_items=n_items, kind=kind)
-    windows = make_training_windows(split.train_items, split.train_hours, split.train_dows, config.max_seq_len)
+    windows = make_training_windows(
+        split.train_items, split.train_hours, split.train_dows, config.max_seq_len
+    )
     n_windows = len(windows["tokens"])
     if n_windows == 0:
         raise ValueError("no training sequence has two items; nothing to learn from")
@@ -474,8 +512,16 @@ def train_neural_model(
             seen = None
             if config.mask_seen_in_loss and config.loss == "full":
                 seen = _seen_mask(tokens, valid_positions, n_items)
+            if config.target_horizon > 1:
+                targets = _future_targets(targets, config.target_horizon)
             loss = _loss(
-                network, hidden[valid_positions], targets[valid_positions], config, n_items, generator, seen
+                network,
+                hidden[valid_positions],
+                targets[valid_positions],
+                config,
+                n_items,
+                generator,
+                seen,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -520,11 +566,18 @@ def train_neural_model(
             best_value, best_epoch, best_valid = value, epoch, valid_metrics
             best_state = copy.deepcopy(network.state_dict())
         if epoch - best_epoch >= config.patience:
-            logger.info("%s: no better validation %s for %d epochs, stopping", model.name, metric, config.patience)
+            logger.info(
+                "%s: no better validation %s for %d epochs, stopping",
+                model.name,
+                metric,
+                config.patience,
+            )
             break
         elapsed = time.perf_counter() - started
         if config.max_train_seconds is not None and elapsed > config.max_train_seconds:
-            logger.info("%s: time budget of %.0fs reached, stopping", model.name, config.max_train_seconds)
+            logger.info(
+                "%s: time budget of %.0fs reached, stopping", model.name, config.max_train_seconds
+            )
             break
     if best_state is not None:
         network.load_state_dict(best_state)

@@ -173,7 +173,9 @@ def tune_session_knn(
         value = evaluate_rankings(
             top_items=top_items, cases=valid_cases, n_items=n_items, metric_names=(metric,)
         )[metric]
-        trials.append({"n_neighbours": n_neighbours, metric: value, "seconds": time.perf_counter() - started})
+        trials.append(
+            {"n_neighbours": n_neighbours, metric: value, "seconds": time.perf_counter() - started}
+        )
         logger.info("SKNN k=%d valid %s=%.4f", n_neighbours, metric, value)
         if value > best_value:
             best_value, best_k = value, n_neighbours

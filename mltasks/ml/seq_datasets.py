@@ -96,7 +96,9 @@ def load_hetrec_tag_sequences(path: str | Path) -> SequenceEvents:
                 continue
             fields = line.split("\t")
             if len(fields) != 6:
-                raise _error(path, line_number, f"expected 6 tab-separated fields, got {len(fields)}")
+                raise _error(
+                    path, line_number, f"expected 6 tab-separated fields, got {len(fields)}"
+                )
             try:
                 user, artist, _tag, day, month, year = (int(field) for field in fields)
                 dt.date(year, month, day)
@@ -165,7 +167,8 @@ def load_csv_events(path: str | Path) -> SequenceEvents:
                 raise _error(
                     path,
                     line_number,
-                    f"expected {len(CSV_COLUMNS)} columns ({','.join(CSV_COLUMNS)}), got {len(row)}",
+                    f"expected {len(CSV_COLUMNS)} columns ({','.join(CSV_COLUMNS)}), "
+                    f"got {len(row)}",
                 )
             user, track, artist, timestamp, event = (field.strip() for field in row)
             if not user or not track:
@@ -220,12 +223,16 @@ def load_mpd_playlists(path: str | Path) -> SequenceEvents:
             tracks = playlist.get("tracks")
             if not isinstance(tracks, list):
                 raise _error(
-                    file_path, _mpd_line(text, index), f'{where} (pid {playlist["pid"]}): no "tracks" list'
+                    file_path,
+                    _mpd_line(text, index),
+                    f'{where} (pid {playlist["pid"]}): no "tracks" list',
                 )
             rows = []
             for track_index, track in enumerate(tracks):
                 try:
-                    rows.append((int(track["pos"]), str(track["track_uri"]), str(track["artist_uri"])))
+                    rows.append(
+                        (int(track["pos"]), str(track["track_uri"]), str(track["artist_uri"]))
+                    )
                 except (KeyError, TypeError, ValueError) as exc:
                     raise _error(
                         file_path,
@@ -236,7 +243,9 @@ def load_mpd_playlists(path: str | Path) -> SequenceEvents:
             positions = [row[0] for row in rows]
             if len(set(positions)) != len(positions):
                 raise _error(
-                    file_path, _mpd_line(text, index), f"{where} (pid {playlist['pid']}): duplicate pos"
+                    file_path,
+                    _mpd_line(text, index),
+                    f"{where} (pid {playlist['pid']}): duplicate pos",
                 )
             for _pos, track_uri, artist_uri in sorted(rows):
                 playlist_ids.append(str(playlist["pid"]))
@@ -286,7 +295,11 @@ def load_presplit(path: str | Path) -> SequenceEvents:
                 if not fields:
                     continue
                 if len(fields) != 2:
-                    raise _error(target_path, line_number, f"expected `user target`, got {len(fields)} fields")
+                    raise _error(
+                        target_path,
+                        line_number,
+                        f"expected `user target`, got {len(fields)} fields",
+                    )
                 user, target = fields
                 if user not in sequences:
                     raise _error(target_path, line_number, f"user {user} is not in train.txt")
@@ -299,7 +312,11 @@ def load_presplit(path: str | Path) -> SequenceEvents:
         if roles != sorted(roles):  # pragma: no cover - guaranteed by the reading order
             raise _error(folder, None, f"user {user}: roles out of order")
         if ROLE_TEST in roles and ROLE_VALID not in roles:
-            raise _error(folder / "valid.txt", None, f"user {user} has a test target but no validation target")
+            raise _error(
+                folder / "valid.txt",
+                None,
+                f"user {user} has a test target but no validation target",
+            )
     sequence_ids = [user for user, events in sequences.items() for _ in events]
     item_ids = [item for events in sequences.values() for item, _ in events]
     roles = [role for events in sequences.values() for _, role in events]

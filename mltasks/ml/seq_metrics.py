@@ -35,9 +35,7 @@ class ContinuationScorer(Protocol):
         ...
 
 
-def repetition_at_k(
-    top_items: np.ndarray, input_items: Sequence[np.ndarray], k: int
-) -> float:
+def repetition_at_k(top_items: np.ndarray, input_items: Sequence[np.ndarray], k: int) -> float:
     """Share of the top-K slate that already occurs in the input or earlier in the slate."""
     shares = []
     for row, inputs in zip(top_items[:, :k], input_items, strict=True):
@@ -100,9 +98,7 @@ def rerank_max_per_artist(
     return items[positions], scores[positions]
 
 
-def top_k_excluding(
-    scores: np.ndarray, exclude: Sequence[np.ndarray] | None, k: int
-) -> np.ndarray:
+def top_k_excluding(scores: np.ndarray, exclude: Sequence[np.ndarray] | None, k: int) -> np.ndarray:
     """Top-k item indices per row of `scores`, best first, never an excluded item (PAD-filled)."""
     scores = np.array(scores, dtype=np.float32, copy=True)
     n_rows, n_items = scores.shape
@@ -200,5 +196,7 @@ def evaluate_rankings(
     if sampled_ranks is not None and len(sampled_ranks):
         hits = sampled_ranks < 10
         results["sampled100-HR@10"] = float(hits.mean())
-        results["sampled100-nDCG@10"] = float(np.mean(np.where(hits, 1.0 / np.log2(sampled_ranks + 2), 0.0)))
+        results["sampled100-nDCG@10"] = float(
+            np.mean(np.where(hits, 1.0 / np.log2(sampled_ranks + 2), 0.0))
+        )
     return results

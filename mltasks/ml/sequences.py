@@ -86,10 +86,14 @@ def sessionize(events: SequenceEvents, *, session_gap_min: float = 45.0) -> Sequ
     session_number = np.cumsum(starts)
     # Number sessions from 0 within each user.
     first_session_of_user = session_number[new_user]
-    user_start_session = np.repeat(first_session_of_user, np.diff(np.r_[np.flatnonzero(new_user), len(users)]))
+    user_start_session = np.repeat(
+        first_session_of_user, np.diff(np.r_[np.flatnonzero(new_user), len(users)])
+    )
     within_user = session_number - user_start_session
     original_users = np.asarray(events.sequence_ids)[order]
-    sequence_ids = np.char.add(np.char.add(original_users.astype(str), "#"), within_user.astype(str))
+    sequence_ids = np.char.add(
+        np.char.add(original_users.astype(str), "#"), within_user.astype(str)
+    )
     return SequenceEvents(
         sequence_ids=sequence_ids,
         item_ids=np.asarray(events.item_ids)[order],
@@ -210,7 +214,9 @@ def _artist_mapping(
     item_position = {item_id: index for index, item_id in enumerate(item_ids.tolist())}
     artist_of_item = np.full(len(item_ids), "", dtype=object)
     assigned = np.zeros(len(item_ids), dtype=bool)
-    for item_id, artist_id in zip(events.item_ids.tolist(), events.artist_ids.tolist(), strict=True):
+    for item_id, artist_id in zip(
+        events.item_ids.tolist(), events.artist_ids.tolist(), strict=True
+    ):
         index = item_position.get(item_id)
         if index is not None and not assigned[index]:  # an item's artist is its first one seen
             artist_of_item[index] = artist_id
@@ -258,7 +264,9 @@ def seq_last_split(events: SequenceEvents, *, config: SequenceConfig | None = No
         items = code_to_index[sequence.codes[mask]]
         if len(items) == 0:
             continue
-        hours, dows = time_context(sequence.timestamps[mask], has_time_of_day=events.has_time_of_day)
+        hours, dows = time_context(
+            sequence.timestamps[mask], has_time_of_day=events.has_time_of_day
+        )
         n_train = _training_part(len(items))
         train_row = -1
         if n_train > 0:
@@ -270,7 +278,14 @@ def seq_last_split(events: SequenceEvents, *, config: SequenceConfig | None = No
         if len(items) >= MIN_EVALUATED_LENGTH:
             for rows, position in ((valid_rows, len(items) - 2), (test_rows, len(items) - 1)):
                 rows.append(
-                    (sequence.sequence_id, items[:position], items[position], hours[position], dows[position], train_row)
+                    (
+                        sequence.sequence_id,
+                        items[:position],
+                        items[position],
+                        hours[position],
+                        dows[position],
+                        train_row,
+                    )
                 )
     item_artist, artist_ids = _artist_mapping(events, item_ids)
     n_kept_events = int(sum(len(t) for t in train_items)) + len(valid_rows) + len(test_rows)

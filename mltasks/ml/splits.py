@@ -71,7 +71,7 @@ def cf_random_split(
     test_fraction: float = 0.2,
     valid_fraction: float = 0.1,
 ) -> CFSplit:
-    """Split each user's unique positive items: test = max(1, round(20%)), valid = round(10% of the rest).
+    """Per user: test = max(1, round(20%)), valid = round(10% of the rest), rounding half up.
 
     Pairs are sorted by (user, item) before a user's items are shuffled with one generator seeded
     by `seed` and visited in user-index order, so the split depends only on the data and the seed,

@@ -168,3 +168,20 @@ def test_similar_users_come_from_user_vectors(api_client, planted_world):
     assert [u["user_id"] for u in body["items"]] == [neighbour.pk, fan_of_b.pk]
     api_client.force_authenticate(fan_of_b)
     assert api_client.get(f"/api/rec/users/{fan_of_a.pk}/similar").status_code == 403
+
+
+@pytest.mark.django_db
+def test_rolling_back_restores_the_versions_vectors(api_client, planted_world):
+    from mltasks.models import TrackVector
+    from mltasks.services import model_version_activate
+
+    planted = planted_world["version"]
+    newer = ModelVersion.objects.create(kind="recommender", algorithm="other", status="ready")
+    model_version_activate(version=newer)
+    assert not TrackVector.objects.filter(model_version=planted).exists()
+    model_version_activate(version=planted)
+    assert TrackVector.objects.filter(model_version=planted).count() == 40
+    fan_of_a = planted_world["users"][0]
+    api_client.force_authenticate(fan_of_a)
+    items = api_client.get(rec_url(fan_of_a, n=3)).json()["items"]
+    assert [i["track_id"] for i in items] == [t.pk for t in planted_world["tracks"][:3]]

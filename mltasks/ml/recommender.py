@@ -1,0 +1,541 @@
+"""The user recommender TunedIn serves: one entry point that splits, trains, selects and refits.
+
+`train_user_recommender` runs the CF-random protocol end to end:
+
+1. Split (CF-random with `seed`, or the split a dataset gives).
+2. Baselines: MostPop, ItemKNN (n_neighbors tuned on validation), EASE (lambda tuned on validation).
+3. Candidates the serving side can use, all of them dot-product models:
+   - `LightGCN` (early-stopped on validation nDCG@20),
+   - `EASE-SVD`: the tuned EASE's score matrix factorised to rank `ease_rank`,
+   - `TunedIn-blend`: LightGCN, EASE-SVD and tag-content blocks concatenated, each standardised per
+     user and weighted, weights chosen on validation (see `hybrid.blend_factors`).
+4. The served model is the candidate with the best validation nDCG@20. Nothing is chosen on test.
+5. Test metrics: every model is refitted on train+valid with its chosen hyper-parameters
+   (LightGCN for its early-stopped number of epochs) and ranks with train+valid items excluded.
+6. Served vectors: the selected model refitted on ALL interactions (train+valid+test) when
+   `config.serve_fit == "all"` (the default), or the train+valid fit when "train+valid". Items with
+   no interactions but with tags get CF vectors predicted from content (`content.fill_cold_items`);
+   users with no interactions get zero vectors (serve them popularity or content instead).
+
+Score contract: score(u, i) = user_vectors[u] . item_vectors[i], d <= 128.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from mltasks.ml.baselines import EASE, ItemKNN, MostPop, factorize_scores
+from mltasks.ml.content import ContentModel, fill_cold_items, fit_tag_content
+from mltasks.ml.hybrid import blend_factors
+from mltasks.ml.interactions import IdIndex, Interactions
+from mltasks.ml.lightgcn import LightGCNConfig, train_lightgcn
+from mltasks.ml.ranking import CF_METRICS, evaluate_scorer, rank_users
+from mltasks.ml.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
+
+logger = logging.getLogger(__name__)
+
+SELECTION_METRIC = "nDCG@20"
+MAX_SERVED_DIM = 128
+ARTIFACT_VERSION = 1
+
+# LightGCN tuned on HetRec validation (see docs/benchmarks/cf.md): a larger lr and batch than the
+# paper for speed, 4 negatives per positive for more signal per propagation, and stronger L2.
+TUNED_LIGHTGCN = LightGCNConfig(
+    lr=0.02,
+    batch_size=8192,
+    n_negatives=4,
+    lambda_reg=1e-3,
+    max_epochs=300,
+    eval_every=3,
+    patience=6,
+)
+
+
+@dataclass(frozen=True)
+class RecommenderConfig:
+    lightgcn: LightGCNConfig = TUNED_LIGHTGCN
+    ease_lambdas: tuple[float, ...] = (25.0, 50.0, 100.0, 200.0, 400.0)
+    knn_neighbors: tuple[int, ...] = (50, 100, 200, 400)
+    knn_shrink: float = 10.0
+    ease_rank: int = 48  # EASE-SVD block; LightGCN (64) + EASE (48) + content (16) = 128
+    content_dim: int = 64  # content vectors returned for cold-start scoring
+    content_block_dim: int = 16  # content block inside the blend
+    blend_ease_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    blend_content_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
+    serve_fit: str = "all"  # "all" | "train+valid" | "none" (benchmarks skip the serving refit)
+    collect_test_top_k: int = 0  # keep each model's top-K per test user (for dumps), 0 = no
+    show_progress: bool = True
+
+    def to_dict(self) -> dict:
+        result = asdict(self)
+        result["lightgcn"] = self.lightgcn.to_dict()
+        return result
+
+
+@dataclass
+class ModelReport:
+    """How one model did: its chosen parameters, validation and test metrics, timings."""
+
+    name: str
+    params: dict
+    valid: dict[str, float]
+    test: dict[str, float] = field(default_factory=dict)
+    train_seconds: float = 0.0  # fit(s) on train, tuning included
+    refit_seconds: float = 0.0  # fit on train+valid for the test
+    servable: bool = False  # a dot-product model the serving side can use
+    dim: int | None = None
+    tuning: list[dict] = field(default_factory=list)  # validation score of every setting tried
+    test_top_items: np.ndarray | None = None  # (n_test_users, K) item indices, if collected
+
+    def to_dict(self) -> dict:
+        result = asdict(self)
+        result.pop("test_top_items")
+        return result
+
+
+@dataclass
+class RecommenderResult:
+    served_model: str
+    user_vectors: np.ndarray  # n_users x d, every user in `user_ids`
+    item_vectors: np.ndarray  # n_items x d, every item in `item_ids`
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    fitted_on: str  # "all" or "train+valid"
+    popularity: np.ndarray  # interactions per item in the data the vectors were fitted on
+    content_vectors: np.ndarray | None = None  # n_items x content_dim, zero rows without tags
+    content_components: np.ndarray | None = None  # n_tags x content_dim, folds tags in
+    content_idf: np.ndarray | None = None
+    tag_names: list[str] = field(default_factory=list)
+    models: list[ModelReport] = field(default_factory=list)
+    history: dict[str, list[dict]] = field(default_factory=dict)  # per-epoch logs by model
+    timings: dict[str, float] = field(default_factory=dict)
+    split: dict = field(default_factory=dict)
+    seed: int = DEFAULT_SEED
+    config: dict = field(default_factory=dict)
+    served_params: dict = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
+        """{model: {"valid": {...}, "test": {...}}} for every model, baselines included."""
+        return {m.name: {"valid": m.valid, "test": m.test} for m in self.models}
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        return self.user_vectors[user_indices] @ self.item_vectors.T
+
+    def content_model(self) -> ContentModel | None:
+        if self.content_vectors is None:
+            return None
+        return ContentModel(
+            item_vectors=self.content_vectors,
+            components=self.content_components,
+            idf=self.content_idf,
+            tag_names=self.tag_names,
+        )
+
+    def metadata(self) -> dict:
+        return {
+            "artifact_version": ARTIFACT_VERSION,
+            "served_model": self.served_model,
+            "served_params": self.served_params,
+            "dim": int(self.user_vectors.shape[1]),
+            "fitted_on": self.fitted_on,
+            "score": "user_vectors[u] . item_vectors[i]",
+            "metrics": self.metrics,
+            "models": [m.to_dict() for m in self.models],
+            "history": self.history,
+            "timings": self.timings,
+            "split": self.split,
+            "seed": self.seed,
+            "config": self.config,
+            "tag_names": self.tag_names,
+        }
+
+
+# ----------------------------------------------------------------------------- factor blocks
+
+
+@dataclass
+class _Blocks:
+    """The dot-product blocks of one fit (on train, or train+valid, or all)."""
+
+    lightgcn: tuple[np.ndarray, np.ndarray]
+    ease: tuple[np.ndarray, np.ndarray]
+    content: tuple[np.ndarray, np.ndarray] | None
+
+
+def _content_block(
+    content: ContentModel | None, fit_csr: sp.csr_matrix
+) -> tuple[np.ndarray, np.ndarray] | None:
+    if content is None:
+        return None
+    return content.user_profiles(fit_csr).astype(np.float32), content.item_vectors
+
+
+def _blend(blocks: _Blocks, ease_weight: float, content_weight: float):
+    parts, weights = [blocks.lightgcn, blocks.ease], [1.0, ease_weight]
+    if blocks.content is not None:
+        parts.append(blocks.content)
+        weights.append(content_weight)
+    return blend_factors(parts, weights)
+
+
+def _factor_scorer(vectors: tuple[np.ndarray, np.ndarray]):
+    user_vectors, item_vectors = vectors
+    return lambda users: user_vectors[users] @ item_vectors.T
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def train_user_recommender(
+    *,
+    interactions: Interactions,
+    item_tags: sp.csr_matrix | None = None,
+    tag_names: list[str] | None = None,
+    friends: sp.csr_matrix | None = None,
+    config: RecommenderConfig | None = None,
+    seed: int = DEFAULT_SEED,
+    split: CFSplit | None = None,
+) -> RecommenderResult:
+    """Split, train baselines and candidates, select on validation, test, refit for serving.
+
+    `item_tags` (n_items x n_tags counts, rows aligned with `interactions.items`) enables the
+    content block and cold-item vectors; `friends` (n_users x n_users) adds friend edges to
+    LightGCN when `config.lightgcn.friend_weight > 0`.
+    """
+    config = config or RecommenderConfig()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    split = split or cf_random_split(interactions, seed=seed)
+    train, train_valid = split.train, split.train_valid()
+    logger.info("split %s", split.summary())
+    reports: list[ModelReport] = []
+    test_users, _ = held_out_items(split.test)
+
+    def valid_metrics(scorer) -> dict[str, float]:
+        return evaluate_scorer(scorer, target=split.valid, exclude=train)
+
+    def test_metrics(scorer, report: ModelReport) -> None:
+        report.test = evaluate_scorer(scorer, target=split.test, exclude=train_valid)
+        if config.collect_test_top_k:
+            report.test_top_items = rank_users(
+                scorer, test_users, k=config.collect_test_top_k, exclude=train_valid
+            )
+        logger.info("%s test %s", report.name, _short(report.test))
+
+    # --- MostPop
+    clock = time.perf_counter()
+    most_pop = MostPop().fit(train)
+    report = ModelReport("MostPop", {}, valid_metrics(most_pop.score))
+    report.train_seconds = time.perf_counter() - clock
+    clock = time.perf_counter()
+    most_pop.fit(train_valid)
+    report.refit_seconds = time.perf_counter() - clock
+    test_metrics(most_pop.score, report)
+    reports.append(report)
+
+    # --- ItemKNN, n_neighbors on validation
+    report = _tune_and_test(
+        "ItemKNN",
+        [partial(ItemKNN, n_neighbors=k, shrink=config.knn_shrink) for k in config.knn_neighbors],
+        train,
+        train_valid,
+        valid_metrics,
+        test_metrics,
+    )[0]
+    reports.append(report)
+
+    # --- EASE, lambda on validation
+    report, ease_train, _ = _tune_and_test(
+        "EASE",
+        [partial(EASE, lam=lam) for lam in config.ease_lambdas],
+        train,
+        train_valid,
+        valid_metrics,
+        test_metrics,
+    )
+    reports.append(report)
+    best_lambda = ease_train.lam
+
+    # --- content vectors (tags are side information, independent of the split)
+    content_full = content_block_model = None
+    if item_tags is not None and item_tags.nnz:
+        clock = time.perf_counter()
+        names = tag_names or [str(i) for i in range(item_tags.shape[1])]
+        content_full = fit_tag_content(item_tags, names, dim=config.content_dim, seed=seed)
+        content_block_model = fit_tag_content(
+            item_tags, names, dim=config.content_block_dim, seed=seed
+        )
+        timings["content_seconds"] = time.perf_counter() - clock
+
+    # --- LightGCN, early-stopped on validation
+    lightgcn_config = replace(config.lightgcn, show_progress=config.show_progress)
+    clock = time.perf_counter()
+    lightgcn = train_lightgcn(
+        train, config=lightgcn_config, valid_csr=split.valid, seed=seed, friends=friends
+    )
+    lightgcn_seconds = time.perf_counter() - clock
+    lightgcn_vectors = (lightgcn.user_vectors, lightgcn.item_vectors)
+    lightgcn_report = ModelReport(
+        "LightGCN",
+        {**lightgcn_config.to_dict(), "best_epoch": lightgcn.best_epoch},
+        valid_metrics(_factor_scorer(lightgcn_vectors)),
+        train_seconds=lightgcn_seconds,
+        servable=True,
+        dim=lightgcn_config.embedding_dim,
+    )
+    history = {"LightGCN": lightgcn.history}
+    timings["lightgcn_time_to_quality"] = lightgcn.time_to_quality
+
+    # --- EASE-SVD and the blend, on train
+    clock = time.perf_counter()
+    ease_rank = min(config.ease_rank, MAX_SERVED_DIM - config.lightgcn.embedding_dim)
+    ease_vectors = factorize_scores(
+        ease_train.score, split.n_users, split.n_items, ease_rank, seed=seed
+    )
+    ease_svd_seconds = time.perf_counter() - clock
+    ease_svd_report = ModelReport(
+        "EASE-SVD",
+        {"lam": best_lambda, "rank": ease_rank},
+        valid_metrics(_factor_scorer(ease_vectors)),
+        train_seconds=reports[-1].train_seconds + ease_svd_seconds,
+        servable=True,
+        dim=ease_rank,
+    )
+    train_blocks = _Blocks(
+        lightgcn_vectors, ease_vectors, _content_block(content_block_model, train)
+    )
+    clock = time.perf_counter()
+    content_weights = config.blend_content_weights if train_blocks.content is not None else (0.0,)
+    tuning = []
+    for ease_weight, content_weight in itertools.product(
+        config.blend_ease_weights, content_weights
+    ):
+        metrics = valid_metrics(_factor_scorer(_blend(train_blocks, ease_weight, content_weight)))
+        tuning.append({"ease_weight": ease_weight, "content_weight": content_weight, **metrics})
+        logger.info(
+            "blend ease %.2f content %.2f valid %s", ease_weight, content_weight, _short(metrics)
+        )
+    best_blend = max(tuning, key=lambda row: row[SELECTION_METRIC])
+    blend_weights = {
+        "ease_weight": best_blend["ease_weight"],
+        "content_weight": best_blend["content_weight"],
+    }
+    blend_vectors = _blend(train_blocks, **blend_weights)
+    blend_report = ModelReport(
+        "TunedIn-blend",
+        {
+            **blend_weights,
+            "lightgcn_weight": 1.0,
+            "ease_lam": best_lambda,
+            "ease_rank": ease_rank,
+            "content_dim": config.content_block_dim if train_blocks.content is not None else 0,
+        },
+        {k: v for k, v in best_blend.items() if k in CF_METRICS},
+        train_seconds=lightgcn_seconds + ease_svd_seconds + time.perf_counter() - clock,
+        servable=True,
+        dim=int(blend_vectors[0].shape[1]),
+        tuning=tuning,
+    )
+    candidates = [lightgcn_report, ease_svd_report, blend_report]
+    served = max(candidates, key=lambda r: r.valid[SELECTION_METRIC])
+    logger.info("served model (best validation %s): %s", SELECTION_METRIC, served.name)
+
+    # --- refit every candidate on train+valid for the test
+    def fit_blocks(fit_csr: sp.csr_matrix, n_epochs: int) -> tuple[_Blocks, float, float]:
+        clock = time.perf_counter()
+        refit = train_lightgcn(
+            fit_csr,
+            config=lightgcn_config,
+            seed=seed,
+            friends=friends,
+            fixed_epochs=n_epochs,
+        )
+        lightgcn_fit_seconds = time.perf_counter() - clock
+        clock = time.perf_counter()
+        ease = EASE(lam=best_lambda).fit(fit_csr)
+        vectors = factorize_scores(ease.score, split.n_users, split.n_items, ease_rank, seed=seed)
+        ease_fit_seconds = time.perf_counter() - clock
+        blocks = _Blocks(
+            (refit.user_vectors, refit.item_vectors),
+            vectors,
+            _content_block(content_block_model, fit_csr),
+        )
+        return blocks, lightgcn_fit_seconds, ease_fit_seconds
+
+    test_blocks, lightgcn_refit, ease_refit = fit_blocks(train_valid, lightgcn.best_epoch)
+    lightgcn_report.refit_seconds = lightgcn_refit
+    test_metrics(_factor_scorer(test_blocks.lightgcn), lightgcn_report)
+    ease_svd_report.refit_seconds = ease_refit
+    test_metrics(_factor_scorer(test_blocks.ease), ease_svd_report)
+    blend_report.refit_seconds = lightgcn_refit + ease_refit
+    test_metrics(_factor_scorer(_blend(test_blocks, **blend_weights)), blend_report)
+    reports.extend(candidates)
+
+    def served_vectors(blocks: _Blocks) -> tuple[np.ndarray, np.ndarray]:
+        if served.name == "LightGCN":
+            return blocks.lightgcn
+        if served.name == "EASE-SVD":
+            return blocks.ease
+        return _blend(blocks, **blend_weights)
+
+    # --- the served vectors
+    if config.serve_fit == "all":
+        full = (train_valid + split.test).tocsr()
+        clock = time.perf_counter()
+        serve_blocks = fit_blocks(full, lightgcn.best_epoch)[0]
+        timings["serve_refit_seconds"] = time.perf_counter() - clock
+        fitted_on, fit_csr = "all", full
+    else:
+        serve_blocks, fitted_on, fit_csr = test_blocks, "train+valid", train_valid
+    user_vectors, item_vectors = served_vectors(serve_blocks)
+    warm_items = np.flatnonzero(np.diff(fit_csr.tocsc().indptr))
+    if content_full is not None:
+        item_vectors, filled = fill_cold_items(item_vectors, content_full, warm_items)
+        timings["cold_items_filled"] = int(len(filled))
+    warm_users = np.diff(fit_csr.indptr) > 0
+    user_vectors = np.where(warm_users[:, None], user_vectors, 0.0).astype(np.float32)
+    timings["total_seconds"] = time.perf_counter() - started
+
+    users = interactions.users if interactions.users is not None else IdIndex(np.arange(0))
+    return RecommenderResult(
+        served_model=served.name,
+        user_vectors=np.ascontiguousarray(user_vectors, dtype=np.float32),
+        item_vectors=np.ascontiguousarray(item_vectors, dtype=np.float32),
+        user_ids=users.ids,
+        item_ids=interactions.items.ids,
+        fitted_on=fitted_on,
+        popularity=np.diff(fit_csr.tocsc().indptr).astype(np.int64),
+        content_vectors=None if content_full is None else content_full.item_vectors,
+        content_components=None if content_full is None else content_full.components,
+        content_idf=None if content_full is None else content_full.idf,
+        tag_names=[] if content_full is None else content_full.tag_names,
+        models=reports,
+        history=history,
+        timings=timings,
+        split=split.summary(),
+        seed=seed,
+        config=config.to_dict(),
+        served_params=served.params,
+    )
+
+
+def _tune_and_test(name, factories, train, train_valid, valid_metrics, test_metrics):
+    """Fit each setting on train, keep the best on validation, refit it on train+valid, test it.
+
+    Returns the report, the best model fitted on train and the same setting fitted on train+valid.
+    """
+    clock = time.perf_counter()
+    tuning, best, best_metrics, best_factory = [], None, None, None
+    for factory in factories:
+        model = factory().fit(train)
+        metrics = valid_metrics(model.score)
+        tuning.append({**model.params(), **metrics})
+        logger.info("%s %s valid %s", name, model.params(), _short(metrics))
+        if best is None or metrics[SELECTION_METRIC] > best_metrics[SELECTION_METRIC]:
+            best, best_metrics, best_factory = model, metrics, factory
+        del model  # keep one fitted setting in memory at a time (EASE holds users x items)
+    report = ModelReport(
+        name, best.params(), best_metrics, train_seconds=time.perf_counter() - clock
+    )
+    report.tuning = tuning
+    clock = time.perf_counter()
+    refitted = best_factory().fit(train_valid)
+    report.refit_seconds = time.perf_counter() - clock
+    test_metrics(refitted.score, report)
+    return report, best, refitted
+
+
+def _short(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+
+def save_artifact(result: RecommenderResult, path: str | Path) -> Path:
+    """Write `<path>.npz` (arrays) and `<path>.json` (metadata); returns the npz path."""
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
+    base.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "user_vectors": result.user_vectors,
+        "item_vectors": result.item_vectors,
+        "user_ids": _portable_ids(result.user_ids),
+        "item_ids": _portable_ids(result.item_ids),
+        "popularity": result.popularity,
+    }
+    if result.content_vectors is not None:
+        arrays.update(
+            content_vectors=result.content_vectors,
+            content_components=result.content_components,
+            content_idf=result.content_idf,
+        )
+    npz_path = base.with_suffix(".npz")
+    np.savez(npz_path, **arrays)
+    metadata = result.metadata()
+    metadata["id_kinds"] = {
+        "user_ids": result.user_ids.dtype.kind,
+        "item_ids": result.item_ids.dtype.kind,
+    }
+    base.with_suffix(".json").write_text(json.dumps(metadata, indent=1, default=_json_default))
+    return npz_path
+
+
+def load_artifact(path: str | Path) -> RecommenderResult:
+    """Read what `save_artifact` wrote (no pickle: ids come back as int64 or str arrays)."""
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
+    metadata = json.loads(base.with_suffix(".json").read_text())
+    with np.load(base.with_suffix(".npz"), allow_pickle=False) as arrays:
+        data = {key: arrays[key] for key in arrays.files}
+    models = [
+        ModelReport(**{k: v for k, v in m.items() if k in ModelReport.__dataclass_fields__})
+        for m in metadata["models"]
+    ]
+    return RecommenderResult(
+        served_model=metadata["served_model"],
+        user_vectors=data["user_vectors"],
+        item_vectors=data["item_vectors"],
+        user_ids=data["user_ids"],
+        item_ids=data["item_ids"],
+        fitted_on=metadata["fitted_on"],
+        popularity=data["popularity"],
+        content_vectors=data.get("content_vectors"),
+        content_components=data.get("content_components"),
+        content_idf=data.get("content_idf"),
+        tag_names=metadata.get("tag_names", []),
+        models=models,
+        history=metadata["history"],
+        timings=metadata["timings"],
+        split=metadata["split"],
+        seed=metadata["seed"],
+        config=metadata["config"],
+        served_params=metadata.get("served_params", {}),
+    )
+
+
+def _portable_ids(ids: np.ndarray) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iu":
+        return ids.astype(np.int64)
+    return ids.astype(str)
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")

@@ -1,0 +1,484 @@
+"""The CF core: interactions, CF-random split, ranking, baselines, LightGCN, content, loaders,
+the recommender entry point and the benchmark runner. Pure numpy/scipy/torch, no Django."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mltasks.ml.baselines import EASE, ItemKNN, MostPop, factorize_scores
+from mltasks.ml.benchmark_cf import quick_config, run_cf_benchmark
+from mltasks.ml.content import ContentModel, fill_cold_items, fit_tag_content, with_artist_tags
+from mltasks.ml.datasets import load_adjacency, load_csv, load_dataset
+from mltasks.ml.hybrid import blend_factors, hybrid_scores, standardize_rows
+from mltasks.ml.interactions import Interactions, training_weights
+from mltasks.ml.lightgcn import LightGCNConfig, normalized_adjacency, train_lightgcn
+from mltasks.ml.ranking import evaluate_scorer, rank_users, top_k_from_scores
+from mltasks.ml.recommender import (
+    RecommenderConfig,
+    load_artifact,
+    save_artifact,
+    train_user_recommender,
+)
+from mltasks.ml.splits import cf_random_split, held_out_items
+
+FIXTURES = Path(__file__).parent / "fixtures" / "cf"
+
+
+def planted_interactions(
+    n_users=120, n_items=80, n_clusters=4, per_user=12, seed=0
+) -> tuple[Interactions, np.ndarray, np.ndarray]:
+    """Users and items in clusters; a user plays items of their own cluster (plus 2 random ones).
+
+    Items 0..7 are globally popular noise, so popularity alone is a weak but non-trivial signal.
+    """
+    rng = np.random.default_rng(seed)
+    user_cluster = np.arange(n_users) % n_clusters
+    item_cluster = np.arange(n_items) % n_clusters
+    users, items = [], []
+    for user in range(n_users):
+        own = np.flatnonzero(item_cluster == user_cluster[user])
+        chosen = np.concatenate(
+            [rng.choice(own, per_user, replace=False), rng.choice(8, 2, replace=False)]
+        )
+        for item in np.unique(chosen):
+            users.append(user)
+            items.append(item)
+    weights = rng.integers(1, 50, size=len(users))
+    interactions = Interactions(
+        user_ids=np.array(users) + 100, item_ids=np.array(items) + 1000, weights=weights
+    )
+    return interactions, user_cluster, item_cluster
+
+
+def tiny_lightgcn(**changes) -> LightGCNConfig:
+    config = LightGCNConfig(
+        embedding_dim=16,
+        num_layers=2,
+        lr=0.05,
+        batch_size=256,
+        max_epochs=25,
+        eval_every=5,
+        patience=3,
+        show_progress=False,
+    )
+    return replace(config, **changes)
+
+
+# ----------------------------------------------------------------------------- interactions
+
+
+def test_interactions_merge_repeated_pairs_and_drop_skips_and_dislikes():
+    log = Interactions(
+        user_ids=np.array(["a", "a", "a", "b", "b"]),
+        item_ids=np.array(["x", "x", "y", "x", "z"]),
+        weights=np.array([2.0, 3.0, -1.0, 1.0, 0.0]),  # y is a dislike, z a skip
+    )
+    matrix = log.to_csr(scheme="binary")
+    assert matrix.shape == (2, 3)
+    assert matrix.nnz == 2  # (a, x) once, (b, x)
+    users, items, weights = log.positive_pairs()
+    assert weights.tolist() == [5.0, 1.0]  # a's two plays of x add up
+    assert log.items.ids[items].tolist() == ["x", "x"]
+
+
+def test_log_weighting_compresses_play_counts():
+    weights = training_weights(np.array([1.0, 10.0, 10_000.0]), "log")
+    assert weights[0] == pytest.approx(1.0)
+    assert weights[2] / weights[0] < 11
+    with pytest.raises(ValueError, match="unknown weight scheme"):
+        training_weights(np.array([1.0]), "sqrt")
+
+
+# ----------------------------------------------------------------------------- split
+
+
+def test_split_is_deterministic_for_a_seed_and_changes_with_the_seed():
+    log, _, _ = planted_interactions()
+    first, again = cf_random_split(log, seed=7), cf_random_split(log, seed=7)
+    other = cf_random_split(log, seed=8)
+    for part in ("train", "valid", "test"):
+        assert (getattr(first, part) != getattr(again, part)).nnz == 0
+    assert (first.test != other.test).nnz > 0
+
+
+def test_split_ignores_the_order_of_the_log_rows():
+    log, _, _ = planted_interactions()
+    order = np.random.default_rng(1).permutation(len(log))
+    shuffled = Interactions(
+        user_ids=log.user_ids[order],
+        item_ids=log.item_ids[order],
+        weights=log.weights[order],
+        users=log.users,
+        items=log.items,
+    )
+    assert (cf_random_split(log).test != cf_random_split(shuffled).test).nnz == 0
+
+
+def test_split_parts_are_disjoint_and_cover_every_positive():
+    log, _, _ = planted_interactions()
+    split = cf_random_split(log)
+    train, valid, test = (
+        m.astype(bool).astype(int) for m in (split.train, split.valid, split.test)
+    )
+    assert train.multiply(valid).nnz == 0
+    assert train.multiply(test).nnz == 0
+    assert valid.multiply(test).nnz == 0
+    assert (train + valid + test).nnz == log.to_csr().nnz
+
+
+def test_split_proportions_and_at_least_one_test_item_per_user():
+    users = np.concatenate([np.zeros(50), np.ones(1), np.full(7, 2)]).astype(int)
+    items = np.concatenate([np.arange(50), [0], np.arange(7)])
+    split = cf_random_split(Interactions(user_ids=users, item_ids=items, weights=np.ones(58)))
+    per_user = [np.diff(m.indptr).tolist() for m in (split.train, split.valid, split.test)]
+    # 50 items: 10 test, round(10% of 40) = 4 valid, 36 train; 1 item: test only;
+    # 7 items: round-half-up(1.4) = 1 test, round(0.6) = 1 valid, 5 train.
+    assert per_user == [[36, 0, 5], [4, 0, 1], [10, 1, 1]]
+
+
+# ----------------------------------------------------------------------------- ranking
+
+
+def test_top_k_excludes_training_items_and_orders_best_first():
+    scores = np.array([[0.9, 0.1, 0.8, 0.5, 0.7], [0.1, 0.2, 0.3, 0.4, 0.5]])
+    exclude = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 0, 0, 1]]))
+    top = top_k_from_scores(scores, 3, exclude)
+    assert top.tolist() == [[2, 4, 3], [3, 2, 1]]
+
+
+def test_short_catalogs_are_padded_with_minus_one_not_with_known_items():
+    exclude = sp.csr_matrix(np.array([[1, 0, 1]]))
+    assert top_k_from_scores(np.array([[3.0, 2.0, 1.0]]), 4, exclude).tolist() == [[1, -1, -1, -1]]
+
+
+def test_ties_are_broken_by_item_index():
+    assert top_k_from_scores(np.zeros((1, 5)), 3).tolist() == [[0, 1, 2]]
+
+
+def test_rankings_never_contain_training_items_in_any_batch():
+    log, _, _ = planted_interactions()
+    split = cf_random_split(log)
+    model = MostPop().fit(split.train)
+    users = np.arange(split.n_users)
+    top = rank_users(model.score, users, k=20, exclude=split.train, batch_size=7)
+    for user in users:
+        assert not set(top[user]) & set(split.train[user].indices)
+    assert top.shape == (split.n_users, 20)
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+def _cluster_precision(model, split, user_cluster, item_cluster, k=5) -> float:
+    users = np.arange(split.n_users)
+    top = rank_users(model.score, users, k=k, exclude=split.train)
+    return float(np.mean(item_cluster[top] == user_cluster[users][:, None]))
+
+
+@pytest.fixture(scope="module")
+def planted():
+    log, user_cluster, item_cluster = planted_interactions()
+    split = cf_random_split(log, seed=2020)
+    # Interactions index raw ids in sorted order, so index = raw id - offset here.
+    return log, split, user_cluster, item_cluster
+
+
+def test_mostpop_scores_every_user_by_item_popularity(planted):
+    _, split, _, _ = planted
+    model = MostPop().fit(split.train)
+    scores = model.score(np.array([0, 5]))
+    assert np.array_equal(scores[0], scores[1])
+    assert np.array_equal(scores[0], np.diff(split.train.tocsc().indptr))
+
+
+@pytest.mark.parametrize("model", [ItemKNN(n_neighbors=20), EASE(lam=10.0)], ids=str)
+def test_item_models_recommend_the_users_own_cluster(planted, model):
+    _, split, user_cluster, item_cluster = planted
+    model.fit(split.train)
+    assert _cluster_precision(model, split, user_cluster, item_cluster) > 0.8
+    assert _cluster_precision(MostPop().fit(split.train), split, user_cluster, item_cluster) < 0.5
+
+
+def test_itemknn_keeps_at_most_n_neighbors_per_item(planted):
+    _, split, _, _ = planted
+    model = ItemKNN(n_neighbors=3).fit(split.train)
+    assert np.diff(model.similarity.tocsc().indptr).max() <= 3
+
+
+def _ease_item_space(x: np.ndarray, lam: float) -> np.ndarray:
+    precision = np.linalg.inv(x.T @ x + lam * np.eye(x.shape[1]))
+    weights = -precision / np.diag(precision)
+    np.fill_diagonal(weights, 0.0)
+    return x @ weights
+
+
+@pytest.mark.parametrize("shape", [(12, 30), (30, 12)], ids=["users<items", "items<=users"])
+def test_ease_matches_the_closed_form_in_both_solution_spaces(shape):
+    rng = np.random.default_rng(3)
+    x = (rng.random(shape) < 0.3).astype(np.float64)
+    model = EASE(lam=2.0).fit(sp.csr_matrix(x))
+    scores = model.score(np.arange(shape[0]))
+    np.testing.assert_allclose(scores, _ease_item_space(x, 2.0), rtol=1e-4, atol=1e-4)
+
+
+def test_factorize_scores_recovers_a_low_rank_score_matrix():
+    rng = np.random.default_rng(0)
+    left, right = rng.standard_normal((40, 3)), rng.standard_normal((3, 25))
+    matrix = left @ right
+    user_vectors, item_vectors = factorize_scores(lambda u: matrix[u], 40, 25, 3, batch_size=7)
+    np.testing.assert_allclose(user_vectors @ item_vectors.T, matrix, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- LightGCN
+
+
+def test_normalized_adjacency_is_symmetric_with_unit_spectral_radius(planted):
+    _, split, _, _ = planted
+    adjacency = normalized_adjacency(split.train)
+    assert (abs(adjacency - adjacency.T) > 1e-6).nnz == 0
+    assert adjacency.shape == (split.n_users + split.n_items,) * 2
+    top_eigenvalue = sp.linalg.eigsh(adjacency.astype(np.float64), k=1, which="LA")[0][0]
+    assert top_eigenvalue == pytest.approx(1.0, abs=1e-4)
+
+
+def test_lightgcn_beats_mostpop_on_planted_structure_and_logs_history(planted):
+    _, split, _, _ = planted
+    result = train_lightgcn(split.train, config=tiny_lightgcn(), valid_csr=split.valid, seed=1)
+    lightgcn = evaluate_scorer(result.score, target=split.test, exclude=split.train)
+    most_pop = evaluate_scorer(
+        MostPop().fit(split.train).score, target=split.test, exclude=split.train
+    )
+    assert lightgcn["nDCG@20"] > 1.5 * most_pop["nDCG@20"]
+    assert result.user_vectors.shape == (split.n_users, 16)
+    assert result.item_vectors.shape == (split.n_items, 16)
+    assert [row["epoch"] for row in result.history] == list(range(1, len(result.history) + 1))
+    assert all("loss" in row and "epoch_seconds" in row for row in result.history)
+    assert result.best_epoch in [row["epoch"] for row in result.history if "valid_nDCG@20" in row]
+    assert result.time_to_quality["100%"]["epoch"] == result.best_epoch
+
+
+def test_lightgcn_is_deterministic_for_a_seed(planted):
+    _, split, _, _ = planted
+    config = tiny_lightgcn(max_epochs=3)
+    first = train_lightgcn(split.train, config=config, seed=5, fixed_epochs=3)
+    again = train_lightgcn(split.train, config=config, seed=5, fixed_epochs=3)
+    np.testing.assert_array_equal(first.user_vectors, again.user_vectors)
+    assert len(first.history) == 3
+
+
+# ----------------------------------------------------------------------------- content, hybrid
+
+
+def _tag_counts():
+    # items 0-2 are "metal", 3-5 "jazz"; item 6 has no tags.
+    rows = [0, 0, 1, 2, 2, 3, 4, 4, 5]
+    cols = [0, 1, 0, 0, 1, 2, 2, 3, 3]
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(7, 4)), [
+        "metal",
+        "heavy",
+        "jazz",
+        "bebop",
+    ]
+
+
+def test_content_vectors_put_items_with_shared_tags_together():
+    counts, names = _tag_counts()
+    content = fit_tag_content(counts, names, dim=2)
+    similarity = content.item_vectors @ content.item_vectors.T
+    assert similarity[0, 2] > 0.9 and similarity[0, 3] < 0.1
+    assert not content.has_content[6]
+    scores = content.score_cold_user(tag_names=["JAZZ"])
+    assert set(np.argsort(-scores)[:3]) == {3, 4, 5}
+    scores = content.score_cold_user(liked_items=np.array([1]))
+    assert set(np.argsort(-scores)[:3]) == {0, 1, 2}
+
+
+def test_artist_tags_flow_to_untagged_tracks():
+    artist_tags = sp.csr_matrix(np.array([[3.0, 0.0], [0.0, 2.0]]))
+    track_tags = sp.csr_matrix(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]))
+    combined = with_artist_tags(track_tags, np.array([1, 0, -1]), artist_tags, artist_weight=0.5)
+    assert combined.toarray().tolist() == [[0.0, 1.0], [2.5, 0.0], [0.0, 0.0]]
+
+
+def test_cold_items_get_cf_vectors_predicted_from_content():
+    rng = np.random.default_rng(0)
+    content_vectors = rng.standard_normal((60, 4)).astype(np.float32)
+    mapping = rng.standard_normal((4, 3))
+    cf_vectors = (content_vectors @ mapping).astype(np.float32)
+    content = ContentModel(content_vectors, np.zeros((1, 4)), np.ones(1), ["t"])
+    damaged = cf_vectors.copy()
+    damaged[50:] = 0.0  # items 50.. have no interactions
+    filled, cold = fill_cold_items(damaged, content, np.arange(50), alpha=1e-6)
+    assert cold.tolist() == list(range(50, 60))
+    np.testing.assert_allclose(filled[50:], cf_vectors[50:], atol=1e-3)
+
+
+def test_hybrid_mixes_standardised_scores_with_alpha():
+    cf = np.array([[1.0, 2.0, 3.0]])
+    content = np.array([[30.0, 20.0, 10.0]])
+    assert np.argmax(hybrid_scores(cf, content, alpha=0.9)) == 2
+    assert np.argmax(hybrid_scores(cf, content, alpha=0.1)) == 0
+    np.testing.assert_allclose(hybrid_scores(cf, content, alpha=1.0), standardize_rows(cf))
+
+
+def test_blended_factors_score_like_the_weighted_sum_of_standardised_scores():
+    rng = np.random.default_rng(0)
+    blocks = [(rng.standard_normal((5, 3)), rng.standard_normal((20, 3))) for _ in range(2)]
+    user_vectors, item_vectors = blend_factors(blocks, [1.0, 0.5])
+    expected = sum(
+        w * standardize_rows(u @ v.T) for (u, v), w in zip(blocks, [1.0, 0.5], strict=True)
+    )
+    got = user_vectors @ item_vectors.T
+    # Equal up to a per-user constant (the dropped means), so rankings are identical.
+    np.testing.assert_allclose(
+        got - got.mean(1, keepdims=True), expected - expected.mean(1, keepdims=True), atol=1e-4
+    )
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def test_adjacency_loader_reproduces_the_given_split():
+    dataset = load_adjacency(FIXTURES / "adjacency_with_valid")
+    split, log = dataset.split, dataset.interactions
+
+    def pairs(matrix):
+        coo = matrix.tocoo()
+        return sorted(
+            zip(log.users.ids[coo.row].tolist(), log.items.ids[coo.col].tolist(), strict=True)
+        )
+
+    assert pairs(split.train) == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 0),
+        (1, 2),
+        (1, 4),
+        (2, 1),
+        (2, 3),
+    ]
+    assert pairs(split.valid) == [(0, 4), (1, 6), (2, 5)]
+    assert pairs(split.test) == [(0, 7), (0, 8), (1, 9)]  # user 2's test line lists no item
+
+
+def test_adjacency_loader_carves_validation_from_train_only():
+    dataset = load_adjacency(FIXTURES / "adjacency", seed=3)
+    split, log = dataset.split, dataset.interactions
+    given_test = {0: {10, 11}, 1: {14}, 2: {13}, 3: {0}, 4: {1, 2}}
+    users, items = held_out_items(split.test)
+    assert {
+        int(log.users.ids[u]): set(log.items.ids[i].tolist())
+        for u, i in zip(users, items, strict=True)
+    } == given_test
+    # 10% rounded half up of 10, 7, 6, 5, 4 training items.
+    assert np.diff(split.valid.indptr).tolist() == [1, 1, 1, 1, 0]
+    assert split.train.multiply(split.valid).nnz == 0
+    again = load_adjacency(FIXTURES / "adjacency", seed=3).split
+    assert (again.valid != split.valid).nnz == 0
+
+
+def test_adjacency_loader_rejects_a_malformed_line_with_file_and_line():
+    with pytest.raises(ValueError, match=r"train\.txt:2: .*'x4'"):
+        load_adjacency(FIXTURES / "adjacency_malformed")
+
+
+def test_csv_loader_reads_weights_and_timestamps_and_reports_bad_rows():
+    dataset = load_csv(FIXTURES / "interactions.csv")
+    log = dataset.interactions
+    assert (log.n_users, log.n_items, len(log)) == (3, 5, 10)
+    assert log.timestamps is not None and log.timestamps[0] == 1000
+    matrix = log.to_csr()
+    assert matrix.nnz == 8  # (u1, a) twice merged, (u2, d) has weight 0
+    with pytest.raises(ValueError, match=r"bad_weight\.csv:3: weight is not a number: 'lots'"):
+        load_csv(FIXTURES / "bad_weight.csv")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("movielens", FIXTURES)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _small_config(**changes) -> RecommenderConfig:
+    config = quick_config(RecommenderConfig(show_progress=False))
+    return replace(
+        config,
+        lightgcn=tiny_lightgcn(max_epochs=10),
+        ease_rank=8,
+        content_dim=4,
+        content_block_dim=2,
+        **changes,
+    )
+
+
+def test_recommender_serves_a_dot_product_model_chosen_on_validation(planted, tmp_path):
+    log, _, _, item_cluster = planted
+    tags = sp.csr_matrix(
+        (np.ones(log.n_items), (np.arange(log.n_items), item_cluster)), shape=(log.n_items, 4)
+    )
+    result = train_user_recommender(
+        interactions=log,
+        item_tags=tags,
+        tag_names=["a", "b", "c", "d"],
+        config=_small_config(serve_fit="all"),
+        seed=2020,
+    )
+    names = [m.name for m in result.models]
+    assert names == ["MostPop", "ItemKNN", "EASE", "LightGCN", "EASE-SVD", "TunedIn-blend"]
+    candidates = [m for m in result.models if m.servable]
+    best = max(candidates, key=lambda m: m.valid["nDCG@20"])
+    assert result.served_model == best.name
+    assert all(m.valid and m.test for m in result.models)
+    assert result.user_vectors.shape[0] == log.n_users
+    assert result.item_vectors.shape[0] == log.n_items
+    assert result.user_vectors.shape[1] <= 128
+    assert result.fitted_on == "all"
+    assert len(result.history["LightGCN"]) >= 5
+
+    path = save_artifact(result, tmp_path / "model")
+    loaded = load_artifact(path)
+    np.testing.assert_array_equal(loaded.user_vectors, result.user_vectors)
+    np.testing.assert_array_equal(loaded.item_ids, result.item_ids)
+    assert loaded.served_model == result.served_model
+    assert loaded.metrics == result.metrics
+    assert loaded.content_model().score_cold_user(tag_names=["a"]).shape == (log.n_items,)
+
+
+def test_benchmark_runner_writes_json_and_topk_dump(tmp_path):
+    dataset = load_adjacency(FIXTURES / "adjacency")
+    out = tmp_path / "cf.json"
+    report = run_cf_benchmark(
+        dataset=dataset, config=_small_config(), out=out, dump_topk_dir=tmp_path / "topk"
+    )
+    written = json.loads(out.read_text())
+    assert written["served_model"] == report["served_model"]
+    assert written["split"]["n_test"] == 7
+    assert set(written["metrics"]) == {
+        "MostPop",
+        "ItemKNN",
+        "EASE",
+        "LightGCN",
+        "EASE-SVD",
+        "TunedIn-blend",
+    }
+    assert set(written["metrics"]["EASE"]["test"]) == {
+        "Recall@20",
+        "nDCG@20",
+        "nDCG@10",
+        "HR@10",
+        "Coverage@100",
+    }
+    assert written["history"]["LightGCN"][0]["epoch"] == 1
+    lines = (tmp_path / "topk" / "EASE.txt").read_text().splitlines()
+    assert [int(line.split()[0]) for line in lines] == [0, 1, 2, 3, 4]
+    train_valid = dataset.split.train_valid()
+    for line in lines:
+        user, *items = map(int, line.split())
+        assert len(items) == len(set(items))
+        known = set(train_valid[user].indices)  # ids equal indices in this fixture
+        assert not known & set(items)
