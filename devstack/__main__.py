@@ -75,6 +75,8 @@ def command_serve(arguments: argparse.Namespace) -> int:
             children.append(
                 subprocess.Popen(command, env={**os.environ, **environment}, cwd=services.ROOT)
             )
+        # The site serves popularity until the first models are trained by the worker.
+        _manage("train", "--kind", "all", "--if-missing", "--enqueue", environment=environment)
         print(f"\n  TunedIn is serving at http://{bind}/  (Ctrl-C stops everything)\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

@@ -228,6 +228,10 @@ def model_version_train(*, kind: str) -> ModelVersion:
     if kind not in TRAINING_LOCK_KEYS:
         raise ValueError(f"unknown model kind {kind!r}")
     with training_lock(kind=kind):
+        # Holding the lock, any other version still "training" was cut short (a killed worker).
+        ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.TRAINING).update(
+            status=ModelVersion.Status.FAILED, error="interrupted before training finished"
+        )
         version = ModelVersion.objects.create(kind=kind, algorithm="pending")
         directory = Path(settings.ARTIFACTS_DIR) / kind / str(version.pk)
         started = time.monotonic()

@@ -90,8 +90,28 @@ def playlist_detail_response(*, playlist_id: int, user, status_code: int = 200) 
 
 class PlaylistListApi(APIView):
     class Pagination(LimitOffsetPagination):
+        """limit/offset that are not whole numbers in range answer 400, like every other query
+        parameter of the API, instead of DRF's silent fall back to the defaults."""
+
         default_limit = 50
         max_limit = 200
+
+        class PageQuerySerializer(serializers.Serializer):
+            limit = serializers.IntegerField(min_value=1, required=False)
+            offset = serializers.IntegerField(min_value=0, required=False)
+
+        def paginate_queryset(self, queryset, request, view=None):
+            self.PageQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
+            return super().paginate_queryset(queryset, request, view)
+
+        def get_schema_operation_parameters(self, view):
+            parameters = super().get_schema_operation_parameters(view)
+            for parameter in parameters:
+                field = self.PageQuerySerializer().fields[parameter["name"]]
+                parameter["schema"]["minimum"] = field.min_value
+            return parameters
+
+    pagination_class = Pagination  # also tells the schema: a page, with limit and offset
 
     @extend_schema_serializer(component_name="PlaylistSummary")
     class OutputSerializer(serializers.Serializer):
@@ -107,7 +127,7 @@ class PlaylistListApi(APIView):
         responses=OutputSerializer(many=True),
     )
     def get(self, request):
-        paginator = self.Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(playlists_owned_by(user=request.user), request, self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 

@@ -4,6 +4,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -159,6 +160,8 @@ def _continuation_options(data: dict) -> dict:
 class ContinueApi(APIView):
     """Continue a sequence of tracks (a playlist being built, a listening session)."""
 
+    parser_classes = [JSONParser]  # a form cannot carry the nested `context`: JSON only
+
     class ContinueInputSerializer(ContinuationOptionsSerializer):
         tracks = serializers.ListField(
             child=serializers.IntegerField(min_value=1),
@@ -178,6 +181,8 @@ class ContinueApi(APIView):
 
 class PlaylistContinueApi(APIView):
     """Continue a playlist you own (or a public one) with its tracks as the sequence."""
+
+    parser_classes = [JSONParser]  # a form cannot carry the nested `context`: JSON only
 
     @extend_schema(
         request=ContinuationOptionsSerializer,

@@ -45,3 +45,10 @@ def test_seed_demo_refuses_a_filled_database_and_if_empty_skips_it():
 def test_seed_demo_rejects_nonsense_sizes():
     with pytest.raises(CommandError, match="--tracks"):
         call_command("seed_demo", "--artists", "100", "--tracks", "10")
+
+
+@pytest.mark.django_db
+def test_seed_demo_with_fewer_artists_than_genres_is_refused_before_generating():
+    with pytest.raises(CommandError, match="--artists must be at least 16"):
+        call_command("seed_demo", "--artists", "6", "--tracks", "40")
+    assert not Track.objects.exists()

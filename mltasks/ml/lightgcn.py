@@ -38,6 +38,7 @@ class LightGCNConfig:
     embedding_dim: int = 64
     num_layers: int = 3
     lr: float = 0.001
+    lr_decay: float = 1.0  # per-epoch multiplicative decay: a high lr early, a fine one late
     lambda_reg: float = 1e-4  # L2 on the layer-0 embeddings of a batch (PyG's BPR loss)
     batch_size: int = 2048
     n_negatives: int = 1  # sampled negatives per positive: more signal per (costly) propagation
@@ -194,6 +195,7 @@ def train_lightgcn(
     adjacency_tensor = _torch_csr(adjacency)
     model = LightGCN(adjacency.shape[0], config.embedding_dim, config.num_layers, normalize=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     coo = train_csr.tocoo()
     edge_users, edge_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
     n_epochs = fixed_epochs if fixed_epochs is not None else config.max_epochs
@@ -246,6 +248,7 @@ def train_lightgcn(
         record = {
             "epoch": epoch,
             "loss": total_loss / max(n_batches, 1),
+            "lr": scheduler.get_last_lr()[0],
             "epoch_seconds": time.perf_counter() - epoch_start,
         }
         evaluate_now = valid_csr is not None and (
@@ -269,6 +272,7 @@ def train_lightgcn(
                 passes_without_gain = 0
             else:
                 passes_without_gain += 1
+        scheduler.step()
         record["elapsed_seconds"] = time.perf_counter() - start
         history.append(record)
         logger.info(

@@ -55,3 +55,14 @@ def test_a_real_worker_trains_and_activates_a_continuation_version(celery_worker
     assert version.status in (ModelVersion.Status.ACTIVE, ModelVersion.Status.READY)
     assert version.metrics["models"]["MostPop"]["valid"]["Recall@20"] >= 0
     assert version.track_vectors.exists()
+
+
+@pytest.mark.django_db
+def test_a_run_cut_short_by_a_killed_worker_is_marked_failed_by_the_next_run(settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path
+    orphan = ModelVersion.objects.create(kind="continuation", algorithm="sasrec")
+    with pytest.raises(Exception):  # noqa: B017 (no data: this run fails too)
+        model_version_train(kind="continuation")
+    orphan.refresh_from_db()
+    assert orphan.status == ModelVersion.Status.FAILED
+    assert "interrupted" in orphan.error

@@ -34,6 +34,26 @@ def test_listing_shows_only_your_own_playlists_with_track_counts(client_as, owne
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("query", ["limit=abc", "offset=%C2%8C", "limit=0", "offset=-1"])
+def test_listing_with_a_limit_or_offset_that_is_not_a_whole_number_in_range_returns_400(
+    client_as, owner, query
+):
+    response = client_as(owner).get(f"/api/playlists/?{query}")
+
+    assert response.status_code == 400
+    assert set(response.data) <= {"limit", "offset"}
+
+
+def test_listing_pages_with_limit_and_offset(client_as, owner):
+    for name in ("a", "b", "c"):
+        PlaylistFactory(owner=owner, name=name)
+
+    response = client_as(owner).get("/api/playlists/?limit=1&offset=1")
+
+    assert response.status_code == 200
+    assert (response.data["count"], len(response.data["results"])) == (3, 1)
+
+
 def test_listing_needs_a_login(api_client):
     assert api_client.get("/api/playlists/").status_code in (401, 403)
 

@@ -185,3 +185,19 @@ def test_rolling_back_restores_the_versions_vectors(api_client, planted_world):
     api_client.force_authenticate(fan_of_a)
     items = api_client.get(rec_url(fan_of_a, n=3)).json()["items"]
     assert [i["track_id"] for i in items] == [t.pk for t in planted_world["tracks"][:3]]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/api/continue", "playlist"])
+def test_continuation_takes_json_only_since_a_form_cannot_carry_its_context(api_client, url):
+    from playlists.tests.factories import PlaylistFactory
+
+    user = UserFactory()
+    track = TrackFactory()
+    api_client.force_authenticate(user)
+    if url == "playlist":
+        url = f"/api/playlists/{PlaylistFactory(owner=user).pk}/continue"
+    form = {"tracks": [track.pk], "context": '{"dow": 0}'}
+
+    assert api_client.post(url, form, format="multipart").status_code == 415
+    assert api_client.post(url, {"tracks": [track.pk]}, format="json").status_code == 200

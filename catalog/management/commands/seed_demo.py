@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.demo_world import DemoWorldSize, generate_demo_world
+from catalog.demo_world import GENRES, DemoWorldSize, generate_demo_world
 from catalog.services import catalog_is_empty, demo_world_write
 
 
@@ -32,6 +32,8 @@ class Command(BaseCommand):
         for name in ("users", "artists", "tracks", "events", "playlists"):
             if options[name] < 1:
                 raise CommandError(f"--{name} must be at least 1")
+        if options["artists"] < len(GENRES):
+            raise CommandError(f"--artists must be at least {len(GENRES)} (one per genre)")
         if options["tracks"] < 3 * options["artists"]:
             raise CommandError("--tracks must be at least 3 × --artists")
         size = DemoWorldSize(

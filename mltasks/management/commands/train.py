@@ -1,7 +1,12 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from mltasks.models import ModelVersion
-from mltasks.services import KIND_ALIASES, TrainingAlreadyRunning, model_version_train
+from mltasks.services import (
+    KIND_ALIASES,
+    TrainingAlreadyRunning,
+    model_version_train,
+    training_enqueue,
+)
 
 
 class Command(BaseCommand):
@@ -15,13 +20,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-missing", action="store_true", help="only kinds without an active version"
         )
+        parser.add_argument(
+            "--enqueue", action="store_true", help="queue the runs on a Celery worker instead"
+        )
 
-    def handle(self, *args, kind: str, if_missing: bool, **options):
+    def handle(self, *args, kind: str, if_missing: bool, enqueue: bool, **options):
         kinds = ModelVersion.Kind.values if kind == "all" else [KIND_ALIASES[kind]]
         for each in kinds:
             active = ModelVersion.objects.filter(kind=each, status=ModelVersion.Status.ACTIVE)
             if if_missing and active.exists():
                 self.stdout.write(f"{each}: version {active.get().pk} is active; not training.")
+                continue
+            if enqueue:
+                task_id = training_enqueue(kind=each)
+                self.stdout.write(f"{each}: training queued on a Celery worker (task {task_id}).")
                 continue
             self.stdout.write(f"Training {each}…")
             try:

@@ -1,0 +1,115 @@
+"""Train the user recommender from Postgres: the Django side of mltasks.ml.recommender."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from django.conf import settings
+
+from catalog.models import Tag
+from mltasks.ml.interactions import IdIndex, Interactions
+from mltasks.ml.recommender import (
+    TUNED_LIGHTGCN,
+    RecommenderConfig,
+    save_artifact,
+    train_user_recommender,
+)
+from mltasks.models import ModelVersion
+from mltasks.selectors import interaction_log_for_training, track_tags_for_training
+
+ARTIFACT_NAME = "recommender"
+
+
+def _item_tag_matrix(items: IdIndex) -> tuple[sp.csr_matrix, list[str]]:
+    tags = track_tags_for_training()
+    tag_ids = np.array(Tag.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64)
+    tag_position = {int(t): i for i, t in enumerate(tag_ids)}
+    rows = [items.get(int(t)) for t in tags.track_ids]
+    keep = np.array([r >= 0 for r in rows], dtype=bool)
+    matrix = sp.csr_matrix(
+        (
+            tags.weights[keep],
+            (np.array(rows)[keep], [tag_position[int(t)] for t in tags.tag_ids[keep]]),
+        ),
+        shape=(len(items), len(tag_ids)),
+    )
+    names = list(Tag.objects.order_by("pk").values_list("name", flat=True))
+    return matrix, names
+
+
+def recommender_training_data() -> tuple[Interactions, sp.csr_matrix, list[str]]:
+    """The interaction log over the whole catalog, and the track x tag matrix."""
+    log = interaction_log_for_training()
+    if log.user_ids.size == 0:
+        raise ValueError("no interactions to train on; seed or import data first")
+    items = IdIndex(log.catalog_track_ids)
+    interactions = Interactions(
+        user_ids=log.user_ids,
+        item_ids=log.track_ids,
+        weights=log.weights,
+        timestamps=log.timestamps.astype(np.int64),
+        users=IdIndex(np.unique(log.user_ids)),
+        items=items,
+    )
+    item_tags, tag_names = _item_tag_matrix(items)
+    return interactions, item_tags, tag_names
+
+
+def recommender_train_from_database(*, version: ModelVersion, directory: Path) -> dict:
+    from mltasks.services import serving_artifacts_write, vectors_store
+
+    interactions, item_tags, tag_names = recommender_training_data()
+    config = RecommenderConfig(
+        lightgcn=replace(
+            TUNED_LIGHTGCN,
+            max_seconds=settings.TRAINING_BUDGET_SECONDS,
+            max_epochs=settings.TRAINING_MAX_EPOCHS,
+        ),
+        show_progress=False,
+    )
+    result = train_user_recommender(
+        interactions=interactions,
+        item_tags=item_tags,
+        tag_names=tag_names,
+        config=config,
+        seed=settings.TRAINING_SEED,
+    )
+    save_artifact(result, directory / ARTIFACT_NAME)
+    track_ids = np.asarray(result.item_ids, dtype=np.int64)
+    user_ids = np.asarray(result.user_ids, dtype=np.int64)
+    serving_artifacts_write(
+        directory=directory,
+        track_ids=track_ids,
+        item_vectors=result.item_vectors,
+        user_ids=user_ids,
+        user_vectors=result.user_vectors,
+    )
+    vectors_store(
+        version=version,
+        track_ids=track_ids,
+        item_vectors=result.item_vectors,
+        user_ids=user_ids,
+        user_vectors=result.user_vectors,
+    )
+    return {
+        "algorithm": result.served_model.lower(),
+        "metrics": {
+            "served": result.served_model,
+            "models": {
+                report.name: {"valid": report.valid, "test": report.test}
+                for report in result.models
+            },
+        },
+        "history": result.history.get("LightGCN", []),
+        "params": {
+            "models": {report.name: report.params for report in result.models},
+            "served": result.served_params,
+            "split": result.split,
+            "timings": result.timings,
+            "fitted_on": result.fitted_on,
+            "seed": result.seed,
+        },
+    }
