@@ -59,7 +59,7 @@ def recommender_training_data() -> tuple[Interactions, sp.csr_matrix, list[str]]
 
 
 def recommender_train_from_database(*, version: ModelVersion, directory: Path) -> dict:
-    from mltasks.services import serving_artifacts_write, vectors_store
+    from mltasks.services import serving_vectors_publish
 
     interactions, item_tags, tag_names = recommender_training_data()
     config = RecommenderConfig(
@@ -78,20 +78,12 @@ def recommender_train_from_database(*, version: ModelVersion, directory: Path) -
         seed=settings.TRAINING_SEED,
     )
     save_artifact(result, directory / ARTIFACT_NAME)
-    track_ids = np.asarray(result.item_ids, dtype=np.int64)
-    user_ids = np.asarray(result.user_ids, dtype=np.int64)
-    serving_artifacts_write(
-        directory=directory,
-        track_ids=track_ids,
-        item_vectors=result.item_vectors,
-        user_ids=user_ids,
-        user_vectors=result.user_vectors,
-    )
-    vectors_store(
+    serving_vectors_publish(
         version=version,
-        track_ids=track_ids,
+        directory=directory,
+        track_ids=np.asarray(result.item_ids, dtype=np.int64),
         item_vectors=result.item_vectors,
-        user_ids=user_ids,
+        user_ids=np.asarray(result.user_ids, dtype=np.int64),
         user_vectors=result.user_vectors,
     )
     return {

@@ -114,6 +114,23 @@ def serving_artifacts_write(
     write_faiss_indexes(item_vectors=item_vectors.astype(np.float32), directory=directory)
 
 
+def serving_vectors_publish(
+    *,
+    version: ModelVersion,
+    directory: Path,
+    track_ids: np.ndarray,
+    item_vectors: np.ndarray,
+    user_ids: np.ndarray | None = None,
+    user_vectors: np.ndarray | None = None,
+) -> None:
+    """Everything serving reads of a version's vectors: the artifact files (numpy + FAISS) and
+    the pgvector rows."""
+    vectors = {"track_ids": track_ids, "item_vectors": item_vectors,
+               "user_ids": user_ids, "user_vectors": user_vectors}  # fmt: skip
+    serving_artifacts_write(directory=directory, **vectors)
+    vectors_store(version=version, **vectors)
+
+
 def beats_most_popular(*, kind: str, metrics: dict) -> bool:
     """Whether the served model beats MostPop on validation (the activation rule)."""
     metric = SELECTION_METRICS[kind]
@@ -182,11 +199,12 @@ def _continuation_train(*, version: ModelVersion, directory: Path) -> dict:
         sequences=listening_sequences_for_training(), config=config, seed=settings.TRAINING_SEED
     )
     save_artifact(result, directory)
-    track_ids = result.item_ids.astype(np.int64)
-    serving_artifacts_write(
-        directory=directory, track_ids=track_ids, item_vectors=result.output_item_embeddings
+    serving_vectors_publish(
+        version=version,
+        directory=directory,
+        track_ids=result.item_ids.astype(np.int64),
+        item_vectors=result.output_item_embeddings,
     )
-    vectors_store(version=version, track_ids=track_ids, item_vectors=result.output_item_embeddings)
     return {
         "algorithm": result.served_model_name.lower(),
         "metrics": {"served": result.served_model_name, "models": result.metrics},

@@ -91,11 +91,11 @@ def test_discover_shows_cards_with_artist_tags_reason_and_buttons(
 def test_discover_says_which_model_version_picked_the_tracks(
     client, listener, catalog, monkeypatch
 ):
-    from recommendations import selectors
+    from catalog import site_recommendations
 
     picked = [SimpleNamespace(track=t, score=1.0, reason="Because") for t in catalog.tracks[5:8]]
     monkeypatch.setattr(
-        selectors,
+        site_recommendations,
         "recommendations_for_user",
         lambda *, user, n, offset=0: SimpleNamespace(model_version=7, items=picked[:n]),
     )

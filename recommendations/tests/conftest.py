@@ -7,7 +7,7 @@ import pytest
 
 from catalog.tests.factories import ArtistFactory, TrackFactory, UserFactory
 from mltasks.models import ModelVersion
-from mltasks.services import model_version_activate, serving_artifacts_write, vectors_store
+from mltasks.services import model_version_activate, serving_vectors_publish
 from recommendations.serving import active_states
 
 
@@ -47,12 +47,8 @@ def planted_world(db, settings, tmp_path):
     directory.mkdir(parents=True)
     track_ids = np.array([t.pk for t in tracks])
     user_ids = np.array([u.pk for u in users])
-    serving_artifacts_write(
-        directory=directory, track_ids=track_ids, item_vectors=item_vectors,
-        user_ids=user_ids, user_vectors=user_vectors,
-    )  # fmt: skip
-    vectors_store(
-        version=version, track_ids=track_ids, item_vectors=item_vectors,
+    serving_vectors_publish(
+        version=version, directory=directory, track_ids=track_ids, item_vectors=item_vectors,
         user_ids=user_ids, user_vectors=user_vectors,
     )  # fmt: skip
     version.artifact_path = str(directory)
