@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVSTACK := $(PY) -m devstack
 
-.PHONY: install run test screenshots lint format services stop-services status seed train bench-cf bench-seq clean
+.PHONY: install run test screenshots lint format services stop-services status seed train bench-cf bench-seq bench-load bench-soak clean
 
 install: $(STAMP)
 
@@ -56,6 +56,13 @@ bench-cf: install
 
 bench-seq: install
 	$(DEVSTACK) run -- $(PY) manage.py benchmark_seq --dataset hetrec-lastfm-2k-tags --path ../shared/data/lastfm-hetrec2k
+
+# The real stack under load (wrk) and under load with faults; each starts what it needs.
+bench-load: install
+	$(PY) bench/load.py
+
+bench-soak: install
+	$(PY) bench/soak.py --duration 600
 
 clean: stop-services
 	rm -rf var

@@ -26,30 +26,25 @@ wrk comes from Debian (`apt-get install wrk`).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if __package__ in (None, ""):  # run as a script: bench/load.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import stack  # noqa: E402
 from devstack import services  # noqa: E402
 
-RESULTS_DIR = ROOT / "bench" / "results"
+ROOT = stack.ROOT
 LUA_SCRIPT = ROOT / "bench" / "wrk_requests.lua"
 BENCH_DATABASE = "tunedin_bench"
 REQUESTS_PER_SCENARIO = 20_000
@@ -75,44 +70,6 @@ class ScenarioResult:
     requests_per_second: float
     latency_ms: dict[str, float]
     errors: dict[str, int] = field(default_factory=dict)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _bench_database_url(server_url: str) -> str:
-    """The embedded server's URL with its own database, created when missing."""
-    import psycopg
-
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
-        ).fetchone()
-        if not exists:
-            connection.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    prefix, _, query = server_url.partition("?")
-    base = prefix.rsplit("/", 1)[0]
-    return f"{base}/{BENCH_DATABASE}" + (f"?{query}" if query else "")
-
-
-def _manage(*arguments: str, environment: dict[str, str]) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", *arguments, "--skip-checks"]
-        if arguments[0] in ("migrate", "seed_demo")
-        else [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env=environment,
-        check=True,
-    )
-
-
-def _zipf_choice(rng: np.random.Generator, n: int, size: int, exponent: float) -> np.ndarray:
-    """Indices 0..n-1 (0 = rank 1) drawn with probability proportional to rank^-exponent."""
-    weights = np.arange(1, n + 1, dtype=np.float64) ** -exponent
-    return rng.choice(n, size=size, p=weights / weights.sum())
 
 
 def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[Request]]]:
@@ -144,10 +101,11 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
             return None
 
     sampled_users = [
-        users[i] for i in _zipf_choice(rng, len(users), REQUESTS_PER_SCENARIO, exponent)
+        users[i] for i in stack.zipf_choice(rng, len(users), REQUESTS_PER_SCENARIO, exponent)
     ]
     sampled_tracks = [
-        track_ids[i] for i in _zipf_choice(rng, len(track_ids), REQUESTS_PER_SCENARIO, exponent)
+        track_ids[i]
+        for i in stack.zipf_choice(rng, len(track_ids), REQUESTS_PER_SCENARIO, exponent)
     ]
     tokens = {}
     for user_id in set(sampled_users):
@@ -213,19 +171,6 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
     return scenarios
 
 
-def _wait_for(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer within {timeout_s} s")
-
-
 def run_wrk(
     *, base_url: str, requests_file: Path, threads: int, connections: int, duration_s: int
 ) -> dict:
@@ -279,13 +224,6 @@ def print_table(results: list[ScenarioResult]) -> None:
         print(f"  {result.scenario}: {result.endpoint}")
 
 
-def _git_commit() -> str | None:
-    completed = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    )
-    return completed.stdout.strip() or None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -304,24 +242,15 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
 
-    service_environment, started = services.ensure_services()
-    environment = {**os.environ, **service_environment}
-    if "DATABASE_URL" in service_environment:
-        environment["DATABASE_URL"] = _bench_database_url(service_environment["DATABASE_URL"])
-    environment |= {"DJANGO_SETTINGS_MODULE": "bench.settings", "DEMO_WORLD_SCALE": arguments.scale}
+    environment, started = stack.bench_environment(database=BENCH_DATABASE, scale=arguments.scale)
     server: subprocess.Popen | None = None
     work_dir = Path(tempfile.mkdtemp(prefix="tunedin-load-"))
     try:
-        _manage("migrate", "--noinput", "-v", "0", environment=environment)
-        _manage("seed_demo", "--if-empty", environment=environment)
-        os.environ.update(environment)
-        import django
-
-        django.setup()
+        stack.prepare_database(environment=environment)
         from mltasks.models import ModelVersion
 
         if arguments.train and not ModelVersion.objects.filter(status="active").exists():
-            _manage("train", "--kind", "all", environment=environment)
+            stack.manage("train", "--kind", "all", environment=environment)
         scenarios = build_scenarios(exponent=arguments.zipf, seed=arguments.seed)
         if arguments.scenarios:
             wanted = arguments.scenarios.split(",")
@@ -333,18 +262,9 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
 
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "tunedin/gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{port}", "--workers", str(arguments.workers)],
-            cwd=ROOT,
-            env={**environment, "LOG_LEVEL": arguments.log_level, "LOG_FORMAT": "json"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        base_url = f"http://127.0.0.1:{port}"
-        _wait_for(f"{base_url}/healthz", server)
+        server, base_url = stack.start_gunicorn(
+            environment=environment, workers=arguments.workers, log_level=arguments.log_level
+        )
 
         results = []
         for name, (endpoint, requests) in scenarios.items():
@@ -367,28 +287,20 @@ def main(argv: list[str] | None = None) -> int:
             results.append(_result(name, endpoint, summary))
             print(f"  {name}: {results[-1].requests_per_second} req/s", file=sys.stderr)
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        stack.stop_process_group(server)
         shutil.rmtree(work_dir, ignore_errors=True)
         services.stop_services(started)
 
     print()
     print_table(results)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    output = RESULTS_DIR / f"load-{now:%Y%m%dT%H%M%SZ}.json"
+    output, now = stack.results_path("load")
     output.write_text(
         json.dumps(
             {
                 "benchmark": "load",
                 "finished_at": now.isoformat(),
-                "git_commit": _git_commit(),
-                "host": {
-                    "cpus": os.cpu_count(),
-                    "load_average_after": os.getloadavg(),
-                    "python": sys.version.split()[0],
-                },
+                "git_commit": stack.git_commit(),
+                "host": stack.host_info(),
                 "config": {
                     **{key: value for key, value in vars(arguments).items()},
                     "requests_per_scenario_file": REQUESTS_PER_SCENARIO,

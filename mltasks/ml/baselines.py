@@ -131,18 +131,35 @@ class EASE:
 
     name = "EASE"
 
-    def __init__(self, lam: float = 300.0, weighting: str = "binary"):
+    def __init__(
+        self,
+        lam: float = 300.0,
+        weighting: str = "binary",
+        item_side: sp.csr_matrix | None = None,
+        side_weight: float = 0.0,
+    ):
         self.lam = lam
         self.weighting = weighting
+        # Side information (Jeunen et al. 2020, "closed-form models with side-information"):
+        # item features (n_items x n_features) enter the Gram matrix as extra pseudo-users, so
+        # items sharing tags get similar weights even with few co-listeners.
+        self.item_side = item_side
+        self.side_weight = side_weight
         self.train: sp.csr_matrix | None = None
         self.item_weights: np.ndarray | None = None
         self.user_space: _EaseUserSpace | None = None
 
     def params(self) -> dict:
-        return {"lam": self.lam, "weighting": self.weighting}
+        params = {"lam": self.lam, "weighting": self.weighting}
+        if self.item_side is not None and self.side_weight:
+            params.update(side_weight=self.side_weight, n_side_features=self.item_side.shape[1])
+        return params
 
     def fit(self, train_csr: sp.csr_matrix) -> EASE:
         matrix = weighted(train_csr, self.weighting).astype(np.float64)
+        if self.item_side is not None and self.side_weight:
+            side = sp.csr_matrix(self.item_side.T, dtype=np.float64) * self.side_weight
+            matrix = sp.vstack([matrix, side]).tocsr()
         self.train = matrix
         n_users, n_items = matrix.shape
         if n_items <= n_users:

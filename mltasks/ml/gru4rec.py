@@ -30,9 +30,9 @@ class GRU4RecConfig:
     n_sampled_negatives: int = 1024
     label_smoothing: float = 0.1
     mask_seen_in_loss: bool = False
-    target_horizon: int = 1
+    target_horizon: int = 5
     horizon_decay: float = 0.5
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 0.0
     batch_size: int = 128
     max_epochs: int = 200

@@ -51,6 +51,7 @@ class LightGCNConfig:
     friend_weight: float = 0.0  # value of a user-user friend edge, 0 = no friend edges
     tag_weight: float = 0.0  # value of an item-tag edge (tf-idf scaled), 0 = no tag nodes
     max_tags_per_item: int = 20
+    num_threads: int | None = None  # torch intra-op threads while training, None = leave as is
     show_progress: bool = True
 
     def to_dict(self) -> dict:
@@ -179,6 +180,16 @@ def train_lightgcn(
     and the best epoch's embeddings are returned. Without it, training runs `fixed_epochs` (or
     `config.max_epochs`) epochs, as when refitting on train+valid with the epoch count found first.
     """
+    previous_threads = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        return _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs) -> LightGCNResult:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_users, n_items = train_csr.shape
@@ -310,19 +321,26 @@ def train_lightgcn(
         best_epoch=best_epoch,
         best_valid_ndcg=None if best["vectors"] is None else float(best["ndcg"]),
         train_seconds=train_seconds,
-        time_to_quality=time_to_quality(history),
+        time_to_quality=time_to_quality(history, best=result_best(best)),
     )
     if result.time_to_quality:
         logger.info("LightGCN time to quality: %s", result.time_to_quality)
     return result
 
 
-def time_to_quality(history: list[dict], fractions=(0.95, 0.99, 1.0)) -> dict:
-    """Seconds (and epochs) until validation nDCG@20 first reached each fraction of its best."""
+def result_best(best: dict) -> float | None:
+    return None if best["vectors"] is None else float(best["ndcg"])
+
+
+def time_to_quality(
+    history: list[dict], fractions=(0.95, 0.99, 1.0), best: float | None = None
+) -> dict:
+    """Seconds (and epochs) until validation nDCG@20 first reached each fraction of `best`
+    (the kept epoch's value; default the highest value in `history`)."""
     scored = [r for r in history if "valid_nDCG@20" in r]
     if not scored:
         return {}
-    best = max(r["valid_nDCG@20"] for r in scored)
+    best = best if best is not None else max(r["valid_nDCG@20"] for r in scored)
     result = {"best_valid_nDCG@20": best}
     for fraction in fractions:
         first = next(r for r in scored if r["valid_nDCG@20"] >= fraction * best)

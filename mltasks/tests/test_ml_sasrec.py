@@ -12,6 +12,9 @@ from mltasks.ml.sasrec import (
     NeuralContinuationModel,
     SASRecConfig,
     SASRecNetwork,
+    _future_targets,
+    _loss,
+    _seen_mask,
     make_training_windows,
     train_sasrec,
 )
@@ -122,6 +125,43 @@ def test_training_windows_cover_every_transition_once():
     assert windows["hours"][0].tolist() == [3, 4, 5, 6]  # context of each target
     assert windows["tokens"][1].tolist() == [0, 0, 1, 2]  # left padding
     assert windows["targets"][1].tolist() == [-1, -1, 1, 2]
+
+
+def test_future_targets_list_the_next_items_of_each_position():
+    targets = torch.tensor([[-1, 5, 6, 7]])
+    future = _future_targets(targets, horizon=3)
+    assert future[0].tolist() == [[-1, 5, 6], [5, 6, 7], [6, 7, -1], [7, -1, -1]]
+
+
+def test_horizon_loss_reduces_to_cross_entropy_for_one_step_and_weights_later_steps():
+    torch.manual_seed(0)
+    network = SASRecNetwork(6, SASRecConfig(d_model=8))
+    hidden = torch.randn(2, 8)
+    generator = torch.Generator().manual_seed(0)
+    one_step = SASRecConfig(d_model=8, target_horizon=1, label_smoothing=0.0)
+    targets = torch.tensor([[1, 2], [3, -1]])
+    plain = _loss(network, hidden, targets[:, 0], one_step, 6, generator)
+    logits = torch.nn.functional.linear(hidden, network.output_weights(), network.output_bias)
+    assert torch.allclose(plain, torch.nn.functional.cross_entropy(logits, targets[:, 0]))
+    two_steps = SASRecConfig(d_model=8, target_horizon=2, horizon_decay=0.5, label_smoothing=0.0)
+    log_probs = torch.log_softmax(logits, dim=-1)
+    first = -(log_probs[0, 1] + 0.5 * log_probs[0, 2]) / 1.5  # both steps present
+    second = -log_probs[1, 3]  # the second step is missing: next item only
+    expected = (first + second) / 2
+    assert torch.allclose(_loss(network, hidden, targets, two_steps, 6, generator), expected)
+
+
+def test_masking_seen_items_never_masks_the_target():
+    torch.manual_seed(0)
+    network = SASRecNetwork(6, SASRecConfig(d_model=8))
+    tokens = torch.tensor([[2, 3, 4]])  # items 1, 2, 3
+    valid_positions = torch.tensor([[True, True, True]])
+    seen = _seen_mask(tokens, valid_positions, 6)
+    assert seen[1].nonzero().flatten().tolist() == [1, 2]
+    config = SASRecConfig(d_model=8, target_horizon=1, mask_seen_in_loss=True)
+    targets = torch.tensor([1, 3, 2])  # the last target repeats an item already seen
+    loss = _loss(network, torch.randn(3, 8), targets, config, 6, torch.Generator(), seen)
+    assert torch.isfinite(loss)
 
 
 def test_tiny_sasrec_beats_mostpop_on_planted_sequences(split, trained_sasrec):

@@ -3,6 +3,7 @@ import pytest
 from catalog.models import TrackTag
 from catalog.tests.factories import InteractionFactory, TagFactory, TrackFactory, UserFactory
 from mltasks.models import ModelVersion
+from playlists.tests.factories import PlaylistFactory
 
 
 def rec_url(user, **params):
@@ -190,8 +191,6 @@ def test_rolling_back_restores_the_versions_vectors(api_client, planted_world):
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", ["/api/continue", "playlist"])
 def test_continuation_takes_json_only_since_a_form_cannot_carry_its_context(api_client, url):
-    from playlists.tests.factories import PlaylistFactory
-
     user = UserFactory()
     track = TrackFactory()
     api_client.force_authenticate(user)

@@ -223,12 +223,20 @@ def test_a_prefork_celery_worker_serves_its_task_metrics(tmp_path, settings):
         cwd=ROOT,
         env=environment,
     )  # fmt: skip
+    task = "catalog.tasks.refresh_track_popularity"
     try:
         _wait_for(f"http://127.0.0.1:{port}/metrics", worker)
         results = [refresh_track_popularity.apply_async(queue=queue) for _ in range(3)]
         assert [result.get(timeout=60) for result in results] == [0, 0, 0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            page = response.read().decode()
+        # task_postrun (which counts) fires after the result is stored: poll until it has.
+        deadline = time.monotonic() + 20
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+                page = reply.read().decode()
+            counted = _sample(page, "tunedin_celery_tasks_total", task=task, outcome="SUCCESS")
+            if counted == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     finally:
         app.control.broadcast("shutdown", destination=[f"{queue}@{os.uname().nodename}"])
         try:
@@ -236,6 +244,5 @@ def test_a_prefork_celery_worker_serves_its_task_metrics(tmp_path, settings):
         except subprocess.TimeoutExpired:
             worker.terminate()
             worker.wait(timeout=30)
-    task = "catalog.tasks.refresh_track_popularity"
     assert _sample(page, "tunedin_celery_tasks_total", task=task, outcome="SUCCESS") == 3
     assert _sample(page, "tunedin_celery_task_duration_seconds_count", task=task) == 3
