@@ -45,7 +45,8 @@ def _popular(*, exclude: set[int], k: int) -> list[tuple[int, float]]:
 def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
     model, item_artist = state.continuation_model()
     blocked = [state.track_index[t] for t in exclude if t in state.track_index]
-    pool = min(state.track_ids.shape[0], k * (4 if max_per_artist else 1) + len(blocked))
+    # With an artist cap, rank a deeper pool so that enough other artists are in it.
+    pool = min(state.track_ids.shape[0], k * (10 if max_per_artist else 1) + len(blocked))
     forward = metrics.MODEL_FORWARD_SECONDS.labels(kind=state.kind, algorithm=state.algorithm)
     search = metrics.ANN_SEARCH_SECONDS.labels(
         kind=state.kind, backend="faiss-hnsw" if use_ann else "exact"
