@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from mltasks.ml.content import ItemTags
 from mltasks.ml.datasets import DATASETS, Dataset, load_dataset
 from mltasks.ml.interactions import Interactions
 from mltasks.ml.ranking import CF_METRICS
@@ -43,7 +44,7 @@ def run_cf_benchmark(
     *,
     dataset: Dataset | None = None,
     interactions: Interactions | None = None,
-    item_tags: sp.csr_matrix | None = None,
+    item_tags: sp.csr_matrix | ItemTags | None = None,
     tag_names: list[str] | None = None,
     friends: sp.csr_matrix | None = None,
     split: CFSplit | None = None,
@@ -64,7 +65,9 @@ def run_cf_benchmark(
         split = split or dataset.split
         dataset_name = dataset_name or dataset.name
         if dataset.item_tags is not None and item_tags is None:
-            item_tags, tag_names = dataset.item_tags.counts, dataset.item_tags.tag_names
+            # The whole ItemTags, not just its counts: evaluation fits must be able to drop the
+            # tagging events on held-out (user, item) pairs.
+            item_tags = dataset.item_tags
         friends = friends if friends is not None else dataset.friends
     if interactions is None:
         raise ValueError("give a dataset or interactions")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mltasks.ml.gru4rec import GRU4RecConfig, train_gru4rec
-from mltasks.ml.sasrec import NeuralContinuationModel, SASRecConfig, train_sasrec
+from mltasks.ml.sasrec import NeuralContinuationModel, SASRecConfig, torch_threads, train_sasrec
 from mltasks.ml.seq_baselines import (
     SKNN_NEIGHBOURS_GRID,
     MarkovTransitions,
@@ -91,16 +91,17 @@ def _with_item_artist(split: SeqSplit, item_artist: Mapping[str, str]) -> None:
 
 
 def measure_latency_ms(model, cases, *, n_requests: int, k: int = 20) -> float:
-    """Mean wall time of one request: score the catalog for one input, exclude it, take top k."""
+    """Mean wall time of one request on one thread: score the catalog, exclude the input, top k."""
     n_requests = min(n_requests, len(cases))
     if n_requests == 0:
         return float("nan")
-    model.score(cases.inputs[0], int(cases.hours[0]), int(cases.dows[0]))  # warm-up
-    started = time.perf_counter()
-    for row in range(n_requests):
-        scores = model.score(cases.inputs[row], int(cases.hours[row]), int(cases.dows[row]))
-        top_k_excluding(scores[None], [cases.inputs[row]], k)
-    return 1000.0 * (time.perf_counter() - started) / n_requests
+    with torch_threads(1):
+        model.score(cases.inputs[0], int(cases.hours[0]), int(cases.dows[0]))  # warm-up
+        started = time.perf_counter()
+        for row in range(n_requests):
+            scores = model.score(cases.inputs[row], int(cases.hours[row]), int(cases.dows[row]))
+            top_k_excluding(scores[None], [cases.inputs[row]], k)
+        return 1000.0 * (time.perf_counter() - started) / n_requests
 
 
 def train_continuation_model(
@@ -251,7 +252,7 @@ def save_artifact(result: ContinuationResult, directory: str | Path) -> Path:
         "split_summary": result.split_summary,
         "seed": result.seed,
     }
-    (directory / ARTIFACT_FILE).write_text(json.dumps(payload, indent=1, default=_json_default))
+    (directory / ARTIFACT_FILE).write_text(json.dumps(payload, indent=1, default=json_default))
     return directory
 
 
@@ -281,7 +282,8 @@ def load_artifact(directory: str | Path) -> ContinuationResult:
     )
 
 
-def _json_default(value):
+def json_default(value):
+    """`default=` for json.dumps: numpy scalars and arrays as plain numbers and lists."""
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):

@@ -1,7 +1,9 @@
 """Loaders that turn files into an `Interactions` log (plus side information where a format has it).
 
 - `hetrec-lastfm-2k`: the HetRec 2011 Last.fm 2K folder. Positives = user_artists.dat (weight = play
-  count); item tags = user_taggedartists.dat counted per (artist, tag); friends = user_friends.dat.
+  count); item tags = user_taggedartists.dat counted per (artist, tag), with each tagging event's
+  user kept so an evaluation can drop the events on held-out (user, artist) pairs (a user's tag on
+  an artist reveals that pair); friends = user_friends.dat.
 - `adjacency`: the LightGCN/NGCF release format, one "user item item ..." line per user in
   train.txt / test.txt (/ valid.txt). The given split is kept exactly; without valid.txt, validation
   is carved from train.txt per user with the seed (10%, as the second stage of CF-random).
@@ -19,18 +21,11 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from mltasks.ml.content import ItemTags
 from mltasks.ml.interactions import IdIndex, Interactions, build_csr
 from mltasks.ml.splits import DEFAULT_SEED, CFSplit
 
 DATASETS = ("hetrec-lastfm-2k", "adjacency", "csv")
-
-
-@dataclass
-class ItemTags:
-    """Tag counts per item: `counts` is n_items x n_tags, rows aligned with the item index."""
-
-    counts: sp.csr_matrix
-    tag_names: list[str]
 
 
 @dataclass
@@ -114,7 +109,7 @@ def load_hetrec_lastfm(folder: str | Path) -> Dataset:
     item_tags = None
     tagged_path = folder / "user_taggedartists.dat"
     if tagged_path.exists():
-        tagged = _read_int_tsv(tagged_path, [1, 2])
+        tagged = _read_int_tsv(tagged_path, [1, 2, 0])
         tag_names_by_id = {}
         tags_path = folder / "tags.dat"
         if tags_path.exists():  # tags.dat is Latin-1 (see PROVENANCE.md)
@@ -132,7 +127,13 @@ def load_hetrec_lastfm(folder: str | Path) -> Dataset:
             len(tag_ids),
         )
         names = [tag_names_by_id.get(t, str(t)) for t in tag_ids.tolist()]
-        item_tags = ItemTags(counts=counts, tag_names=names)
+        item_tags = ItemTags(
+            counts=counts,
+            tag_names=names,
+            assignment_users=np.array([interactions.users.get(u) for u in tagged[:, 2].tolist()]),
+            assignment_items=known,
+            assignment_tags=tag_index.index_of(tagged[:, 1]),
+        )
 
     friends = None
     friends_path = folder / "user_friends.dat"

@@ -39,6 +39,7 @@ class GRU4RecConfig:
     patience: int = 10
     selection_metric: str = "Recall@20"
     max_train_seconds: float | None = None
+    num_threads: int | None = 1  # intra-op threads while training (see SASRecConfig)
 
 
 class GRU4RecNetwork(nn.Module):

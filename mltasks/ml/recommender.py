@@ -3,10 +3,13 @@
 `train_user_recommender` runs the CF-random protocol end to end:
 
 1. Split (CF-random with `seed`, or the split a dataset gives).
-2. Baselines: MostPop, ItemKNN (n_neighbors tuned on validation), EASE (lambda tuned on validation).
+2. Baselines: MostPop, ItemKNN (n_neighbors tuned on validation), EASE (lambda tuned on
+   validation). With tags, also `EASE+tags`: EASE with the items' tags as side information
+   (side weight tuned on validation, lambda from EASE); not servable as is (items x items).
 3. Candidates the serving side can use, all of them dot-product models:
    - `LightGCN` (early-stopped on validation nDCG@20),
-   - `EASE-SVD`: the tuned EASE's score matrix factorised to rank `ease_rank`,
+   - `EASE-SVD`: the better EASE (with or without tags, on validation) factorised to rank
+     `ease_rank` from its full score matrix,
    - `TunedIn-blend`: LightGCN, EASE-SVD and tag-content blocks concatenated, each standardised per
      user and weighted, weights chosen on validation (see `hybrid.blend_factors`).
 4. The served model is the candidate with the best validation nDCG@20. Nothing is chosen on test.
@@ -16,6 +19,10 @@
    `config.serve_fit == "all"` (the default), or the train+valid fit when "train+valid". Items with
    no interactions but with tags get CF vectors predicted from content (`content.fill_cold_items`);
    users with no interactions get zero vectors (serve them popularity or content instead).
+
+Tags that users applied (HetRec) reveal (user, item) pairs: given as `content.ItemTags` with the
+taggers, every evaluation fit drops the tagging events on the pairs it holds out (validation fits:
+valid+test pairs; test fits: test pairs). Only the serving fit sees every event.
 
 Score contract: score(u, i) = user_vectors[u] . item_vectors[i], d <= 128.
 """
@@ -34,7 +41,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from mltasks.ml.baselines import EASE, ItemKNN, MostPop, factorize_scores
-from mltasks.ml.content import ContentModel, fill_cold_items, fit_tag_content
+from mltasks.ml.content import (
+    ContentModel,
+    ItemTags,
+    fill_cold_items,
+    fit_tag_content,
+    top_tag_features,
+)
 from mltasks.ml.hybrid import blend_factors
 from mltasks.ml.interactions import IdIndex, Interactions
 from mltasks.ml.lightgcn import LightGCNConfig, train_lightgcn
@@ -50,6 +63,9 @@ ARTIFACT_VERSION = 1
 # LightGCN tuned on HetRec validation (see docs/benchmarks/cf.md): lr 0.02 and batch 8192 instead
 # of the paper's 0.001 / 2048 for speed on CPU, 4 negatives per positive for more signal per
 # (costly) propagation, L2 1e-3, and log play counts as edge weights of the propagation graph.
+# One torch thread: on 2 cores a second thread saves ~10% per epoch when the machine is idle
+# (0.49 s vs 0.55 s on HetRec) but makes epochs ~25x slower as soon as another process holds a
+# core (sparse kernels this small spend their time synchronising threads).
 TUNED_LIGHTGCN = LightGCNConfig(
     lr=0.02,
     batch_size=8192,
@@ -59,6 +75,7 @@ TUNED_LIGHTGCN = LightGCNConfig(
     max_epochs=300,
     eval_every=3,
     patience=5,
+    num_threads=1,
 )
 
 
@@ -68,12 +85,14 @@ class RecommenderConfig:
     ease_lambdas: tuple[float, ...] = (25.0, 50.0, 100.0, 200.0, 400.0)
     knn_neighbors: tuple[int, ...] = (50, 100, 200, 400)
     knn_shrink: float = 10.0
+    ease_side_weights: tuple[float, ...] = (2.0, 3.0, 4.0)  # EASE+tags; () = no tag side info
+    ease_side_max_tags: int = 3000
     ease_rank: int = 48  # EASE-SVD block; LightGCN (64) + EASE (48) + content (16) = 128
     content_dim: int = 64  # content vectors returned for cold-start scoring
     content_block_dim: int = 16  # content block inside the blend
-    blend_ease_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-    blend_content_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
-    serve_fit: str = "all"  # "all" | "train+valid" | "none" (benchmarks skip the serving refit)
+    blend_ease_weights: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
+    blend_content_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+    serve_fit: str = "all"  # "all", or "train+valid" (benchmarks: no extra serving refit)
     collect_test_top_k: int = 0  # keep each model's top-K per test user (for dumps), 0 = no
     show_progress: bool = True
 
@@ -174,14 +193,6 @@ class _Blocks:
     content: tuple[np.ndarray, np.ndarray] | None
 
 
-def _content_block(
-    content: ContentModel | None, fit_csr: sp.csr_matrix
-) -> tuple[np.ndarray, np.ndarray] | None:
-    if content is None:
-        return None
-    return content.user_profiles(fit_csr).astype(np.float32), content.item_vectors
-
-
 def _blend(blocks: _Blocks, ease_weight: float, content_weight: float):
     parts, weights = [blocks.lightgcn, blocks.ease], [1.0, ease_weight]
     if blocks.content is not None:
@@ -195,13 +206,47 @@ def _factor_scorer(vectors: tuple[np.ndarray, np.ndarray]):
     return lambda users: user_vectors[users] @ item_vectors.T
 
 
+@dataclass
+class _Stage:
+    """What one fit sees: its interactions and the tag counts it may use.
+
+    Tag counts drop the tagging events on the pairs this stage holds out (see
+    `content.ItemTags`): validation fits drop valid+test pairs, test fits drop test pairs, the
+    serving fit uses every event.
+    """
+
+    name: str
+    interactions: sp.csr_matrix
+    tag_counts: sp.csr_matrix | None
+    config: RecommenderConfig
+    seed: int
+
+    def content(self, dim: int) -> ContentModel | None:
+        if self.tag_counts is None or not self.tag_counts.nnz:
+            return None
+        names = [str(i) for i in range(self.tag_counts.shape[1])]
+        return fit_tag_content(self.tag_counts, names, dim=dim, seed=self.seed)
+
+    def content_block(self) -> tuple[np.ndarray, np.ndarray] | None:
+        content = self.content(self.config.content_block_dim)
+        if content is None:
+            return None
+        return content.user_profiles(self.interactions).astype(np.float32), content.item_vectors
+
+    def ease(self, lam: float, side_weight: float) -> EASE:
+        side = None
+        if side_weight and self.tag_counts is not None and self.tag_counts.nnz:
+            side = top_tag_features(self.tag_counts, self.config.ease_side_max_tags)
+        return EASE(lam=lam, item_side=side, side_weight=side_weight if side is not None else 0.0)
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
 def train_user_recommender(
     *,
     interactions: Interactions,
-    item_tags: sp.csr_matrix | None = None,
+    item_tags: sp.csr_matrix | ItemTags | None = None,
     tag_names: list[str] | None = None,
     friends: sp.csr_matrix | None = None,
     config: RecommenderConfig | None = None,
@@ -210,18 +255,32 @@ def train_user_recommender(
 ) -> RecommenderResult:
     """Split, train baselines and candidates, select on validation, test, refit for serving.
 
-    `item_tags` (n_items x n_tags counts, rows aligned with `interactions.items`) enables the
-    content block and cold-item vectors; `friends` (n_users x n_users) adds friend edges to
-    LightGCN when `config.lightgcn.friend_weight > 0`.
+    `item_tags` (an n_items x n_tags count matrix with rows aligned with `interactions.items`, or
+    an `ItemTags` that also keeps who tagged what) enables tag side information, the content
+    block and cold-item vectors; `friends` (n_users x n_users) adds friend edges to LightGCN when
+    `config.lightgcn.friend_weight > 0`.
     """
     config = config or RecommenderConfig()
     started = time.perf_counter()
     timings: dict[str, float] = {}
     split = split or cf_random_split(interactions, seed=seed)
     train, train_valid = split.train, split.train_valid()
+    full = (train_valid + split.test).tocsr()
     logger.info("split %s", split.summary())
     reports: list[ModelReport] = []
     test_users, _ = held_out_items(split.test)
+    if item_tags is not None and not isinstance(item_tags, ItemTags):
+        names = tag_names or [str(i) for i in range(item_tags.shape[1])]
+        item_tags = ItemTags(counts=sp.csr_matrix(item_tags), tag_names=names)
+    if item_tags is not None and not item_tags.counts.nnz:
+        item_tags = None
+
+    def stage(name: str, fit_csr: sp.csr_matrix, held: sp.csr_matrix | None) -> _Stage:
+        tag_counts = None if item_tags is None else item_tags.counts_without(held)
+        return _Stage(name, fit_csr, tag_counts, config, seed)
+
+    valid_stage = stage("valid", train, (split.valid + split.test).tocsr())
+    test_stage = stage("test", train_valid, split.test)
 
     def valid_metrics(scorer) -> dict[str, float]:
         return evaluate_scorer(scorer, target=split.valid, exclude=train)
@@ -268,16 +327,34 @@ def train_user_recommender(
     reports.append(report)
     best_lambda = ease_train.lam
 
-    # --- content vectors (tags are side information, independent of the split)
-    content_full = content_block_model = None
-    if item_tags is not None and item_tags.nnz:
+    # --- EASE with tag side information, side weight on validation (lambda from plain EASE)
+    side_weight = 0.0
+    if item_tags is not None and config.ease_side_weights:
         clock = time.perf_counter()
-        names = tag_names or [str(i) for i in range(item_tags.shape[1])]
-        content_full = fit_tag_content(item_tags, names, dim=config.content_dim, seed=seed)
-        content_block_model = fit_tag_content(
-            item_tags, names, dim=config.content_block_dim, seed=seed
-        )
-        timings["content_seconds"] = time.perf_counter() - clock
+        tuning, best_value = [], report.valid[SELECTION_METRIC]
+        for weight in config.ease_side_weights:
+            model = valid_stage.ease(best_lambda, weight).fit(train)
+            metrics = valid_metrics(model.score)
+            tuning.append({"side_weight": weight, **metrics})
+            logger.info("EASE+tags side weight %.2f valid %s", weight, _short(metrics))
+            if metrics[SELECTION_METRIC] > best_value:
+                ease_train, side_weight, best_value = model, weight, metrics[SELECTION_METRIC]
+                side_metrics = metrics
+            del model
+        if side_weight:
+            side_report = ModelReport(
+                "EASE+tags",
+                {**ease_train.params(), "max_tags": config.ease_side_max_tags},
+                side_metrics,
+                train_seconds=time.perf_counter() - clock,
+                tuning=tuning,
+            )
+            clock = time.perf_counter()
+            refitted = test_stage.ease(best_lambda, side_weight).fit(train_valid)
+            side_report.refit_seconds = time.perf_counter() - clock
+            test_metrics(refitted.score, side_report)
+            del refitted
+            reports.append(side_report)
 
     # --- LightGCN, early-stopped on validation
     lightgcn_config = replace(config.lightgcn, show_progress=config.show_progress)
@@ -288,7 +365,7 @@ def train_user_recommender(
         valid_csr=split.valid,
         seed=seed,
         friends=friends,
-        item_tags=item_tags,
+        item_tags=valid_stage.tag_counts,
     )
     lightgcn_seconds = time.perf_counter() - clock
     lightgcn_vectors = (lightgcn.user_vectors, lightgcn.item_vectors)
@@ -303,25 +380,25 @@ def train_user_recommender(
     history = {"LightGCN": lightgcn.history}
     timings["lightgcn_time_to_quality"] = lightgcn.time_to_quality
 
-    # --- EASE-SVD and the blend, on train
+    # --- EASE-SVD (of the best EASE above) and the blend, on train
     clock = time.perf_counter()
     ease_rank = min(config.ease_rank, MAX_SERVED_DIM - config.lightgcn.embedding_dim)
     ease_vectors = factorize_scores(
         ease_train.score, split.n_users, split.n_items, ease_rank, seed=seed
     )
+    del ease_train
     ease_svd_seconds = time.perf_counter() - clock
+    ease_params = {"lam": best_lambda, "side_weight": side_weight, "rank": ease_rank}
     ease_svd_report = ModelReport(
         "EASE-SVD",
-        {"lam": best_lambda, "rank": ease_rank},
+        ease_params,
         valid_metrics(_factor_scorer(ease_vectors)),
-        train_seconds=reports[-1].train_seconds + ease_svd_seconds,
+        train_seconds=ease_svd_seconds,
         servable=True,
         dim=ease_rank,
     )
-    train_blocks = _Blocks(
-        lightgcn_vectors, ease_vectors, _content_block(content_block_model, train)
-    )
     clock = time.perf_counter()
+    train_blocks = _Blocks(lightgcn_vectors, ease_vectors, valid_stage.content_block())
     content_weights = config.blend_content_weights if train_blocks.content is not None else (0.0,)
     tuning = []
     for ease_weight, content_weight in itertools.product(
@@ -343,8 +420,7 @@ def train_user_recommender(
         {
             **blend_weights,
             "lightgcn_weight": 1.0,
-            "ease_lam": best_lambda,
-            "ease_rank": ease_rank,
+            **{f"ease_{k}": v for k, v in ease_params.items()},
             "content_dim": config.content_block_dim if train_blocks.content is not None else 0,
         },
         {k: v for k, v in best_blend.items() if k in CF_METRICS},
@@ -358,29 +434,28 @@ def train_user_recommender(
     logger.info("served model (best validation %s): %s", SELECTION_METRIC, served.name)
 
     # --- refit every candidate on train+valid for the test
-    def fit_blocks(fit_csr: sp.csr_matrix, n_epochs: int) -> tuple[_Blocks, float, float]:
+    def fit_blocks(fit_stage: _Stage, n_epochs: int) -> tuple[_Blocks, float, float]:
         clock = time.perf_counter()
         refit = train_lightgcn(
-            fit_csr,
+            fit_stage.interactions,
             config=lightgcn_config,
             seed=seed,
             friends=friends,
-            item_tags=item_tags,
+            item_tags=fit_stage.tag_counts,
             fixed_epochs=n_epochs,
         )
         lightgcn_fit_seconds = time.perf_counter() - clock
         clock = time.perf_counter()
-        ease = EASE(lam=best_lambda).fit(fit_csr)
+        ease = fit_stage.ease(best_lambda, side_weight).fit(fit_stage.interactions)
         vectors = factorize_scores(ease.score, split.n_users, split.n_items, ease_rank, seed=seed)
+        del ease
         ease_fit_seconds = time.perf_counter() - clock
         blocks = _Blocks(
-            (refit.user_vectors, refit.item_vectors),
-            vectors,
-            _content_block(content_block_model, fit_csr),
+            (refit.user_vectors, refit.item_vectors), vectors, fit_stage.content_block()
         )
         return blocks, lightgcn_fit_seconds, ease_fit_seconds
 
-    test_blocks, lightgcn_refit, ease_refit = fit_blocks(train_valid, lightgcn.best_epoch)
+    test_blocks, lightgcn_refit, ease_refit = fit_blocks(test_stage, lightgcn.best_epoch)
     lightgcn_report.refit_seconds = lightgcn_refit
     test_metrics(_factor_scorer(test_blocks.lightgcn), lightgcn_report)
     ease_svd_report.refit_seconds = ease_refit
@@ -398,16 +473,19 @@ def train_user_recommender(
 
     # --- the served vectors
     if config.serve_fit == "all":
-        full = (train_valid + split.test).tocsr()
+        serve_stage = stage("all", full, None)
         clock = time.perf_counter()
-        serve_blocks = fit_blocks(full, lightgcn.best_epoch)[0]
+        serve_blocks = fit_blocks(serve_stage, lightgcn.best_epoch)[0]
         timings["serve_refit_seconds"] = time.perf_counter() - clock
-        fitted_on, fit_csr = "all", full
+        fitted_on = "all"
     else:
-        serve_blocks, fitted_on, fit_csr = test_blocks, "train+valid", train_valid
+        serve_stage, serve_blocks, fitted_on = test_stage, test_blocks, "train+valid"
     user_vectors, item_vectors = served_vectors(serve_blocks)
-    warm_items = np.flatnonzero(np.diff(fit_csr.tocsc().indptr))
+    fit_csr = serve_stage.interactions
+    content_full = serve_stage.content(config.content_dim)
     if content_full is not None:
+        content_full.tag_names = list(item_tags.tag_names)
+        warm_items = np.flatnonzero(np.diff(fit_csr.tocsc().indptr))
         item_vectors, filled = fill_cold_items(item_vectors, content_full, warm_items)
         timings["cold_items_filled"] = int(len(filled))
     warm_users = np.diff(fit_csr.indptr) > 0

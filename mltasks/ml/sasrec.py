@@ -24,6 +24,7 @@ shared with gru4rec.py.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -77,6 +78,26 @@ class SASRecConfig:
     patience: int = 10  # epochs without a better validation metric before stopping
     selection_metric: str = "Recall@20"
     max_train_seconds: float | None = None
+    # Intra-op threads while training (None = torch's default). One thread is the default: the
+    # model is small, and on a shared 2-core machine two threads made an epoch 5x slower.
+    num_threads: int | None = 1
+
+
+def _over_budget(config, started: float) -> bool:
+    budget = getattr(config, "max_train_seconds", None)
+    return budget is not None and time.perf_counter() - started > budget
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None):
+    """Run the block with `num_threads` intra-op threads, then restore the previous setting."""
+    previous = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class _CausalSelfAttentionBlock(nn.Module):
@@ -296,13 +317,17 @@ class NeuralContinuationModel:
         return self._item_vectors
 
     def score_batch(self, inputs, hours, dows, *, train_rows=None) -> np.ndarray:
-        return self.sequence_vectors(inputs, hours, dows) @ self.output_item_embeddings.T
+        # torch rather than numpy for the product: it follows torch's thread setting, while a
+        # multi-threaded BLAS under numpy made single requests 10x slower at the tail.
+        vectors = torch.from_numpy(self.sequence_vectors(inputs, hours, dows))
+        return (vectors @ torch.from_numpy(self.output_item_embeddings).T).numpy()
 
     def score(
         self, input_item_indices: Sequence[int], hour: int = NEUTRAL_HOUR, dow: int = NEUTRAL_DOW
     ) -> np.ndarray:
         """Scores of every catalog item for one input sequence (oldest item first)."""
-        return self.output_item_embeddings @ self.sequence_vector(input_item_indices, hour, dow)
+        vector = torch.from_numpy(self.sequence_vector(input_item_indices, hour, dow))
+        return torch.mv(torch.from_numpy(self.output_item_embeddings), vector).numpy()
 
     def recommend(
         self,
@@ -381,7 +406,7 @@ def _future_targets(targets: torch.Tensor, horizon: int) -> torch.Tensor:
     """(B, W) next items -> (B, W, horizon): the 1st..horizon-th next item, -1 past the window."""
     shifted = [targets]
     for step in range(1, horizon):
-        pad = torch.full((targets.shape[0], step), -1, dtype=targets.dtype)
+        pad = torch.full((targets.shape[0], min(step, targets.shape[1])), -1, dtype=targets.dtype)
         shifted.append(torch.cat([targets[:, step:], pad], dim=1))
     return torch.stack(shifted, dim=-1)
 
@@ -472,6 +497,20 @@ def train_neural_model(
     `fixed_epochs`: trains exactly that many epochs and evaluates nothing (a refit whose epoch
     count was chosen on validation before).
     """
+    with torch_threads(getattr(config, "num_threads", None)):
+        return _train_neural_model(
+            kind=kind,
+            split=split,
+            config=config,
+            seed=seed,
+            show_progress=show_progress,
+            fixed_epochs=fixed_epochs,
+        )
+
+
+def _train_neural_model(
+    *, kind, split, config, seed, show_progress, fixed_epochs
+) -> NeuralTrainResult:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -502,6 +541,8 @@ def train_neural_model(
         network.train()
         total_loss, total_pairs = 0.0, 0
         for batch in _shuffled_batches(n_windows, config.batch_size, rng):
+            if total_pairs and _over_budget(config, started):
+                break  # the budget ends the epoch early; validation still picks the best state
             rows = torch.from_numpy(batch)
             width = int(window_lengths[batch].max())  # drop the all-padding leading columns
             targets = tensors["targets"][rows, -width:]
@@ -576,8 +617,7 @@ def train_neural_model(
                 config.patience,
             )
             break
-        elapsed = time.perf_counter() - started
-        if config.max_train_seconds is not None and elapsed > config.max_train_seconds:
+        if _over_budget(config, started):
             logger.info(
                 "%s: time budget of %.0fs reached, stopping", model.name, config.max_train_seconds
             )

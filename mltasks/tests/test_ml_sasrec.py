@@ -131,6 +131,8 @@ def test_future_targets_list_the_next_items_of_each_position():
     targets = torch.tensor([[-1, 5, 6, 7]])
     future = _future_targets(targets, horizon=3)
     assert future[0].tolist() == [[-1, 5, 6], [5, 6, 7], [6, 7, -1], [7, -1, -1]]
+    narrow = _future_targets(torch.tensor([[4]]), horizon=3)  # window narrower than the horizon
+    assert narrow[0].tolist() == [[4, -1, -1]]
 
 
 def test_horizon_loss_reduces_to_cross_entropy_for_one_step_and_weights_later_steps():
