@@ -211,33 +211,46 @@ def run_seq_benchmark(
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--path", required=True, help="file or folder of the dataset")
+def add_arguments(parser: argparse.ArgumentParser, *, datasets=DATASETS) -> None:
+    """The benchmark's options (shared with the `manage.py benchmark_seq` command)."""
+    parser.add_argument("--dataset", required=True, choices=datasets)
+    parser.add_argument("--path", help="file or folder of the dataset")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--out", help="JSON report (default bench/results/seq-<dataset>.json)")
     parser.add_argument("--dump-topk", help="folder for each model's top-100 per test sequence")
     parser.add_argument("--no-latency-check", action="store_true", help="skip the 10k-item timing")
     parser.add_argument("--max-epochs", type=int, help="cap the neural models' epochs (smoke runs)")
     parser.add_argument("--vocab-min-freq", type=int, help="override VOCAB_MIN_FREQ (default 5)")
+
+
+def config_from_options(
+    *, max_epochs: int | None, vocab_min_freq: int | None
+) -> ContinuationConfig:
+    config = ContinuationConfig()
+    if max_epochs is not None:
+        config.sasrec = replace(config.sasrec, max_epochs=max_epochs)
+        config.gru4rec = replace(config.gru4rec, max_epochs=max_epochs)
+    if vocab_min_freq is not None:
+        config.sequences = replace(config.sequences, vocab_min_freq=vocab_min_freq)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
     args = parser.parse_args(argv)
+    if not args.path:
+        parser.error("--path is required")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = ContinuationConfig()
-    if args.max_epochs is not None:
-        config.sasrec = replace(config.sasrec, max_epochs=args.max_epochs)
-        config.gru4rec = replace(config.gru4rec, max_epochs=args.max_epochs)
-    if args.vocab_min_freq is not None:
-        config.sequences = replace(config.sequences, vocab_min_freq=args.vocab_min_freq)
     run_seq_benchmark(
         dataset=args.dataset,
         path=args.path,
         seed=args.seed,
         out_path=args.out,
         dump_topk_dir=args.dump_topk,
-        config=config,
+        config=config_from_options(max_epochs=args.max_epochs, vocab_min_freq=args.vocab_min_freq),
         latency_check=not args.no_latency_check,
     )
     return 0

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from mltasks.ml.benchmark_cf import run_cf_benchmark
+from mltasks.ml.benchmark_cf import quick_config, run_cf_benchmark
 from mltasks.ml.datasets import DATASETS, load_dataset
+from mltasks.ml.recommender import RecommenderConfig
 
 
 class Command(BaseCommand):
@@ -13,8 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2020)
         parser.add_argument("--out", help="JSON report (default bench/results/cf-<dataset>.json)")
         parser.add_argument("--dump-topk", help="folder for each model's top-100 per test user")
+        parser.add_argument("--quick", action="store_true", help="smoke run: few settings")
 
-    def handle(self, *args, dataset, path, seed, out, dump_topk, **options):
+    def handle(self, *args, dataset, path, seed, out, dump_topk, quick, **options):
         try:
             if dataset == "demo":
                 from mltasks.recommender_training import recommender_training_data
@@ -30,6 +32,9 @@ class Command(BaseCommand):
                 raise CommandError(f"--path is required for --dataset {dataset}")
             else:
                 report_input = {"dataset": load_dataset(dataset, path, seed=seed)}
-            run_cf_benchmark(**report_input, seed=seed, out=out, dump_topk_dir=dump_topk)
+            config = quick_config(RecommenderConfig()) if quick else None
+            run_cf_benchmark(
+                **report_input, seed=seed, out=out, dump_topk_dir=dump_topk, config=config
+            )
         except ValueError as error:
             raise CommandError(str(error)) from None
