@@ -230,6 +230,7 @@ def quick_config(config: RecommenderConfig) -> RecommenderConfig:
     return replace(
         config,
         ease_lambdas=(50.0, 200.0),
+        ease_side_weights=(3.0,),
         knn_neighbors=(100,),
         blend_ease_weights=(0.0, 0.5),
         blend_content_weights=(0.0, 0.2),

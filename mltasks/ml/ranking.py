@@ -74,6 +74,8 @@ def evaluate_scorer(
 ) -> dict[str, float]:
     """Metrics over the users with at least one item in `target`, known items excluded."""
     users, items = held_out_items(target)
+    if len(users) == 0:
+        raise ValueError("no user has a held-out item to evaluate on")
     k = max(int(name.partition("@")[2]) for name in metric_names)
     top_items = rank_users(scorer, users, k=k, exclude=exclude, batch_size=batch_size)
     return evaluate_top_items(

@@ -50,7 +50,7 @@ from mltasks.ml.content import (
 )
 from mltasks.ml.hybrid import blend_factors
 from mltasks.ml.interactions import IdIndex, Interactions
-from mltasks.ml.lightgcn import LightGCNConfig, train_lightgcn
+from mltasks.ml.lightgcn import FAST_CONFIG, LightGCNConfig, train_lightgcn
 from mltasks.ml.ranking import CF_METRICS, evaluate_scorer, rank_users
 from mltasks.ml.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
 
@@ -60,23 +60,8 @@ SELECTION_METRIC = "nDCG@20"
 MAX_SERVED_DIM = 128
 ARTIFACT_VERSION = 1
 
-# LightGCN tuned on HetRec validation (see docs/benchmarks/cf.md): lr 0.02 and batch 8192 instead
-# of the paper's 0.001 / 2048 for speed on CPU, 4 negatives per positive for more signal per
-# (costly) propagation, L2 1e-3, and log play counts as edge weights of the propagation graph.
-# One torch thread: on 2 cores a second thread saves ~10% per epoch when the machine is idle
-# (0.49 s vs 0.55 s on HetRec) but makes epochs ~25x slower as soon as another process holds a
-# core (sparse kernels this small spend their time synchronising threads).
-TUNED_LIGHTGCN = LightGCNConfig(
-    lr=0.02,
-    batch_size=8192,
-    n_negatives=4,
-    lambda_reg=1e-3,
-    edge_weighting="log",
-    max_epochs=300,
-    eval_every=3,
-    patience=5,
-    num_threads=1,
-)
+# LightGCN as tuned on HetRec validation (the reasons are next to FAST_CONFIG).
+TUNED_LIGHTGCN = FAST_CONFIG
 
 
 @dataclass(frozen=True)
@@ -267,6 +252,12 @@ def train_user_recommender(
     train, train_valid = split.train, split.train_valid()
     full = (train_valid + split.test).tocsr()
     logger.info("split %s", split.summary())
+    for part in ("valid", "test"):
+        if getattr(split, part).nnz == 0:
+            raise ValueError(
+                f"the {part} split is empty ({split.summary()}): too few interactions per user "
+                "to select and evaluate models (validation needs users with >= 5 positives)"
+            )
     reports: list[ModelReport] = []
     test_users, _ = held_out_items(split.test)
     if item_tags is not None and not isinstance(item_tags, ItemTags):

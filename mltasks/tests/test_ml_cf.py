@@ -480,6 +480,12 @@ def test_recommender_serves_a_dot_product_model_chosen_on_validation(planted, tm
     assert loaded.content_model().score_cold_user(tag_names=["a"]).shape == (log.n_items,)
 
 
+def test_recommender_refuses_data_too_small_to_validate():
+    log = load_csv(FIXTURES / "interactions.csv").interactions  # at most 3 positives per user
+    with pytest.raises(ValueError, match="the valid split is empty"):
+        train_user_recommender(interactions=log, config=_small_config())
+
+
 def test_benchmark_runner_writes_json_and_topk_dump(tmp_path):
     dataset = load_adjacency(FIXTURES / "adjacency")
     out = tmp_path / "cf.json"
