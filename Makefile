@@ -31,10 +31,10 @@ test: lint
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	$(DEVSTACK) run -- $(PY) -m pytest $(PYTEST_ARGS)
 
-# Refresh the README's screenshots from the browser tests.
+# Refresh the README's screenshots from a running `make run` (in another terminal).
 screenshots: install
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
-	TUNEDIN_SCREENSHOT_DIR=docs/screenshots $(DEVSTACK) run -- $(PY) -m pytest -m browser
+	$(PY) -m devstack.screenshots --url http://127.0.0.1:8000 --out docs/screenshots
 
 services: install
 	$(DEVSTACK) start
