@@ -178,14 +178,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Machine learning.
 ARTIFACTS_DIR = Path(env("ARTIFACTS_DIR", default=str(BASE_DIR / "var" / "artifacts")))
-RECOMMENDER_ALPHA = env.float("RECOMMENDER_ALPHA", default=0.7)
 RETRIEVAL_BACKEND = env("RETRIEVAL_BACKEND", default="exact")
 SESSION_GAP_MIN = env.int("SESSION_GAP_MIN", default=45)
 VOCAB_MIN_FREQ = env.int("VOCAB_MIN_FREQ", default=5)
 MAX_SEQ_LEN = env.int("MAX_SEQ_LEN", default=50)
 LOSS_LABEL_SMOOTH = env.float("LOSS_LABEL_SMOOTH", default=0.1)
 MODEL_D = env.int("MODEL_D", default=64)
-TRAIN_EPOCHS_SCALE = env.float("TRAIN_EPOCHS_SCALE", default=1.0)
 RETRAIN_CRON_HOUR = env.int("RETRAIN_CRON_HOUR", default=3)
 
 LOG_FORMAT = env("LOG_FORMAT", default="json")

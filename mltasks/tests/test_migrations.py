@@ -29,3 +29,20 @@ def test_only_one_model_version_per_kind_can_be_active():
     assert (first.status, second.status) == ("retired", "active")
     with pytest.raises(IntegrityError):
         ModelVersion.objects.filter(pk=first.pk).update(status="active")
+
+
+@pytest.mark.django_db
+def test_nightly_retraining_is_scheduled_in_the_database_for_beat():
+    from django_celery_beat.models import PeriodicTask
+
+    from tunedin.celery import app
+
+    app.loader.import_default_modules()
+    tasks = {
+        task.task: task
+        for task in PeriodicTask.objects.filter(task__startswith="mltasks.tasks.train_")
+    }
+    assert set(tasks) == {"mltasks.tasks.train_recommender", "mltasks.tasks.train_continuation"}
+    for periodic in tasks.values():
+        assert periodic.enabled and periodic.crontab.hour == "3"
+        assert periodic.task in app.tasks  # beat names a task the workers know

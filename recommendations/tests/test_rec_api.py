@@ -200,3 +200,31 @@ def test_continuation_takes_json_only_since_a_form_cannot_carry_its_context(api_
 
     assert api_client.post(url, form, format="multipart").status_code == 415
     assert api_client.post(url, {"tracks": [track.pk]}, format="json").status_code == 200
+
+
+@pytest.mark.django_db
+def test_recommendations_and_feedback_still_work_when_redis_is_down(
+    api_client, planted_world, settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    # Nothing listens on port 9: every cache call fails (and is ignored by the backend).
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/1"}
+    }
+    cache.set("probe", 1)
+    assert cache.get("probe") is None
+    fan_of_a = planted_world["users"][0]
+    api_client.force_authenticate(fan_of_a)
+    response = api_client.get(rec_url(fan_of_a, n=5))
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 5
+    with django_capture_on_commit_callbacks(execute=True):
+        feedback = api_client.post(
+            "/api/feedback",
+            {"track_id": planted_world["tracks"][0].pk, "event": "like"},
+            format="json",
+        )
+    assert feedback.status_code == 201
+    body = {"tracks": [planted_world["tracks"][0].pk], "k": 3}
+    assert api_client.post("/api/continue", body, format="json").status_code == 200
