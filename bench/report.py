@@ -154,7 +154,7 @@ def render() -> str:
         seq_section(
             _load("seq-demo.json"),
             "Continuation — demo world sessions and playlists (SEQ-last, full ranking)",
-            "manage.py benchmark_seq --dataset demo",
+            "manage.py benchmark_seq --dataset demo --max-epochs 10",
         ),
         ops_section(),
     ]
