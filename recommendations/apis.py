@@ -19,7 +19,7 @@ from recommendations.continuation_selectors import (
 from recommendations.selectors import (
     MAX_RECOMMENDATIONS,
     RETRIEVAL_BACKENDS,
-    recommendations_for_user,
+    recommendation_page_for_user,
     tracks_similar_to,
     users_similar_to,
 )
@@ -70,13 +70,9 @@ class UserRecommendationsApi(APIView):
         params = self.RecommendationQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         user = _readable_user(request, user_id)
-        result = recommendations_for_user(user=user, **params.validated_data)
+        page = recommendation_page_for_user(user=user, **params.validated_data)
         return Response(
-            {
-                "user_id": user.pk,
-                "model_version": result.model_version,
-                "items": RecommendedTrackSerializer(result.items, many=True).data,
-            }
+            {"user_id": user.pk, "model_version": page.model_version, "items": page.items}
         )
 
 

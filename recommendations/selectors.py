@@ -242,26 +242,45 @@ def _reason_text(*, code: str, track: Track, titles: dict[int, str], user_tags: 
     return f"Similar to what you play: {tag_names[0]}" if tag_names else "Picked for you"
 
 
-def recommendations_for_user(
-    *, user, n: int, offset: int = 0, backend: str | None = None
-) -> RecommendationList:
-    """The user's top-n tracks (after `offset`), excluding every track they interacted with."""
+MAX_CACHED_PAGES = 8
+
+
+@dataclass(frozen=True)
+class RecommendationPage:
+    """A page of recommendations as plain data (what the API returns, cached as it is)."""
+
+    user_id: int
+    model_version: int | None
+    items: list[dict]
+    cached: bool = False
+
+
+def _ranking_entry(*, user, backend: str | None) -> tuple[str, dict, bool]:
+    """(cache key, {"version", "ranked", "pages"}, hit) for the user's current ranking.
+
+    One cache entry per (model version, user, backend) holds the ranked ids and the pages
+    already rendered from them, so a cached request is one Redis read; feedback deletes it.
+    """
     from django.conf import settings
 
     backend = backend or settings.RETRIEVAL_BACKEND
     state = active_state(ModelVersion.Kind.RECOMMENDER)
-    version_id = state.version_id if state else None
-    key = _rec_cache_key(version_id=version_id, user_id=user.pk, backend=backend)
-    cached = cache.get(key)
-    hit = cached is not None
+    key = _rec_cache_key(
+        version_id=state.version_id if state else None, user_id=user.pk, backend=backend
+    )
+    entry = cache.get(key)
+    hit = entry is not None
     metrics.recommendation_cache_lookup(list_name="user", hit=hit)
-    if hit:
-        version_id, ranked = cached
-    else:
+    if not hit:
         version_id, ranked = _compute_recommendations(user_id=user.pk, backend=backend)
-        cache.set(key, (version_id, ranked))
+        entry = {"version": version_id, "ranked": ranked, "pages": {}}
+        cache.set(key, entry)
         if version_id is not None:
             served_scores_record(model_version_id=version_id, scores=[s for _, s, _ in ranked[:50]])
+    return key, entry, hit
+
+
+def _scored_page(*, user, ranked: list, n: int, offset: int) -> list[ScoredTrack]:
     page = ranked[offset : offset + n]
     reason_track_ids = {
         int(code.split(":", 1)[1]) for _, _, code in page if code.startswith("track:")
@@ -273,7 +292,7 @@ def recommendations_for_user(
     )
     titles = dict(Track.objects.filter(pk__in=reason_track_ids).values_list("pk", "title"))
     user_tags = set(user.favourite_tags.values_list("name", flat=True)) if user.pk else set()
-    items = [
+    return [
         ScoredTrack(
             track=tracks[t],
             score=score,
@@ -282,7 +301,41 @@ def recommendations_for_user(
         for t, score, code in page
         if t in tracks
     ]
-    return RecommendationList(user_id=user.pk, model_version=version_id, items=items, cached=hit)
+
+
+def recommendations_for_user(
+    *, user, n: int, offset: int = 0, backend: str | None = None
+) -> RecommendationList:
+    """The user's top-n tracks (after `offset`), excluding every track they interacted with."""
+    _, entry, hit = _ranking_entry(user=user, backend=backend)
+    items = _scored_page(user=user, ranked=entry["ranked"], n=n, offset=offset)
+    return RecommendationList(
+        user_id=user.pk, model_version=entry["version"], items=items, cached=hit
+    )
+
+
+def recommendation_page_for_user(
+    *, user, n: int, offset: int = 0, backend: str | None = None
+) -> RecommendationPage:
+    """The same list as `recommendations_for_user`, as plain data, served from the cache."""
+    key, entry, hit = _ranking_entry(user=user, backend=backend)
+    page_key = f"{n}:{offset}"
+    if page_key in entry["pages"]:
+        return RecommendationPage(
+            user_id=user.pk, model_version=entry["version"], items=entry["pages"][page_key],
+            cached=True,
+        )  # fmt: skip
+    items = [
+        {"track_id": item.track.pk, "title": item.track.title, "artist": item.track.artist.name,
+         "score": item.score, "reason": item.reason}
+        for item in _scored_page(user=user, ranked=entry["ranked"], n=n, offset=offset)
+    ]  # fmt: skip
+    if len(entry["pages"]) < MAX_CACHED_PAGES:
+        entry["pages"][page_key] = items
+        cache.set(key, entry)
+    return RecommendationPage(
+        user_id=user.pk, model_version=entry["version"], items=items, cached=hit
+    )
 
 
 def _similar_by_tags(*, track: Track, n: int) -> list[ScoredTrack]:

@@ -228,3 +228,15 @@ def test_recommendations_and_feedback_still_work_when_redis_is_down(
     assert feedback.status_code == 201
     body = {"tracks": [planted_world["tracks"][0].pk], "k": 3}
     assert api_client.post("/api/continue", body, format="json").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_cached_page_is_served_without_touching_the_catalog(
+    api_client, planted_world, django_assert_max_num_queries
+):
+    fan_of_a = planted_world["users"][0]
+    api_client.force_authenticate(fan_of_a)
+    first = api_client.get(rec_url(fan_of_a, n=10)).json()
+    with django_assert_max_num_queries(2):  # the user lookup (and at most a version check)
+        second = api_client.get(rec_url(fan_of_a, n=10)).json()
+    assert second == first
