@@ -211,7 +211,21 @@ class PlaylistDeleteApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PlaylistTracksAddApi(APIView):
+class PlaylistEditApi(APIView):
+    """An owner-only change to a playlist's entries: validate, call the service, show it."""
+
+    InputSerializer: type[serializers.Serializer]
+
+    def edit(self, request, *, playlist_id: int, service) -> Response:
+        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            service(playlist=playlist, **serializer.validated_data)
+        return playlist_detail_response(playlist_id=playlist.pk, user=request.user)
+
+
+class PlaylistTracksAddApi(PlaylistEditApi):
     @extend_schema_serializer(component_name="PlaylistTracksAddInput")
     class InputSerializer(serializers.Serializer):
         track_ids = serializers.ListField(
@@ -231,15 +245,10 @@ class PlaylistTracksAddApi(APIView):
         responses=PlaylistDetailOutputSerializer,
     )
     def post(self, request, playlist_id: int):
-        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        with service_errors():
-            playlist_add_tracks(playlist=playlist, **serializer.validated_data)
-        return playlist_detail_response(playlist_id=playlist.pk, user=request.user)
+        return self.edit(request, playlist_id=playlist_id, service=playlist_add_tracks)
 
 
-class PlaylistTracksRemoveApi(APIView):
+class PlaylistTracksRemoveApi(PlaylistEditApi):
     @extend_schema_serializer(component_name="PlaylistTracksRemoveInput")
     class InputSerializer(serializers.Serializer):
         position = serializers.IntegerField(min_value=0)
@@ -251,15 +260,10 @@ class PlaylistTracksRemoveApi(APIView):
         responses=PlaylistDetailOutputSerializer,
     )
     def post(self, request, playlist_id: int):
-        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        with service_errors():
-            playlist_remove_entry(playlist=playlist, **serializer.validated_data)
-        return playlist_detail_response(playlist_id=playlist.pk, user=request.user)
+        return self.edit(request, playlist_id=playlist_id, service=playlist_remove_entry)
 
 
-class PlaylistTracksMoveApi(APIView):
+class PlaylistTracksMoveApi(PlaylistEditApi):
     @extend_schema_serializer(component_name="PlaylistTracksMoveInput")
     class InputSerializer(serializers.Serializer):
         from_position = serializers.IntegerField(min_value=0)
@@ -272,9 +276,4 @@ class PlaylistTracksMoveApi(APIView):
         responses=PlaylistDetailOutputSerializer,
     )
     def post(self, request, playlist_id: int):
-        playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        with service_errors():
-            playlist_move_entry(playlist=playlist, **serializer.validated_data)
-        return playlist_detail_response(playlist_id=playlist.pk, user=request.user)
+        return self.edit(request, playlist_id=playlist_id, service=playlist_move_entry)
