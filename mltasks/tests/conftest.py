@@ -28,3 +28,17 @@ def small_world(django_db_setup, django_db_blocker):
         yield
         world_delete()
     active_states.reset()
+
+
+def trained_version(*, kind: str, django_db_blocker, tmp_path_factory):
+    """Train `kind` quickly on the module's world and serve it while the module's tests run."""
+    from django.test import override_settings
+
+    from mltasks.services import model_version_train
+
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    with django_db_blocker.unblock(), override_settings(ARTIFACTS_DIR=artifacts, **QUICK_TRAINING):
+        version = model_version_train(kind=kind)
+    active_states.reset()
+    with override_settings(ARTIFACTS_DIR=artifacts):
+        yield version

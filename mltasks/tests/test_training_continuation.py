@@ -3,24 +3,18 @@
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from catalog.models import Track
 from mltasks.models import ModelVersion, TrackVector
-from mltasks.services import model_version_train
-from mltasks.tests.conftest import QUICK_TRAINING
+from mltasks.tests.conftest import trained_version
 from playlists.models import Playlist
-from recommendations.serving import active_states
 
 
 @pytest.fixture(scope="module")
 def continuation_version(small_world, django_db_blocker, tmp_path_factory):
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    with django_db_blocker.unblock(), override_settings(ARTIFACTS_DIR=artifacts, **QUICK_TRAINING):
-        version = model_version_train(kind="continuation")
-    active_states.reset()
-    with override_settings(ARTIFACTS_DIR=artifacts):
-        yield version
+    yield from trained_version(
+        kind="continuation", django_db_blocker=django_db_blocker, tmp_path_factory=tmp_path_factory
+    )
 
 
 @pytest.mark.django_db

@@ -5,23 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import override_settings
 
 from feedback.models import Interaction
 from mltasks.models import ModelVersion, TrackVector, UserVector
-from mltasks.services import model_version_train
-from mltasks.tests.conftest import QUICK_TRAINING
-from recommendations.serving import active_states
+from mltasks.tests.conftest import trained_version
 
 
 @pytest.fixture(scope="module")
 def recommender_version(small_world, django_db_blocker, tmp_path_factory):
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    with django_db_blocker.unblock(), override_settings(ARTIFACTS_DIR=artifacts, **QUICK_TRAINING):
-        version = model_version_train(kind="recommender")
-    active_states.reset()
-    with override_settings(ARTIFACTS_DIR=artifacts):
-        yield version
+    yield from trained_version(
+        kind="recommender", django_db_blocker=django_db_blocker, tmp_path_factory=tmp_path_factory
+    )
 
 
 @pytest.mark.django_db
