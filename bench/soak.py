@@ -560,12 +560,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds Redis stays down (default: 15 %% of --duration, 5..60)",
     )
     parser.add_argument(
-        "--train-kind", choices=["recommender", "continuation"], default="recommender"
+        "--train-kind", choices=["recommender", "continuation"], default="continuation"
     )
     parser.add_argument(
         "--kill-after",
         type=float,
-        default=3,
+        default=1,
         help="seconds the training runs before the worker is killed",
     )
     parser.add_argument("--scale", default="0.05", help="demo world scale when seeding")
