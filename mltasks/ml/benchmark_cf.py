@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from mltasks.ml.content import ItemTags
 from mltasks.ml.datasets import DATASETS, Dataset, load_dataset
 from mltasks.ml.interactions import Interactions
+from mltasks.ml.jsonable import json_default
 from mltasks.ml.ranking import CF_METRICS
 from mltasks.ml.recommender import RecommenderConfig, RecommenderResult, train_user_recommender
 from mltasks.ml.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
@@ -94,7 +95,7 @@ def run_cf_benchmark(
     print(format_summary(report))
     out = Path(out) if out is not None else RESULTS_DIR / f"cf-{dataset_name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    out.write_text(json.dumps(report, indent=1, default=json_default) + "\n")
     logger.info("wrote %s", out)
     if dump_topk_dir is not None:
         write_topk_dumps(result, interactions, split, dump_topk_dir)
@@ -213,16 +214,6 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
 def quick_config(config: RecommenderConfig) -> RecommenderConfig:

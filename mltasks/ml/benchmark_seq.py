@@ -30,9 +30,9 @@ from mltasks.ml.continuation import (
     SERVABLE_MODELS,
     ContinuationConfig,
     ContinuationResult,
-    json_default,
     train_continuation_model,
 )
+from mltasks.ml.jsonable import json_default
 from mltasks.ml.sasrec import NeuralContinuationModel, SASRecConfig, SASRecNetwork, torch_threads
 from mltasks.ml.seq_datasets import DATASETS, SequenceEvents, load_sequence_dataset
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mltasks.ml.gru4rec import GRU4RecConfig, train_gru4rec
+from mltasks.ml.jsonable import json_default
 from mltasks.ml.sasrec import NeuralContinuationModel, SASRecConfig, torch_threads, train_sasrec
 from mltasks.ml.seq_baselines import (
     SKNN_NEIGHBOURS_GRID,
@@ -280,14 +281,3 @@ def load_artifact(directory: str | Path) -> ContinuationResult:
         seed=payload["seed"],
         models={payload["served_model_name"]: model},
     )
-
-
-def json_default(value):
-    """`default=` for json.dumps: numpy scalars and arrays as plain numbers and lists."""
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value)}")

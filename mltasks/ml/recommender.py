@@ -50,6 +50,7 @@ from mltasks.ml.content import (
 )
 from mltasks.ml.hybrid import blend_factors
 from mltasks.ml.interactions import IdIndex, Interactions
+from mltasks.ml.jsonable import json_default
 from mltasks.ml.lightgcn import FAST_CONFIG, LightGCNConfig, train_lightgcn
 from mltasks.ml.ranking import CF_METRICS, evaluate_scorer, rank_users
 from mltasks.ml.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
@@ -564,7 +565,7 @@ def save_artifact(result: RecommenderResult, path: str | Path) -> Path:
         "user_ids": result.user_ids.dtype.kind,
         "item_ids": result.item_ids.dtype.kind,
     }
-    base.with_suffix(".json").write_text(json.dumps(metadata, indent=1, default=_json_default))
+    base.with_suffix(".json").write_text(json.dumps(metadata, indent=1, default=json_default))
     return npz_path
 
 
@@ -606,13 +607,3 @@ def _portable_ids(ids: np.ndarray) -> np.ndarray:
     if ids.dtype.kind in "iu":
         return ids.astype(np.int64)
     return ids.astype(str)
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value)}")
