@@ -403,6 +403,19 @@ def users_similar_to(*, user_id: int, n: int) -> tuple[int | None, list[ScoredUs
     return state.version_id, [ScoredUser(user_id=u, score=1.0 - float(d)) for u, d in rows]
 
 
+def _artist_centroids(state: VectorState) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted artist ids, unit mean of each artist's unit item vectors); -1 = unknown artist."""
+    artist_of = dict(
+        Track.objects.filter(pk__in=state.track_ids.tolist()).values_list("pk", "artist_id")
+    )
+    artist_ids = np.array([artist_of.get(int(t), -1) for t in state.track_ids])
+    unique_artists, inverse = np.unique(artist_ids, return_inverse=True)
+    centroids = np.zeros((len(unique_artists), state.dim), dtype=np.float32)
+    np.add.at(centroids, inverse, state.unit_item_vectors)
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    return unique_artists, centroids
+
+
 def artists_similar_to(*, artist: Artist, n: int) -> list[ScoredArtist]:
     """Artists whose tracks sit closest to this artist's tracks (mean item vectors)."""
     state = active_state(ModelVersion.Kind.RECOMMENDER)
@@ -415,14 +428,7 @@ def artists_similar_to(*, artist: Artist, n: int) -> list[ScoredArtist]:
             .order_by("-shared", "name")[:n]
         )
         return [ScoredArtist(artist=a, score=float(a.shared)) for a in rows]
-    artist_of = dict(
-        Track.objects.filter(pk__in=state.track_ids.tolist()).values_list("pk", "artist_id")
-    )
-    artist_ids = np.array([artist_of.get(int(t), -1) for t in state.track_ids])
-    unique_artists, inverse = np.unique(artist_ids, return_inverse=True)
-    centroids = np.zeros((len(unique_artists), state.dim), dtype=np.float32)
-    np.add.at(centroids, inverse, state.unit_item_vectors)
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    unique_artists, centroids = state.derived("artist-centroids", lambda: _artist_centroids(state))
     position = np.searchsorted(unique_artists, artist.pk)
     if position >= len(unique_artists) or unique_artists[position] != artist.pk:
         return []

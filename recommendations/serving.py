@@ -37,7 +37,7 @@ class VectorState:
     meta: dict = field(default_factory=dict)
     user_ids: np.ndarray | None = None  # (n_users,) user primary keys, as trained
     user_vectors: np.ndarray | None = None  # (n_users, d) float32, as trained
-    _faiss: dict = field(default_factory=dict)
+    _derived: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
@@ -51,34 +51,43 @@ class VectorState:
     def dim(self) -> int:
         return int(self.item_vectors.shape[1])
 
+    def derived(self, name: str, build):
+        """A value computed once per model version and process (indexes, centroids, models)."""
+        with self._lock:
+            if name not in self._derived:
+                self._derived[name] = build()
+            return self._derived[name]
+
     def continuation_model(self):
         """The served sequence model and its item -> artist-index array (loaded on first use)."""
-        with self._lock:
-            if "model" not in self._faiss:
-                from mltasks.ml.continuation import load_artifact
 
-                artifact = load_artifact(self.directory)
-                self._faiss["model"] = (artifact.served_model, artifact.item_artist)
-            return self._faiss["model"]
+        def load():
+            from mltasks.ml.continuation import load_artifact
+
+            artifact = load_artifact(self.directory)
+            return artifact.served_model, artifact.item_artist
+
+        return self.derived("model", load)
 
     def faiss_index(self, name: str):
         """`hnsw-ip` / `flat-ip` over item vectors, `hnsw-cos` over unit vectors (lazy)."""
-        with self._lock:
-            if name not in self._faiss:
-                import faiss
 
-                path = self.directory / f"items.{name}.faiss"
-                if path.exists():
-                    index = faiss.read_index(str(path))
-                else:
-                    from mltasks.indexes import build_faiss_index
+        def load():
+            import faiss
 
-                    vectors = self.unit_item_vectors if name.endswith("cos") else self.item_vectors
-                    index = build_faiss_index(vectors=vectors, kind=name)
-                if hasattr(index, "hnsw"):
-                    index.hnsw.efSearch = 256
-                self._faiss[name] = index
-            return self._faiss[name]
+            path = self.directory / f"items.{name}.faiss"
+            if path.exists():
+                index = faiss.read_index(str(path))
+            else:
+                from mltasks.indexes import build_faiss_index
+
+                vectors = self.unit_item_vectors if name.endswith("cos") else self.item_vectors
+                index = build_faiss_index(vectors=vectors, kind=name)
+            if hasattr(index, "hnsw"):
+                index.hnsw.efSearch = 256
+            return index
+
+        return self.derived(f"faiss:{name}", load)
 
 
 def load_vector_state(version: ModelVersion) -> VectorState:

@@ -240,3 +240,15 @@ def test_a_cached_page_is_served_without_touching_the_catalog(
     with django_assert_max_num_queries(2):  # the user lookup (and at most a version check)
         second = api_client.get(rec_url(fan_of_a, n=10)).json()
     assert second == first
+
+
+@pytest.mark.django_db
+def test_similar_artists_come_from_their_tracks_vectors(planted_world, django_assert_num_queries):
+    from recommendations.selectors import artists_similar_to
+
+    artists = [planted_world["tracks"][i].artist for i in (0, 10, 20, 30)]
+    first = artists_similar_to(artist=artists[0], n=3)
+    assert [a.artist.pk for a in first][0] == artists[1].pk  # the other genre-A artist
+    with django_assert_num_queries(1):  # centroids are computed once per model version
+        again = artists_similar_to(artist=artists[2], n=1)
+    assert again[0].artist.pk == artists[3].pk
