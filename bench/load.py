@@ -1,7 +1,7 @@
 """Load benchmark: the real stack (gunicorn + embedded PostgreSQL/Redis + demo world) under wrk.
 
-    .venv/bin/python bench/load.py                       # 2 workers, 20 s per scenario
-    .venv/bin/python bench/load.py --workers 4 --connections 32 --duration 60 --train
+    .venv/bin/python bench/load.py                       # 2 workers a core, 32 connections, 20 s
+    .venv/bin/python bench/load.py --workers 4 --connections 64 --duration 60 --train
 
 What it does:
 1. Starts (or reuses) the embedded services; unless DATABASE_URL is set, it uses its own
@@ -10,14 +10,23 @@ What it does:
    the models when no version is active (otherwise the endpoints serve their fallbacks).
 2. Starts gunicorn with tunedin/gunicorn.conf.py and N workers, with bench.settings (the real
    settings plus GET /bench/noop, a DRF no-op behind the same token authentication: the
-   framework floor every API request pays).
+   framework floor every API request pays). The server's cache is a Redis database of the
+   bench's own (CACHE_REDIS_URL = REDIS_URL with db --cache-db, 3 by default), which the bench
+   empties; the developer's cache and Celery queues are not touched.
 3. For each scenario, writes a request file and replays it with wrk (bench/wrk_requests.lua):
    users are drawn from a Zipf law over users ranked by activity (exponent --zipf), tracks from
    a Zipf law over tracks ranked by popularity. Scenarios: each endpoint that exists among
    GET /api/rec/users/{id}, POST /api/continue (the user's last 5 tracks), GET
-   /api/tracks/{id}/similar, POST /api/feedback; the no-op; and a weighted mix of them.
-4. Prints a table (requests/s, latency percentiles, errors) and writes
-   bench/results/load-<UTC time>.json with the configuration and the host's load average
+   /api/tracks/{id}/similar, POST /api/feedback; the no-op; and a weighted mix of them. Each
+   runs after a 2 s warm-up, except rec_user_cold (first): the same requests as rec_user, run
+   right after emptying the cache (its warm-up is the no-op, which opens connections only).
+   Before the read scenarios (rec_user, similar_tracks, continue), each of their distinct
+   requests is sent once: "warm" means every list the run asks for is cached when it starts.
+   /metrics is scraped before and after each measured run: the recommendation cache hit ratio
+   comes from the difference of tunedin_recommendation_cache_lookups_total.
+4. Prints a table (requests/s, ratio to the floor, latency percentiles, cache hit ratio, 5xx,
+   errors) and the issue's targets with PASS/FAIL, and writes
+   bench/results/load-<UTC time>.json with them, the configuration and the host's load average
    (the CPU is shared: compare runs made under the same conditions).
 
 wrk comes from Debian (`apt-get install wrk`).
@@ -33,6 +42,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,6 +61,21 @@ LUA_SCRIPT = ROOT / "bench" / "wrk_requests.lua"
 BENCH_DATABASE = "tunedin_bench"
 REQUESTS_PER_SCENARIO = 20_000
 MIX_WEIGHTS = {"rec_user": 0.45, "similar_tracks": 0.25, "continue": 0.15, "feedback": 0.15}
+FLOOR_SCENARIO = "noop"
+COLD_SCENARIO = "rec_user_cold"
+# Read scenarios whose distinct requests are each sent once before the run (a warm cache).
+WARMED_SCENARIOS = ("rec_user", "similar_tracks", "continue")
+CACHE_LOOKUPS_SAMPLE = "tunedin_recommendation_cache_lookups_total"
+# The issue's targets (at 32 connections on 2 cores): (name, scenario, metric, comparison,
+# threshold). Metrics: a latency percentile in ms, the cache hit ratio, or the 5xx count of
+# every scenario together (scenario None).
+TARGETS = (
+    ("rec_user warm p99", "rec_user", "p99_ms", "<=", 25.0),
+    ("rec_user cold p99", COLD_SCENARIO, "p99_ms", "<=", 50.0),
+    ("continue p99", "continue", "p99_ms", "<=", 50.0),
+    ("mix cache hit ratio", "mix", "cache_hit_ratio", ">=", 0.90),
+    ("5xx, all scenarios", None, "status_5xx", "<=", 0),
+)
 
 
 @dataclass
@@ -70,6 +97,11 @@ class ScenarioResult:
     requests_per_second: float
     latency_ms: dict[str, float]
     errors: dict[str, int] = field(default_factory=dict)
+    status_5xx: int = 0
+    cold_cache: bool = False
+    # hit_ratio over every list (None: no lookup) and {list: {hit, miss, hit_ratio}}.
+    cache: dict = field(default_factory=dict)
+    floor_ratio: float | None = None
 
 
 def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[Request]]]:
@@ -153,7 +185,10 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
                 for u, t in zip(sampled_users, sampled_tracks, strict=True)
             ],
         )
-    scenarios["noop"] = (
+    if "rec_user" in scenarios:
+        endpoint, requests = scenarios["rec_user"]
+        scenarios[COLD_SCENARIO] = (f"{endpoint}, cache emptied before the run", requests)
+    scenarios[FLOOR_SCENARIO] = (
         "GET /bench/noop (framework floor)",
         [Request("GET", url("bench-noop"), tokens[u]) for u in sampled_users],
     )
@@ -168,7 +203,8 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
             mix.append(scenarios[name][1][index])
         label = " + ".join(f"{round(100 * w)}% {n}" for n, w in zip(names, weights, strict=True))
         scenarios["mix"] = (f"mix: {label}", mix)
-    return scenarios
+    # The cold scenario first: nothing before it has filled the cache (it is emptied anyway).
+    return dict(sorted(scenarios.items(), key=lambda item: item[0] != COLD_SCENARIO))
 
 
 def run_wrk(
@@ -189,7 +225,91 @@ def run_wrk(
     raise RuntimeError(f"no summary from wrk:\n{completed.stdout}\n{completed.stderr}")
 
 
-def _result(scenario: str, endpoint: str, summary: dict) -> ScenarioResult:
+def warm_cache(*, base_url: str, requests: list[Request], threads: int = 4) -> int:
+    """Send each distinct request of a read scenario once, so that the measured run starts with
+    every list it will ask for in the cache ("warm"). Returns how many were sent."""
+    distinct = {(r.method, r.path, r.body): r for r in requests}.values()
+
+    def send(request: Request) -> None:
+        http_request = urllib.request.Request(
+            base_url + request.path,
+            method=request.method,
+            data=request.body.encode() or None,
+            headers={"Authorization": f"Token {request.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(http_request, timeout=30) as response:
+            response.read()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(send, distinct))
+    return len(distinct)
+
+
+def bench_cache_url(redis_url: str, db: int) -> str:
+    """`redis_url` with database number `db` (the bench's own cache, emptied by the bench)."""
+    parts = urllib.parse.urlsplit(redis_url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def flush_bench_cache(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def scrape_cache_lookups(base_url: str) -> dict[tuple[str, str], float] | None:
+    """{(list, result): count} of tunedin_recommendation_cache_lookups_total from /metrics
+    (every gunicorn worker's, in multiprocess mode); None when /metrics does not answer."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[tuple[str, str], float] = {}
+    try:  # an HTTPError (e.g. /metrics restricted) is an OSError too
+        with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == CACHE_LOOKUPS_SAMPLE:
+                    key = (sample.labels.get("list", ""), sample.labels.get("result", ""))
+                    counts[key] = counts.get(key, 0.0) + sample.value
+    except (OSError, ValueError) as error:
+        print(f"  /metrics unavailable: {error}", file=sys.stderr)
+        return None
+    return counts
+
+
+def _ratio(hits: int, misses: int) -> float | None:
+    return round(hits / (hits + misses), 4) if hits + misses else None
+
+
+def cache_summary(
+    before: dict[tuple[str, str], float] | None, after: dict[tuple[str, str], float] | None
+) -> dict:
+    """{"hit_ratio": all lists together, "lists": {list: {hit, miss, hit_ratio}}} over a run;
+    ratios are None when there was no lookup (or no /metrics)."""
+    if before is None or after is None:
+        return {"hit_ratio": None, "lists": {}}
+    lists: dict[str, dict] = {}
+    for (list_name, result), count in after.items():
+        if result not in ("hit", "miss"):
+            continue
+        delta = int(round(count - before.get((list_name, result), 0.0)))
+        if delta > 0:
+            entry = lists.setdefault(list_name, {"hit": 0, "miss": 0})
+            entry[result] += delta
+    for entry in lists.values():
+        entry["hit_ratio"] = _ratio(entry["hit"], entry["miss"])
+    hits = sum(entry["hit"] for entry in lists.values())
+    misses = sum(entry["miss"] for entry in lists.values())
+    return {"hit_ratio": _ratio(hits, misses), "lists": dict(sorted(lists.items()))}
+
+
+def _result(
+    scenario: str, endpoint: str, summary: dict, *, cache: dict, cold_cache: bool = False
+) -> ScenarioResult:
     seconds = summary["duration_us"] / 1e6
     latency = summary["latency_us"]
     errors = {kind: count for kind, count in summary["errors"].items() if count}
@@ -202,33 +322,106 @@ def _result(scenario: str, endpoint: str, summary: dict) -> ScenarioResult:
         requests_per_second=round(summary["requests"] / seconds, 1),
         latency_ms={key: round(value / 1000, 2) for key, value in latency.items()},
         errors=errors,
+        status_5xx=summary.get("status_5xx", 0),
+        cold_cache=cold_cache,
+        cache=cache,
     )
+
+
+def set_floor_ratios(results: list[ScenarioResult]) -> float | None:
+    """Each scenario's requests/s over the no-op's; returns the floor's requests/s."""
+    floor = next((r.requests_per_second for r in results if r.scenario == FLOOR_SCENARIO), None)
+    for result in results:
+        result.floor_ratio = round(result.requests_per_second / floor, 3) if floor else None
+    return floor
+
+
+def evaluate_targets(results: list[ScenarioResult]) -> list[dict]:
+    """The issue's targets: measured value and passed (None when the scenario did not run)."""
+    by_name = {result.scenario: result for result in results}
+    rows = []
+    for name, scenario, metric, comparison, threshold in TARGETS:
+        if scenario is None:
+            measured = sum(result.status_5xx for result in results) if results else None
+        elif scenario not in by_name:
+            measured = None
+        elif metric == "cache_hit_ratio":
+            measured = by_name[scenario].cache.get("hit_ratio")
+        else:
+            measured = by_name[scenario].latency_ms[metric.removesuffix("_ms")]
+        if measured is None:
+            passed = None
+        else:
+            passed = measured <= threshold if comparison == "<=" else measured >= threshold
+        rows.append({
+            "target": name,
+            "scenario": scenario or "all",
+            "metric": metric,
+            "comparison": comparison,
+            "threshold": threshold,
+            "measured": measured,
+            "passed": passed,
+        })  # fmt: skip
+    return rows
+
+
+def _verdict(passed: bool | None) -> str:
+    return "n/a" if passed is None else "PASS" if passed else "FAIL"
+
+
+def _format_value(metric: str, value) -> str:
+    if value is None:
+        return "-"
+    if metric == "cache_hit_ratio":
+        return f"{100 * value:.1f}%"
+    if metric.endswith("_ms"):
+        return f"{value:.2f} ms"
+    return str(value)
 
 
 def print_table(results: list[ScenarioResult]) -> None:
     header = (
-        f"{'scenario':<16} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-        f"{'max ms':>8} {'requests':>9}  errors"
+        f"{'scenario':<16} {'req/s':>8} {'x floor':>7} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8} {'requests':>9} {'cache hit':>9} {'5xx':>5}  errors"
     )
     print(header)
     print("-" * len(header))
     for result in results:
         latency = result.latency_ms
         errors = ", ".join(f"{k}={v}" for k, v in result.errors.items()) or "-"
+        ratio = "-" if result.floor_ratio is None else f"{result.floor_ratio:.2f}"
+        hit_ratio = _format_value("cache_hit_ratio", result.cache.get("hit_ratio"))
         print(
-            f"{result.scenario:<16} {result.requests_per_second:>8.1f} {latency['p50']:>8.2f} "
-            f"{latency['p90']:>8.2f} {latency['p99']:>8.2f} {latency['max']:>8.1f} "
-            f"{result.requests:>9}  {errors}"
+            f"{result.scenario:<16} {result.requests_per_second:>8.1f} {ratio:>7} "
+            f"{latency['p50']:>8.2f} {latency['p95']:>8.2f} {latency['p99']:>8.2f} "
+            f"{latency['max']:>8.1f} {result.requests:>9} {hit_ratio:>9} "
+            f"{result.status_5xx:>5}  {errors}"
         )
     for result in results:
-        print(f"  {result.scenario}: {result.endpoint}")
+        lists = result.cache.get("lists") or {}
+        lookups = "; ".join(
+            f"{name} {entry['hit']} hit / {entry['miss']} miss" for name, entry in lists.items()
+        )
+        print(f"  {result.scenario}: {result.endpoint}" + (f" [{lookups}]" if lookups else ""))
+
+
+def print_targets(targets: list[dict], *, connections: int) -> None:
+    print(f"\ntargets (issue: 32 connections, 2 cores; this run: {connections} connections)")
+    header = f"{'target':<22} {'required':>12} {'measured':>12}  result"
+    print(header)
+    print("-" * len(header))
+    for row in targets:
+        required = f"{row['comparison']} {_format_value(row['metric'], row['threshold'])}"
+        measured = _format_value(row["metric"], row["measured"])
+        print(f"{row['target']:<22} {required:>12} {measured:>12}  {_verdict(row['passed'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
+                        help="gunicorn workers (default: 2 a core)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--duration", type=int, default=20, help="seconds per scenario")
     parser.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of users/tracks")
     parser.add_argument("--scale", default=os.environ.get("DEMO_WORLD_SCALE", "0.1"),
@@ -237,12 +430,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", help="comma-separated subset, e.g. noop,rec_user")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--log-level", default="INFO", help="app LOG_LEVEL during the run")
+    parser.add_argument("--cache-db", type=int, default=3,
+                        help="Redis db of the bench cache (the bench empties it)")  # fmt: skip
     arguments = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
 
     environment, started = stack.bench_environment(database=BENCH_DATABASE, scale=arguments.scale)
+    cache_url = bench_cache_url(environment["REDIS_URL"], arguments.cache_db)
+    shared = {environment["REDIS_URL"], os.environ.get("CACHE_REDIS_URL") or ""}
+    if cache_url in shared or arguments.cache_db in (0, 1):
+        services.stop_services(started)
+        print(f"--cache-db {arguments.cache_db}: {cache_url} is the broker's or the "
+              "developer's cache, which the bench would empty", file=sys.stderr)  # fmt: skip
+        return 2
+    environment["CACHE_REDIS_URL"] = cache_url
     server: subprocess.Popen | None = None
     work_dir = Path(tempfile.mkdtemp(prefix="tunedin-load-"))
     try:
@@ -251,10 +454,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if arguments.train and not ModelVersion.objects.filter(status="active").exists():
             stack.manage("train", "--kind", "all", environment=environment)
-        scenarios = build_scenarios(exponent=arguments.zipf, seed=arguments.seed)
+        every_scenario = build_scenarios(exponent=arguments.zipf, seed=arguments.seed)
+        scenarios = every_scenario
         if arguments.scenarios:
             wanted = arguments.scenarios.split(",")
-            scenarios = {name: scenarios[name] for name in wanted if name in scenarios}
+            scenarios = {name: every_scenario[name] for name in every_scenario if name in wanted}
         active_models = list(
             ModelVersion.objects.filter(status="active").values_list("kind", "algorithm", "pk")
         )
@@ -265,34 +469,47 @@ def main(argv: list[str] | None = None) -> int:
         server, base_url = stack.start_gunicorn(
             environment=environment, workers=arguments.workers, log_level=arguments.log_level
         )
+        files = {}  # the cold scenario's warm-up replays the no-op's requests
+        for name in {*scenarios, *([FLOOR_SCENARIO] if COLD_SCENARIO in scenarios else [])}:
+            files[name] = work_dir / f"{name}.tsv"
+            lines = [request.line() for request in every_scenario[name][1]]
+            files[name].write_text("\n".join(lines) + "\n")
 
         results = []
-        for name, (endpoint, requests) in scenarios.items():
-            requests_file = work_dir / f"{name}.tsv"
-            requests_file.write_text("\n".join(request.line() for request in requests) + "\n")
-            run_wrk(  # warm-up: models, caches, connections
+        for name, (endpoint, _) in scenarios.items():
+            cold = name == COLD_SCENARIO
+            if name in WARMED_SCENARIOS:
+                warm_cache(base_url=base_url, requests=every_scenario[name][1])
+            run_wrk(  # warm-up: models, caches, connections (cold: connections only)
                 base_url=base_url,
-                requests_file=requests_file,
+                requests_file=files[FLOOR_SCENARIO if cold else name],
                 threads=1,
                 connections=2,
                 duration_s=2,
             )
+            if cold:
+                flush_bench_cache(cache_url)
+            before = scrape_cache_lookups(base_url)
             summary = run_wrk(
                 base_url=base_url,
-                requests_file=requests_file,
+                requests_file=files[name],
                 threads=arguments.threads,
                 connections=arguments.connections,
                 duration_s=arguments.duration,
             )
-            results.append(_result(name, endpoint, summary))
+            cache = cache_summary(before, scrape_cache_lookups(base_url))
+            results.append(_result(name, endpoint, summary, cache=cache, cold_cache=cold))
             print(f"  {name}: {results[-1].requests_per_second} req/s", file=sys.stderr)
     finally:
         stack.stop_process_group(server)
         shutil.rmtree(work_dir, ignore_errors=True)
         services.stop_services(started)
 
+    floor = set_floor_ratios(results)
+    targets = evaluate_targets(results)
     print()
     print_table(results)
+    print_targets(targets, connections=arguments.connections)
     output, now = stack.results_path("load")
     output.write_text(
         json.dumps(
@@ -306,9 +523,12 @@ def main(argv: list[str] | None = None) -> int:
                     "requests_per_scenario_file": REQUESTS_PER_SCENARIO,
                     "server": "gunicorn sync workers, tunedin/gunicorn.conf.py",
                     "load_generator": "wrk (bench/wrk_requests.lua)",
+                    "cache": f"Redis db {arguments.cache_db}, emptied before {COLD_SCENARIO}",
                     "active_models": active_models,
                 },
+                "floor_requests_per_second": floor,
                 "results": [asdict(result) for result in results],
+                "targets": targets,
             },
             indent=2,
         )

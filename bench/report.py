@@ -104,30 +104,88 @@ def seq_section(report: dict | None, title: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+_COMPARISONS = {"<=": "≤", ">=": "≥"}
+
+
+def _percent(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _target_value(metric: str, value) -> str:
+    if value is None:
+        return "–"
+    if metric == "cache_hit_ratio":
+        return _percent(value)
+    if metric.endswith("_ms"):
+        return f"{value:.2f} ms"
+    return str(value)
+
+
+def load_section(report: dict, name: str) -> list[str]:
+    """The load table (and the targets, when the file has them) of one load-*.json; fields an
+    older file lacks show as "–"."""
+    config = report.get("config", {})
+    results = report.get("results", [])
+    floor = report.get("floor_requests_per_second") or next(
+        (r["requests_per_second"] for r in results if r["scenario"] == "noop"), None
+    )
+    cold = [r["scenario"] for r in results if r.get("cold_cache")]
+    cache = (
+        f"warm cache except {', '.join(cold)} (cache emptied right before its run)"
+        if cold
+        else "warm cache"
+    )
+    lines = [
+        f"Latest `make bench-load` ({name}): {config.get('server')}, "
+        f"{config.get('workers')} workers, {config.get('connections')} connections, "
+        f"{config.get('duration')} s per scenario, demo world scale {config.get('scale')}, "
+        f"{cache}:",
+        "",
+    ]
+    rows = []
+    for r in results:
+        ratio = r.get("floor_ratio")
+        if ratio is None and "floor_ratio" not in r and floor:
+            ratio = r["requests_per_second"] / floor
+        latency = r["latency_ms"]
+        rows.append(
+            [r["scenario"], r["endpoint"], f"{r['requests_per_second']:.0f}",
+             "–" if ratio is None else f"{ratio:.2f}",
+             _milliseconds(latency.get("p50")), _milliseconds(latency.get("p95")),
+             _milliseconds(latency.get("p99")), _percent((r.get("cache") or {}).get("hit_ratio")),
+             r.get("status_5xx"), sum(r.get("errors", {}).values())]
+        )  # fmt: skip
+    lines.append(_table(["scenario", "endpoint", "req/s", "× floor", "p50 ms", "p95 ms",
+                         "p99 ms", "cache hit", "5xx", "errors"], rows))  # fmt: skip
+    lines += [
+        "",
+        "× floor: req/s over the no-op's; cache hit: recommendation cache lookups (every list) "
+        "during the measured run; errors: 4xx, 5xx and transport errors.",
+    ]
+    targets = report.get("targets")
+    if targets:
+        lines += ["", f"Targets (at {config.get('connections')} connections, "
+                  f"{report.get('host', {}).get('cpus', '?')} cores):", ""]  # fmt: skip
+        rows = []
+        for t in targets:
+            metric, comparison = t.get("metric", ""), t.get("comparison", "")
+            threshold = _target_value(metric, t.get("threshold"))
+            rows.append([
+                t.get("target"),
+                f"{_COMPARISONS.get(comparison, comparison)} {threshold}",
+                _target_value(metric, t.get("measured")),
+                "–" if t.get("passed") is None else "PASS" if t["passed"] else "FAIL",
+            ])  # fmt: skip
+        lines.append(_table(["target", "required", "measured", "result"], rows))
+    return lines
+
+
 def ops_section() -> str:
     lines = ["### Serving under load and faults", ""]
     loads = sorted(RESULTS.glob("load-*.json"))
     if loads:
         report = json.loads(loads[-1].read_text())
-        config = report.get("config", {})
-        results = report.get("results", [])
-        floor = next((r["requests_per_second"] for r in results if r["scenario"] == "noop"), None)
-        lines.append(
-            f"Latest `make bench-load` ({loads[-1].name}): {config.get('server')}, "
-            f"{config.get('workers')} workers, {config.get('connections')} connections, "
-            f"{config.get('duration')} s per scenario, demo world scale {config.get('scale')}, "
-            "warm cache:"
-        )
-        lines.append("")
-        rows = [
-            [r["scenario"], r["endpoint"], f"{r['requests_per_second']:.0f}",
-             _milliseconds(r["latency_ms"]["p50"]), _milliseconds(r["latency_ms"]["p95"]),
-             _milliseconds(r["latency_ms"]["p99"]), sum(r.get("errors", {}).values()),
-             f"{r['requests_per_second'] / floor:.2f}" if floor else "–"]
-            for r in results
-        ]  # fmt: skip
-        lines.append(_table(["scenario", "endpoint", "req/s", "p50 ms", "p95 ms", "p99 ms",
-                             "errors", "× floor"], rows))  # fmt: skip
+        lines += load_section(report, loads[-1].name)
     else:
         lines.append("Load: not measured yet (`make bench-load`).")
     soaks = sorted(RESULTS.glob("soak-*.json"))

@@ -65,7 +65,7 @@ def command_serve(arguments: argparse.Namespace) -> int:
         bind = f"{arguments.host}:{arguments.port}"
         commands = [
             [sys.executable, "-m", "gunicorn", "-c", "tunedin/gunicorn.conf.py", "--bind", bind,
-             "--workers", str(arguments.workers)],
+             *(["--workers", str(arguments.workers)] if arguments.workers else [])],
             [sys.executable, "-m", "celery", "-A", "tunedin", "worker", "--loglevel", "INFO",
              "--concurrency", "1", "--hostname", "worker@%h"],
             [sys.executable, "-m", "celery", "-A", "tunedin", "beat", "--loglevel", "INFO",
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="what `make run` does")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", default=int(os.environ.get("PORT", "8000")), type=int)
-    serve.add_argument("--workers", default=int(os.environ.get("WEB_WORKERS", "2")), type=int)
+    serve.add_argument("--workers", type=int, help="default: tunedin/gunicorn.conf.py's")
     serve.set_defaults(handler=command_serve)
     for name, handler in [
         ("start", command_start),

@@ -27,10 +27,14 @@ class EventInput:
     idempotency_key: str | None = None
 
 
-def _after_commit_effects(*, user, kinds: set[str]) -> None:
+def _after_commit_effects(*, user, created: list[Interaction]) -> None:
     from recommendations.services import user_feedback_received
 
-    transaction.on_commit(lambda: user_feedback_received(user=user, kinds=kinds))
+    kinds = {interaction.kind for interaction in created}
+    track_ids = {interaction.track_id for interaction in created}
+    transaction.on_commit(
+        lambda: user_feedback_received(user=user, kinds=kinds, track_ids=track_ids)
+    )
 
 
 def _build(*, user, event: EventInput, source: str, now: datetime) -> Interaction:
@@ -106,6 +110,6 @@ def interactions_record(
             results.append((stored, False))
             continue
         results.append((interaction, True))
-    if any(created for _, created in results):
-        _after_commit_effects(user=user, kinds={i.kind for i, created in results if created})
+    if created := [interaction for interaction, is_new in results if is_new]:
+        _after_commit_effects(user=user, created=created)
     return results

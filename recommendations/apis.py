@@ -3,30 +3,31 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.models import Track
 from playlists.models import Playlist
 from recommendations.continuation_selectors import (
     MAX_CONTINUATION,
     MAX_INPUT_TRACKS,
-    continuation_for_tracks,
-    playlist_continuation,
+    continuation_page,
+    playlist_continuation_page,
 )
 from recommendations.selectors import (
     MAX_RECOMMENDATIONS,
     RETRIEVAL_BACKENDS,
     recommendation_page_for_user,
-    tracks_similar_to,
+    similar_tracks_page,
     users_similar_to,
 )
 
 
 def _readable_user(request, user_id: int):
     """The user whose data is asked for: yourself, or anyone if you are staff."""
+    if user_id == request.user.pk:
+        return request.user
     user = get_object_or_404(get_user_model(), pk=user_id)
     if user.pk != request.user.pk and not request.user.is_staff:
         raise PermissionDenied("You can only read your own recommendations.")
@@ -117,11 +118,10 @@ class SimilarTracksApi(APIView):
     def get(self, request, track_id: int):
         params = self.SimilarTracksQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        track = get_object_or_404(Track.objects.select_related("artist"), pk=track_id)
-        similar = tracks_similar_to(track=track, **params.validated_data)
-        return Response(
-            {"track_id": track.pk, "items": ScoredTrackSerializer(similar, many=True).data}
-        )
+        page = similar_tracks_page(track_id=track_id, **params.validated_data)
+        if page is None:
+            raise NotFound("No track with this id.")
+        return Response(page)
 
 
 class ContinuationOutputSerializer(serializers.Serializer):
@@ -171,8 +171,7 @@ class ContinueApi(APIView):
         serializer = self.ContinueInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         options = _continuation_options(dict(serializer.validated_data))
-        result = continuation_for_tracks(track_ids=options.pop("tracks"), **options)
-        return Response(ContinuationOutputSerializer(result).data)
+        return Response(continuation_page(track_ids=options.pop("tracks"), **options))
 
 
 class PlaylistContinueApi(APIView):
@@ -195,5 +194,4 @@ class PlaylistContinueApi(APIView):
             Playlist.objects.filter(Q(owner=request.user) | Q(is_public=True)), pk=playlist_id
         )
         options = _continuation_options(dict(serializer.validated_data))
-        result = playlist_continuation(playlist=playlist, **options)
-        return Response(ContinuationOutputSerializer(result).data)
+        return Response(playlist_continuation_page(playlist=playlist, **options))

@@ -34,7 +34,7 @@ def _cache_key(*, version_id, track_ids, exclude, hour, dow, k, use_ann, max_per
     digest = hashlib.sha1(
         f"{track_ids}|{sorted(exclude)}|{use_ann}|{max_per_artist}".encode()
     ).hexdigest()
-    return f"cont:v{version_id}:{digest}:h{hour}:d{dow}:k{k}"
+    return f"continuation:v{version_id}:{digest}:h{hour}:d{dow}:k{k}"
 
 
 def _popular(*, exclude: set[int], k: int) -> list[tuple[int, float]]:
@@ -78,7 +78,7 @@ def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
     ]
 
 
-def continuation_for_tracks(
+def continuation_page(
     *,
     track_ids: list[int],
     k: int,
@@ -87,9 +87,12 @@ def continuation_for_tracks(
     use_ann: bool = False,
     exclude: list[int] | None = None,
     max_per_artist: int | None = 2,
-) -> ContinuationList:
-    """The k tracks most likely to come next after `track_ids` (oldest first). Input tracks and
-    `exclude` never come back; ids the model does not know are reported in `unknown_tracks`."""
+) -> dict:
+    """The k tracks most likely to come next after `track_ids` (oldest first), as plain data
+    (the API's payload): {"model_version", "fallback", "unknown_tracks", "items": [{"track_id",
+    "title", "artist", "score"}]}. Input tracks and `exclude` never come back; ids the model
+    does not know are reported in `unknown_tracks`. A model's answer is cached per model
+    version, input, options, hour and weekday, so a repeated request is one Redis read."""
     if hour is None or dow is None:
         now_hour, now_dow = interaction_context(occurred_at=timezone.now())
         hour = now_hour if hour is None else hour
@@ -101,35 +104,73 @@ def continuation_for_tracks(
             set(track_ids)
             - set(Track.objects.filter(pk__in=track_ids).values_list("pk", flat=True))
         )
-        ranked, version_id, fallback = _popular(exclude=blocked, k=k), None, "popularity"
+        return _page(
+            ranked=_popular(exclude=blocked, k=k), version_id=None, unknown=unknown,
+            fallback="popularity",
+        )  # fmt: skip
+    key = _cache_key(
+        version_id=state.version_id, track_ids=track_ids, exclude=blocked, hour=hour, dow=dow,
+        k=k, use_ann=use_ann, max_per_artist=max_per_artist,
+    )  # fmt: skip
+    page = cache.get(key)
+    metrics.recommendation_cache_lookup(list_name="continuation", hit=page is not None)
+    if page is not None:
+        return page
+    known = [t for t in track_ids if t in state.track_index]
+    unknown = sorted({t for t in track_ids if t not in state.track_index})
+    if not known:
+        ranked, fallback = _popular(exclude=blocked, k=k), "popularity"
     else:
-        known = [t for t in track_ids if t in state.track_index]
-        unknown = sorted({t for t in track_ids if t not in state.track_index})
-        version_id = state.version_id
-        if not known:
-            ranked, fallback = _popular(exclude=blocked, k=k), "popularity"
-        else:
-            fallback = None
-            indices = [state.track_index[t] for t in known][-settings.MAX_SEQ_LEN :]
-            key = _cache_key(
-                version_id=version_id, track_ids=known, exclude=blocked, hour=hour, dow=dow, k=k,
-                use_ann=use_ann, max_per_artist=max_per_artist,
-            )  # fmt: skip
-            ranked = cache.get(key)
-            metrics.recommendation_cache_lookup(list_name="continuation", hit=ranked is not None)
-            if ranked is None:
-                ranked = _ranked(
-                    state=state, indices=indices, hour=hour, dow=dow, exclude=blocked, k=k,
-                    use_ann=use_ann, max_per_artist=max_per_artist,
-                )  # fmt: skip
-                cache.set(key, ranked)
+        fallback = None
+        indices = [state.track_index[t] for t in known][-settings.MAX_SEQ_LEN :]
+        ranked = _ranked(
+            state=state, indices=indices, hour=hour, dow=dow, exclude=blocked, k=k,
+            use_ann=use_ann, max_per_artist=max_per_artist,
+        )  # fmt: skip
+    page = _page(ranked=ranked, version_id=state.version_id, unknown=unknown, fallback=fallback)
+    cache.set(key, page)
+    return page
+
+
+def _page(*, ranked: list[tuple[int, float]], version_id, unknown, fallback) -> dict:
     tracks = Track.objects.select_related("artist").in_bulk([t for t, _ in ranked])
-    items = [ScoredTrack(track=tracks[t], score=s) for t, s in ranked if t in tracks]
+    items = [
+        {"track_id": t, "title": tracks[t].title, "artist": tracks[t].artist.name, "score": s}
+        for t, s in ranked
+        if t in tracks
+    ]
+    return {
+        "model_version": version_id,
+        "fallback": fallback,
+        "unknown_tracks": unknown,
+        "items": items,
+    }
+
+
+def continuation_for_tracks(*, track_ids: list[int], k: int, **options) -> ContinuationList:
+    """`continuation_page` with Track objects (artist loaded), for the site's templates."""
+    page = continuation_page(track_ids=track_ids, k=k, **options)
+    ids = [item["track_id"] for item in page["items"]]
+    tracks = Track.objects.select_related("artist").in_bulk(ids)
     return ContinuationList(
-        model_version=version_id, items=items, unknown_tracks=unknown, fallback=fallback
+        model_version=page["model_version"],
+        items=[
+            ScoredTrack(track=tracks[item["track_id"]], score=item["score"])
+            for item in page["items"]
+            if item["track_id"] in tracks
+        ],
+        unknown_tracks=page["unknown_tracks"],
+        fallback=page["fallback"],
     )
 
 
+def _playlist_track_ids(playlist) -> list[int]:
+    return list(playlist.entries.order_by("position").values_list("track_id", flat=True))
+
+
+def playlist_continuation_page(*, playlist, k: int, **options) -> dict:
+    return continuation_page(track_ids=_playlist_track_ids(playlist), k=k, **options)
+
+
 def playlist_continuation(*, playlist, k: int, **options) -> ContinuationList:
-    track_ids = list(playlist.entries.order_by("position").values_list("track_id", flat=True))
-    return continuation_for_tracks(track_ids=track_ids, k=k, **options)
+    return continuation_for_tracks(track_ids=_playlist_track_ids(playlist), k=k, **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +11,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from pgvector.django import CosineDistance, MaxInnerProduct
 
-from catalog.models import Artist, Track
+from catalog.models import Artist, Track, TrackTag
 from feedback.models import Interaction
 from mltasks.drift_services import served_scores_record
 from mltasks.models import STORED_VECTOR_DIM, ModelVersion, TrackVector, UserVector
@@ -201,15 +202,23 @@ def _cold_start_for(*, user_id: int, seen: set[int], k: int) -> list[tuple[int, 
     ]
 
 
-def _compute_recommendations(
-    *, user_id: int, backend: str
-) -> tuple[int | None, list[tuple[int, float, str]]]:
-    """(model version or None, [(track id, score, reason code)…]) of length MAX_RECOMMENDATIONS."""
+@dataclass(frozen=True)
+class Ranking:
+    version_id: int | None
+    ranked: list[tuple[int, float, str]]  # (track id, score, reason code), best first
+    # True when the ranking is built from the user's recent plays (no stored vector yet), so a
+    # new play can change it; False when only its exclusions depend on what the user has seen.
+    follows_plays: bool
+
+
+def _compute_recommendations(*, user_id: int, backend: str) -> Ranking:
+    """The user's ranking, MAX_RECOMMENDATIONS long."""
     history = user_history(user_id=user_id)
     state = active_state(ModelVersion.Kind.RECOMMENDER)
     query = None
     if state is not None:
         query = stored_user_vector(state=state, user_id=user_id)
+        follows_plays = query is None
         if query is None:
             query = folded_in_user_vector(state=state, track_ids=history.recent_positives)
     if query is not None:
@@ -220,20 +229,23 @@ def _compute_recommendations(
             state=state, candidates=[t for t, _ in ranked], positives=history.recent_positives
         )
         items = [(t, s, f"track:{because[t]}" if t in because else "") for t, s in ranked]
-        return state.version_id, items
+        return Ranking(state.version_id, items, follows_plays)
+    # Without a model, plays only exclude; with one, the first plays give a fold-in query.
+    follows_plays = state is not None
     cold = _cold_start_for(user_id=user_id, seen=history.seen, k=MAX_RECOMMENDATIONS)
     if cold:
-        return None, [(t, s, "tags") for t, s in cold]
+        return Ranking(None, [(t, s, "tags") for t, s in cold], follows_plays)
     popular = _popular_for(user_id=user_id, seen=history.seen, k=MAX_RECOMMENDATIONS)
-    return None, [(t, s, "popular") for t, s in popular]
+    return Ranking(None, [(t, s, "popular") for t, s in popular], follows_plays)
 
 
-def _reason_text(*, code: str, track: Track, titles: dict[int, str], user_tags: set[str]) -> str:
+def _reason_text(
+    *, code: str, tag_names: list[str], titles: dict[int, str], user_tags: set[str]
+) -> str:
     if code.startswith("track:"):
         liked = titles.get(int(code.split(":", 1)[1]))
         if liked:
             return f"Because you listened to “{liked}”"
-    tag_names = [tag.name for tag in track.tags.all()]
     shared = [name for name in tag_names if name in user_tags]
     if shared:
         return f"Because you like {shared[0]}"
@@ -256,7 +268,7 @@ class RecommendationPage:
 
 
 def _ranking_entry(*, user, backend: str | None) -> tuple[str, dict, bool]:
-    """(cache key, {"version", "ranked", "pages"}, hit) for the user's current ranking.
+    """(cache key, {"version", "ranked", "follows_plays", "pages"}, hit) for the user's ranking.
 
     One cache entry per (model version, user, backend) holds the ranked ids and the pages
     already rendered from them, so a cached request is one Redis read; feedback deletes it.
@@ -272,35 +284,66 @@ def _ranking_entry(*, user, backend: str | None) -> tuple[str, dict, bool]:
     hit = entry is not None
     metrics.recommendation_cache_lookup(list_name="user", hit=hit)
     if not hit:
-        version_id, ranked = _compute_recommendations(user_id=user.pk, backend=backend)
-        entry = {"version": version_id, "ranked": ranked, "pages": {}}
+        ranking = _compute_recommendations(user_id=user.pk, backend=backend)
+        entry = {
+            "version": ranking.version_id,
+            "ranked": ranking.ranked,
+            "follows_plays": ranking.follows_plays,
+            "pages": {},
+        }
         cache.set(key, entry)
-        if version_id is not None:
-            served_scores_record(model_version_id=version_id, scores=[s for _, s, _ in ranked[:50]])
+        if ranking.version_id is not None:
+            served_scores_record(
+                model_version_id=ranking.version_id, scores=[s for _, s, _ in ranking.ranked[:50]]
+            )
     return key, entry, hit
 
 
-def _scored_page(*, user, ranked: list, n: int, offset: int) -> list[ScoredTrack]:
-    page = ranked[offset : offset + n]
+def _page_reasons(*, user, page: list) -> dict[int, str]:
+    """The reason shown next to each track of a ranked page, by track id."""
+    track_ids = [t for t, _, _ in page]
     reason_track_ids = {
         int(code.split(":", 1)[1]) for _, _, code in page if code.startswith("track:")
     }
-    tracks = (
-        Track.objects.select_related("artist")
-        .prefetch_related("tags")
-        .in_bulk([t for t, _, _ in page])
-    )
+    # Tag names as plain tuples: model instances for ~6 tags a track made this the slow part.
+    tag_names: dict[int, list[str]] = defaultdict(list)
+    tag_rows = TrackTag.objects.filter(track_id__in=track_ids).order_by("tag__name")
+    for track_id, name in tag_rows.values_list("track_id", "tag__name"):
+        tag_names[track_id].append(name)
     titles = dict(Track.objects.filter(pk__in=reason_track_ids).values_list("pk", "title"))
     user_tags = set(user.favourite_tags.values_list("name", flat=True)) if user.pk else set()
+    return {
+        t: _reason_text(code=code, tag_names=tag_names[t], titles=titles, user_tags=user_tags)
+        for t, _, code in page
+    }
+
+
+def _scored_page(*, user, ranked: list, n: int, offset: int) -> list[ScoredTrack]:
+    """A page of the ranking with Track objects (artist loaded), for the site."""
+    page = ranked[offset : offset + n]
+    tracks = Track.objects.select_related("artist").in_bulk([t for t, _, _ in page])
+    reasons = _page_reasons(user=user, page=page)
     return [
-        ScoredTrack(
-            track=tracks[t],
-            score=score,
-            reason=_reason_text(code=code, track=tracks[t], titles=titles, user_tags=user_tags),
-        )
-        for t, score, code in page
+        ScoredTrack(track=tracks[t], score=score, reason=reasons[t])
+        for t, score, _ in page
         if t in tracks
     ]
+
+
+def _page_items(*, user, ranked: list, n: int, offset: int) -> list[dict]:
+    """A page of the ranking as the API's plain data (no model instances to build)."""
+    page = ranked[offset : offset + n]
+    rows = Track.objects.filter(pk__in=[t for t, _, _ in page])
+    names = {
+        pk: (title, artist) for pk, title, artist in rows.values_list("pk", "title", "artist__name")
+    }
+    reasons = _page_reasons(user=user, page=page)
+    return [
+        {"track_id": t, "title": names[t][0], "artist": names[t][1], "score": score,
+         "reason": reasons[t]}
+        for t, score, _ in page
+        if t in names
+    ]  # fmt: skip
 
 
 def recommendations_for_user(
@@ -325,11 +368,7 @@ def recommendation_page_for_user(
             user_id=user.pk, model_version=entry["version"], items=entry["pages"][page_key],
             cached=True,
         )  # fmt: skip
-    items = [
-        {"track_id": item.track.pk, "title": item.track.title, "artist": item.track.artist.name,
-         "score": item.score, "reason": item.reason}
-        for item in _scored_page(user=user, ranked=entry["ranked"], n=n, offset=offset)
-    ]  # fmt: skip
+    items = _page_items(user=user, ranked=entry["ranked"], n=n, offset=offset)
     if len(entry["pages"]) < MAX_CACHED_PAGES:
         entry["pages"][page_key] = items
         cache.set(key, entry)
@@ -377,6 +416,32 @@ def tracks_similar_to(*, track: Track, n: int, use_ann: bool = False) -> list[Sc
             pairs = [(track_id, 1.0 - float(distance)) for track_id, distance in rows]
     tracks = Track.objects.select_related("artist").in_bulk([t for t, _ in pairs])
     return [ScoredTrack(track=tracks[t], score=s) for t, s in pairs if t in tracks]
+
+
+def similar_tracks_page(*, track_id: int, n: int, use_ann: bool = False) -> dict | None:
+    """`tracks_similar_to` as plain data (the API's payload: {"track_id", "items": [{"track_id",
+    "title", "artist", "score"}]}), None for an unknown track. With an active model the page is
+    cached per model version, so a repeated request is one Redis read."""
+    state = active_state(ModelVersion.Kind.RECOMMENDER)
+    key = None
+    if state is not None:
+        key = f"similar:v{state.version_id}:t{track_id}:n{n}:{'ann' if use_ann else 'exact'}"
+        page = cache.get(key)
+        metrics.recommendation_cache_lookup(list_name="similar", hit=page is not None)
+        if page is not None:
+            return page
+    track = Track.objects.select_related("artist").filter(pk=track_id).first()
+    if track is None:
+        return None
+    items = [
+        {"track_id": item.track.pk, "title": item.track.title, "artist": item.track.artist.name,
+         "score": item.score}
+        for item in tracks_similar_to(track=track, n=n, use_ann=use_ann)
+    ]  # fmt: skip
+    page = {"track_id": track.pk, "items": items}
+    if key is not None:
+        cache.set(key, page)
+    return page
 
 
 def users_similar_to(*, user_id: int, n: int) -> tuple[int | None, list[ScoredUser]]:

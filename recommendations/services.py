@@ -44,20 +44,42 @@ def user_vector_fold_in(*, user) -> bool:
     return True
 
 
-def recommendations_invalidate(*, user) -> None:
+def _user_cache_keys(*, user) -> list[str]:
     state = active_state(ModelVersion.Kind.RECOMMENDER)
     version_ids = {state.version_id if state else None, None}
-    keys = [
+    return [
         key
         for version_id in version_ids
         for key in recommendation_cache_keys(version_id=version_id, user_id=user.pk)
     ]
-    cache.delete_many(keys)  # a Redis outage is ignored by the cache backend
 
 
-def user_feedback_received(*, user, kinds: set[str]) -> None:
-    """After new feedback commits: a like folds into the user's vector; any event changes what
-    the user has seen, so their cached lists are dropped."""
+def recommendations_invalidate(*, user) -> None:
+    cache.delete_many(_user_cache_keys(user=user))  # a Redis outage is ignored by the backend
+
+
+def recommendations_drop_tracks(*, user, track_ids: set[int]) -> None:
+    """Drop the user's cached rankings that contain any of `track_ids` (tracks they have now
+    seen, which a ranking must exclude) or that are built from their plays; the others stay
+    valid and stay cached."""
+    entries = cache.get_many(_user_cache_keys(user=user))
+    stale = [
+        key
+        for key, entry in entries.items()
+        if entry.get("follows_plays", True)
+        or any(track_id in track_ids for track_id, _, _ in entry["ranked"])
+    ]
+    cache.delete_many(stale)
+
+
+def user_feedback_received(*, user, kinds: set[str], track_ids: set[int]) -> None:
+    """After new feedback commits. A like folds into the user's vector, which changes their
+    whole ranking: their cached lists are dropped. Any other event makes its tracks seen: the
+    cached lists that contain them, or that follow the user's plays, are dropped (for a user
+    with a vector most plays are of tracks outside their recommendations, so their cache
+    survives the listening)."""
     if Interaction.Kind.LIKE in kinds:
         user_vector_fold_in(user=user)
-    recommendations_invalidate(user=user)
+        recommendations_invalidate(user=user)
+    else:
+        recommendations_drop_tracks(user=user, track_ids=track_ids)

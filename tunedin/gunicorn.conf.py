@@ -6,10 +6,12 @@ the whole server whichever worker answers it. The directory is emptied when the 
 (stale files would add old counts) and a dead worker's live gauges are dropped (child_exit).
 Without PROMETHEUS_MULTIPROC_DIR a private directory under the system temp dir is used.
 
-Environment: GUNICORN_BIND (default 127.0.0.1:8000; command-line --bind wins), WEB_WORKERS (2),
-GUNICORN_TIMEOUT (60 s), LOG_FORMAT (json makes gunicorn's own log lines JSON too).
+Environment: GUNICORN_BIND (default 127.0.0.1:8000; command-line --bind wins), WEB_WORKERS
+(2 per core), GUNICORN_TIMEOUT (60 s), WEB_COMPUTE_THREADS (1), LOG_FORMAT (json makes
+gunicorn's own log lines JSON too).
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -21,9 +23,18 @@ if _own_multiproc_dir:
         tempfile.gettempdir(), f"tunedin-prometheus-web-{os.getpid()}"
     )
 
+# One compute thread per worker (OpenMP/BLAS under numpy and torch): a request is one thread,
+# the parallelism comes from the workers, and several threads per worker on a small machine
+# spin against each other (a 2-core run had continuation p99 ~4x its median). Must be set
+# before a worker imports numpy or torch; WEB_COMPUTE_THREADS overrides.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, os.environ.get("WEB_COMPUTE_THREADS", "1"))
+
 wsgi_app = "tunedin.wsgi:application"
 bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
-workers = int(os.environ.get("WEB_WORKERS", "2"))
+# Two sync workers a core: with one a core, one worker's pause (a slow query, a cache miss
+# running a model) stalls half the machine's requests; two halve that tail (bench/load.py).
+workers = int(os.environ.get("WEB_WORKERS", 2 * (os.cpu_count() or 1)))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
@@ -79,3 +90,8 @@ def post_worker_init(worker):
         from django.db import connections
 
         connections.close_all()
+    # Everything loaded so far (Django, torch, the models) lives as long as the worker: out of
+    # the collector's sight, a full collection no longer walks it, which was a tail-latency
+    # hiccup of several milliseconds in the middle of requests.
+    gc.collect()
+    gc.freeze()

@@ -104,6 +104,7 @@ CACHE_REDIS_URL = env("CACHE_REDIS_URL", default="") or re.sub(
     r"(/\d*)?$", "/1", REDIS_URL, count=1
 )
 CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", default=300)
+TOKEN_AUTH_CACHE_SECONDS = env.int("TOKEN_AUTH_CACHE_SECONDS", default=60)
 CACHES = {
     "default": {
         "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
@@ -147,7 +148,7 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous API call gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Track
 from mltasks.models import ModelVersion, TrackVector
@@ -114,8 +116,13 @@ def test_continuations_are_cached_per_context(api_client, listener, continuation
     tracks = _a_session(continuation_version)
     body = {"tracks": tracks, "k": 5, "context": {"hour": 8, "dow": 0}}
     first = api_client.post("/api/continue", body, format="json").json()
-    assert any(key for key in cache.keys("cont:*"))
-    assert api_client.post("/api/continue", body, format="json").json() == first
+    assert len(cache.keys(f"continuation:v{continuation_version.pk}:*:h8:d0:k5")) == 1
+    # The repeat is the cached payload: no query (the catalog is not read again).
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.post("/api/continue", body, format="json").json() == first
+    assert not [q for q in queries if "catalog_track" in q["sql"]]
+    api_client.post("/api/continue", {**body, "context": {"hour": 9, "dow": 0}}, format="json")
+    assert len(cache.keys(f"continuation:v{continuation_version.pk}:*")) == 2
 
 
 @pytest.mark.django_db

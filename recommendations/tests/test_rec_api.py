@@ -107,6 +107,50 @@ def test_lists_are_cached_and_feedback_invalidates_them(
     assert first_track.pk not in after and planted_world["tracks"][1].pk not in after
 
 
+def _play_through_the_api(api_client, track, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(
+            "/api/feedback", {"track_id": track.pk, "event": "play"}, format="json"
+        )
+    assert response.status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_play_outside_a_vector_users_ranking_keeps_it_cached(
+    api_client, planted_world, django_capture_on_commit_callbacks
+):
+    fan_of_a = planted_world["users"][0]  # has a trained vector
+    first_track = planted_world["tracks"][0]
+    api_client.force_authenticate(fan_of_a)
+    first = api_client.get(rec_url(fan_of_a, n=3)).json()["items"]
+    assert first[0]["track_id"] == first_track.pk
+    # a play of a track the model does not know cannot be in the ranking: the cache stays…
+    _play_through_the_api(api_client, TrackFactory(), django_capture_on_commit_callbacks)
+    InteractionFactory(user=fan_of_a, track=first_track, kind="play")  # behind the API's back
+    assert api_client.get(rec_url(fan_of_a, n=3)).json()["items"] == first
+    # …a play of a ranked track drops it
+    _play_through_the_api(
+        api_client, planted_world["tracks"][1], django_capture_on_commit_callbacks
+    )
+    after = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=3)).json()["items"]]
+    assert first_track.pk not in after and planted_world["tracks"][1].pk not in after
+
+
+@pytest.mark.django_db
+def test_any_play_drops_the_ranking_of_a_user_folded_in_from_plays(
+    api_client, planted_world, django_capture_on_commit_callbacks
+):
+    newcomer = UserFactory()  # no trained vector: the ranking follows their plays
+    InteractionFactory(user=newcomer, track=planted_world["tracks"][25], kind="play")
+    api_client.force_authenticate(newcomer)
+    first = [i["track_id"] for i in api_client.get(rec_url(newcomer, n=3)).json()["items"]]
+    assert all(planted_world["tracks"][20].pk <= t for t in first)  # genre B, like the play
+    InteractionFactory(user=newcomer, track=planted_world["tracks"][20], kind="play")  # unseen
+    _play_through_the_api(api_client, TrackFactory(), django_capture_on_commit_callbacks)
+    after = [i["track_id"] for i in api_client.get(rec_url(newcomer, n=3)).json()["items"]]
+    assert planted_world["tracks"][20].pk not in after
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_like_folds_into_the_users_vector_without_retraining(api_client, planted_world):
     fan_of_a = planted_world["users"][0]
@@ -159,6 +203,23 @@ def test_similar_tracks_by_pgvector_and_faiss_agree(api_client, planted_world):
     assert [i["track_id"] for i in exact] == [i["track_id"] for i in ann]
     assert api_client.get(f"/api/tracks/{tracks[0].pk}/similar?n=0").status_code == 400
     assert api_client.get("/api/tracks/999999/similar").status_code == 404
+
+
+@pytest.mark.django_db
+def test_similar_tracks_are_cached_per_model_version(
+    api_client, planted_world, django_assert_num_queries
+):
+    from django.core.cache import cache
+
+    api_client.force_authenticate(planted_world["users"][0])
+    url = f"/api/tracks/{planted_world['tracks'][0].pk}/similar?n=5"
+    first = api_client.get(url).json()
+    genre_a = {t.pk for t in planted_world["tracks"][1:20]}
+    assert len(first["items"]) == 5 and {i["track_id"] for i in first["items"]} <= genre_a
+    with django_assert_num_queries(0):
+        assert api_client.get(url).json() == first
+    version_id = planted_world["version"].pk
+    assert cache.keys(f"similar:v{version_id}:t{planted_world['tracks'][0].pk}:n5:exact")
 
 
 @pytest.mark.django_db
