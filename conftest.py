@@ -30,7 +30,10 @@ def database_url_for(settings_dict: dict) -> str:
 
 @pytest.fixture(autouse=True)
 def _empty_cache():
+    from recommendations.track_cards import forget
+
     cache.clear()
+    forget()
     yield
 
 

@@ -16,6 +16,7 @@ from mltasks.ml.seq_metrics import rerank_max_per_artist
 from mltasks.models import ModelVersion
 from recommendations.selectors import ScoredTrack
 from recommendations.serving import active_state
+from recommendations.track_cards import track_cards
 from tunedin import metrics
 
 MAX_CONTINUATION = 200
@@ -133,11 +134,11 @@ def continuation_page(
 
 
 def _page(*, ranked: list[tuple[int, float]], version_id, unknown, fallback) -> dict:
-    tracks = Track.objects.select_related("artist").in_bulk([t for t, _ in ranked])
+    cards = track_cards(t for t, _ in ranked)
     items = [
-        {"track_id": t, "title": tracks[t].title, "artist": tracks[t].artist.name, "score": s}
+        {"track_id": t, "title": cards[t].title, "artist": cards[t].artist, "score": s}
         for t, s in ranked
-        if t in tracks
+        if t in cards
     ]
     return {
         "model_version": version_id,

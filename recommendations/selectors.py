@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,11 +11,12 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from pgvector.django import CosineDistance, MaxInnerProduct
 
-from catalog.models import Artist, Track, TrackTag
+from catalog.models import Artist, Track
 from feedback.models import Interaction
 from mltasks.drift_services import served_scores_record
 from mltasks.models import STORED_VECTOR_DIM, ModelVersion, TrackVector, UserVector
 from recommendations.serving import VectorState, active_state
+from recommendations.track_cards import TrackCard, track_cards
 from tunedin import metrics
 
 MAX_RECOMMENDATIONS = 200
@@ -240,7 +241,7 @@ def _compute_recommendations(*, user_id: int, backend: str) -> Ranking:
 
 
 def _reason_text(
-    *, code: str, tag_names: list[str], titles: dict[int, str], user_tags: set[str]
+    *, code: str, tag_names: Sequence[str], titles: dict[int, str], user_tags: set[str]
 ) -> str:
     if code.startswith("track:"):
         liked = titles.get(int(code.split(":", 1)[1]))
@@ -267,11 +268,12 @@ class RecommendationPage:
     cached: bool = False
 
 
-def _ranking_entry(*, user, backend: str | None) -> tuple[str, dict, bool]:
+def _ranking_entry(*, user, backend: str | None, store_miss: bool = True) -> tuple[str, dict, bool]:
     """(cache key, {"version", "ranked", "follows_plays", "pages"}, hit) for the user's ranking.
 
     One cache entry per (model version, user, backend) holds the ranked ids and the pages
     already rendered from them, so a cached request is one Redis read; feedback deletes it.
+    With store_miss=False a new ranking is not written: the caller writes it with its page.
     """
     from django.conf import settings
 
@@ -291,7 +293,8 @@ def _ranking_entry(*, user, backend: str | None) -> tuple[str, dict, bool]:
             "follows_plays": ranking.follows_plays,
             "pages": {},
         }
-        cache.set(key, entry)
+        if store_miss:
+            cache.set(key, entry)
         if ranking.version_id is not None:
             served_scores_record(
                 model_version_id=ranking.version_id, scores=[s for _, s, _ in ranking.ranked[:50]]
@@ -299,30 +302,28 @@ def _ranking_entry(*, user, backend: str | None) -> tuple[str, dict, bool]:
     return key, entry, hit
 
 
-def _page_reasons(*, user, page: list) -> dict[int, str]:
+def _page_reasons(*, user, page: list, cards: dict[int, TrackCard]) -> dict[int, str]:
     """The reason shown next to each track of a ranked page, by track id."""
-    track_ids = [t for t, _, _ in page]
     reason_track_ids = {
         int(code.split(":", 1)[1]) for _, _, code in page if code.startswith("track:")
     }
-    # Tag names as plain tuples: model instances for ~6 tags a track made this the slow part.
-    tag_names: dict[int, list[str]] = defaultdict(list)
-    tag_rows = TrackTag.objects.filter(track_id__in=track_ids).order_by("tag__name")
-    for track_id, name in tag_rows.values_list("track_id", "tag__name"):
-        tag_names[track_id].append(name)
-    titles = dict(Track.objects.filter(pk__in=reason_track_ids).values_list("pk", "title"))
+    titles = {pk: card.title for pk, card in track_cards(reason_track_ids).items()}
     user_tags = set(user.favourite_tags.values_list("name", flat=True)) if user.pk else set()
     return {
-        t: _reason_text(code=code, tag_names=tag_names[t], titles=titles, user_tags=user_tags)
+        t: _reason_text(
+            code=code, tag_names=cards[t].tags if t in cards else (), titles=titles,
+            user_tags=user_tags,
+        )
         for t, _, code in page
-    }
+    }  # fmt: skip
 
 
 def _scored_page(*, user, ranked: list, n: int, offset: int) -> list[ScoredTrack]:
     """A page of the ranking with Track objects (artist loaded), for the site."""
     page = ranked[offset : offset + n]
-    tracks = Track.objects.select_related("artist").in_bulk([t for t, _, _ in page])
-    reasons = _page_reasons(user=user, page=page)
+    track_ids = [t for t, _, _ in page]
+    tracks = Track.objects.select_related("artist").in_bulk(track_ids)
+    reasons = _page_reasons(user=user, page=page, cards=track_cards(track_ids))
     return [
         ScoredTrack(track=tracks[t], score=score, reason=reasons[t])
         for t, score, _ in page
@@ -333,16 +334,13 @@ def _scored_page(*, user, ranked: list, n: int, offset: int) -> list[ScoredTrack
 def _page_items(*, user, ranked: list, n: int, offset: int) -> list[dict]:
     """A page of the ranking as the API's plain data (no model instances to build)."""
     page = ranked[offset : offset + n]
-    rows = Track.objects.filter(pk__in=[t for t, _, _ in page])
-    names = {
-        pk: (title, artist) for pk, title, artist in rows.values_list("pk", "title", "artist__name")
-    }
-    reasons = _page_reasons(user=user, page=page)
+    cards = track_cards(t for t, _, _ in page)
+    reasons = _page_reasons(user=user, page=page, cards=cards)
     return [
-        {"track_id": t, "title": names[t][0], "artist": names[t][1], "score": score,
+        {"track_id": t, "title": cards[t].title, "artist": cards[t].artist, "score": score,
          "reason": reasons[t]}
         for t, score, _ in page
-        if t in names
+        if t in cards
     ]  # fmt: skip
 
 
@@ -361,7 +359,7 @@ def recommendation_page_for_user(
     *, user, n: int, offset: int = 0, backend: str | None = None
 ) -> RecommendationPage:
     """The same list as `recommendations_for_user`, as plain data, served from the cache."""
-    key, entry, hit = _ranking_entry(user=user, backend=backend)
+    key, entry, hit = _ranking_entry(user=user, backend=backend, store_miss=False)
     page_key = f"{n}:{offset}"
     if page_key in entry["pages"]:
         return RecommendationPage(
@@ -371,7 +369,8 @@ def recommendation_page_for_user(
     items = _page_items(user=user, ranked=entry["ranked"], n=n, offset=offset)
     if len(entry["pages"]) < MAX_CACHED_PAGES:
         entry["pages"][page_key] = items
-        cache.set(key, entry)
+    if not hit or page_key in entry["pages"]:
+        cache.set(key, entry)  # one write: the new ranking with its first page
     return RecommendationPage(
         user_id=user.pk, model_version=entry["version"], items=items, cached=hit
     )

@@ -81,9 +81,11 @@ def post_worker_init(worker):
     try:
         from mltasks.models import ModelVersion
         from recommendations.serving import active_state
+        from recommendations.track_cards import track_cards
 
         for kind in ModelVersion.Kind.values:
             active_state(kind)
+        track_cards(())  # the snapshot that renders lists
     except Exception:
         worker.log.warning("serving models not preloaded", exc_info=True)
     finally:

