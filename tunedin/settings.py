@@ -221,6 +221,8 @@ TRAINING_SEED = env.int("TRAINING_SEED", default=2020)
 APP_VERSION = env("APP_VERSION", default="0.1.0")
 # Each Celery worker serves Prometheus metrics on this port (0 = off, e.g. in tests).
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+# When set, GET /metrics needs `Authorization: Bearer <token>` (Prometheus: `authorization`).
+METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", default="")
 # Latency buckets of django-prometheus's per-view histograms: fine enough for a 5 ms p50.
 PROMETHEUS_LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,

@@ -246,3 +246,19 @@ def test_a_prefork_celery_worker_serves_its_task_metrics(tmp_path, settings):
             worker.wait(timeout=30)
     assert _sample(page, "tunedin_celery_tasks_total", task=task, outcome="SUCCESS") == 3
     assert _sample(page, "tunedin_celery_task_duration_seconds_count", task=task) == 3
+
+
+def test_metrics_need_the_bearer_token_when_one_is_configured(client, settings):
+    settings.METRICS_BEARER_TOKEN = "scrape-secret"
+
+    refused = [
+        client.get("/metrics"),
+        client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong"),
+        client.get("/metrics", HTTP_AUTHORIZATION="scrape-secret"),  # no scheme
+    ]
+    allowed = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+
+    assert [response.status_code for response in refused] == [401, 401, 401]
+    assert refused[0]["WWW-Authenticate"] == "Bearer"
+    assert allowed.status_code == 200
+    assert "# TYPE tunedin_http_errors_total counter" in allowed.content.decode()
