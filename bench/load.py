@@ -18,8 +18,10 @@ What it does:
    a Zipf law over tracks ranked by popularity. Scenarios: each endpoint that exists among
    GET /api/rec/users/{id}, POST /api/continue (the user's last 5 tracks), GET
    /api/tracks/{id}/similar, POST /api/feedback; the no-op; and a weighted mix of them. Each
-   runs after a 2 s warm-up, except rec_user_cold (first): the same requests as rec_user, run
-   right after emptying the cache (its warm-up is the no-op, which opens connections only).
+   runs after a 2 s warm-up. Two cold runs of the rec_user requests come first, their warm-up
+   the no-op (connections only): rec_user_cold_all right after emptying the whole cache, and
+   rec_user_cold (the target's "cold") right after dropping the cached rankings only, as a new
+   model version does in production: rankings are keyed by version, token lookups stay cached.
    Before the read scenarios (rec_user, similar_tracks, continue), each of their distinct
    requests is sent once: "warm" means every list the run asks for is cached when it starts.
    /metrics is scraped before and after each measured run: the recommendation cache hit ratio
@@ -62,7 +64,12 @@ BENCH_DATABASE = "tunedin_bench"
 REQUESTS_PER_SCENARIO = 20_000
 MIX_WEIGHTS = {"rec_user": 0.45, "similar_tracks": 0.25, "continue": 0.15, "feedback": 0.15}
 FLOOR_SCENARIO = "noop"
+# Cold runs of the rec_user requests: COLD_SCENARIO drops the cached rankings only, as a new
+# model version does in production (every ranking is keyed by version; token lookups stay);
+# COLD_ALL_SCENARIO empties the whole cache, token lookups included.
 COLD_SCENARIO = "rec_user_cold"
+COLD_ALL_SCENARIO = "rec_user_cold_all"
+COLD_SCENARIOS = (COLD_ALL_SCENARIO, COLD_SCENARIO)
 # Read scenarios whose distinct requests are each sent once before the run (a warm cache).
 WARMED_SCENARIOS = ("rec_user", "similar_tracks", "continue")
 CACHE_LOOKUPS_SAMPLE = "tunedin_recommendation_cache_lookups_total"
@@ -187,7 +194,11 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
         )
     if "rec_user" in scenarios:
         endpoint, requests = scenarios["rec_user"]
-        scenarios[COLD_SCENARIO] = (f"{endpoint}, cache emptied before the run", requests)
+        scenarios[COLD_ALL_SCENARIO] = (f"{endpoint}, whole cache emptied first", requests)
+        scenarios[COLD_SCENARIO] = (
+            f"{endpoint}, cached rankings dropped first (as by a new model version)",
+            requests,
+        )
     scenarios[FLOOR_SCENARIO] = (
         "GET /bench/noop (framework floor)",
         [Request("GET", url("bench-noop"), tokens[u]) for u in sampled_users],
@@ -203,8 +214,9 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
             mix.append(scenarios[name][1][index])
         label = " + ".join(f"{round(100 * w)}% {n}" for n, w in zip(names, weights, strict=True))
         scenarios["mix"] = (f"mix: {label}", mix)
-    # The cold scenario first: nothing before it has filled the cache (it is emptied anyway).
-    return dict(sorted(scenarios.items(), key=lambda item: item[0] != COLD_SCENARIO))
+    # The cold scenarios first: nothing before them has filled the cache (they empty it anyway).
+    order = {name: rank for rank, name in enumerate(COLD_SCENARIOS)}
+    return dict(sorted(scenarios.items(), key=lambda item: order.get(item[0], len(order))))
 
 
 def run_wrk(
@@ -251,12 +263,18 @@ def bench_cache_url(redis_url: str, db: int) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
 
 
-def flush_bench_cache(url: str) -> None:
+def empty_bench_cache(url: str, *, rankings_only: bool) -> None:
+    """FLUSHDB the bench's cache database, or delete only its cached rankings (rec:* keys)."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        client.flushdb()
+        if not rankings_only:
+            client.flushdb()
+            return
+        keys = list(client.scan_iter(match="*:rec:v*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
     finally:
         client.close()
 
@@ -470,16 +488,19 @@ def main(argv: list[str] | None = None) -> int:
             environment=environment, workers=arguments.workers, log_level=arguments.log_level
         )
         files = {}  # the cold scenario's warm-up replays the no-op's requests
-        for name in {*scenarios, *([FLOOR_SCENARIO] if COLD_SCENARIO in scenarios else [])}:
+        needs_floor = any(name in scenarios for name in COLD_SCENARIOS)
+        for name in {*scenarios, *([FLOOR_SCENARIO] if needs_floor else [])}:
             files[name] = work_dir / f"{name}.tsv"
             lines = [request.line() for request in every_scenario[name][1]]
             files[name].write_text("\n".join(lines) + "\n")
 
         results = []
         for name, (endpoint, _) in scenarios.items():
-            cold = name == COLD_SCENARIO
+            cold = name in COLD_SCENARIOS
             if name in WARMED_SCENARIOS:
                 warm_cache(base_url=base_url, requests=every_scenario[name][1])
+            if name == COLD_SCENARIO:  # every token lookup cached, as before a model release
+                warm_cache(base_url=base_url, requests=every_scenario[FLOOR_SCENARIO][1])
             run_wrk(  # warm-up: models, caches, connections (cold: connections only)
                 base_url=base_url,
                 requests_file=files[FLOOR_SCENARIO if cold else name],
@@ -488,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                 duration_s=2,
             )
             if cold:
-                flush_bench_cache(cache_url)
+                empty_bench_cache(cache_url, rankings_only=name == COLD_SCENARIO)
             before = scrape_cache_lookups(base_url)
             summary = run_wrk(
                 base_url=base_url,
@@ -523,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                     "requests_per_scenario_file": REQUESTS_PER_SCENARIO,
                     "server": "gunicorn sync workers, tunedin/gunicorn.conf.py",
                     "load_generator": "wrk (bench/wrk_requests.lua)",
-                    "cache": f"Redis db {arguments.cache_db}, emptied before {COLD_SCENARIO}",
+                    "cache": f"Redis db {arguments.cache_db}; {COLD_ALL_SCENARIO}: emptied "
+                    f"first; {COLD_SCENARIO}: cached rankings dropped first",
                     "active_models": active_models,
                 },
                 "floor_requests_per_second": floor,

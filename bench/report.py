@@ -130,11 +130,7 @@ def load_section(report: dict, name: str) -> list[str]:
         (r["requests_per_second"] for r in results if r["scenario"] == "noop"), None
     )
     cold = [r["scenario"] for r in results if r.get("cold_cache")]
-    cache = (
-        f"warm cache except {', '.join(cold)} (cache emptied right before its run)"
-        if cold
-        else "warm cache"
-    )
+    cache = f"warm cache except {', '.join(cold)} ({config.get('cache')})" if cold else "warm cache"
     lines = [
         f"Latest `make bench-load` ({name}): {config.get('server')}, "
         f"{config.get('workers')} workers, {config.get('connections')} connections, "
