@@ -59,6 +59,7 @@ bench-seq: install
 
 # The real stack under load (wrk) and under load with faults; each starts what it needs.
 bench-load: install
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)
 	$(PY) bench/load.py
 
 bench-soak: install

@@ -1,13 +1,14 @@
 """Load benchmark: the real stack (gunicorn + embedded PostgreSQL/Redis + demo world) under wrk.
 
     .venv/bin/python bench/load.py                       # 2 workers a core, 32 connections, 20 s
-    .venv/bin/python bench/load.py --workers 4 --connections 64 --duration 60 --train
+    .venv/bin/python bench/load.py --workers 4 --connections 64 --duration 60 --no-train
 
 What it does:
 1. Starts (or reuses) the embedded services; unless DATABASE_URL is set, it uses its own
    database `tunedin_bench` on the embedded server (so feedback writes stay out of the dev DB),
-   migrates it and seeds the demo world (DEMO_WORLD_SCALE, --scale) if empty; --train trains
-   the models when no version is active (otherwise the endpoints serve their fallbacks).
+   migrates it and seeds the demo world (DEMO_WORLD_SCALE, --scale, default 1: the app's own)
+   if empty, and trains the models when no version is active (--no-train: the endpoints serve
+   their fallbacks). The JSON records the world's size (users, tracks, interactions).
 2. Starts gunicorn with tunedin/gunicorn.conf.py and N workers, with bench.settings (the real
    settings plus GET /bench/noop, a DRF no-op behind the same token authentication: the
    framework floor every API request pays). The server's cache is a Redis database of the
@@ -217,6 +218,20 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
     # The cold scenarios first: nothing before them has filled the cache (they empty it anyway).
     order = {name: rank for rank, name in enumerate(COLD_SCENARIOS)}
     return dict(sorted(scenarios.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def world_size() -> dict[str, int]:
+    """What the bench database holds (needs django.setup())."""
+    from django.contrib.auth import get_user_model
+
+    from catalog.models import Track
+    from feedback.models import Interaction
+
+    return {
+        "users": get_user_model().objects.count(),
+        "tracks": Track.objects.count(),
+        "interactions": Interaction.objects.count(),
+    }
 
 
 def run_wrk(
@@ -442,9 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--duration", type=int, default=20, help="seconds per scenario")
     parser.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of users/tracks")
-    parser.add_argument("--scale", default=os.environ.get("DEMO_WORLD_SCALE", "0.1"),
+    parser.add_argument("--scale", default=os.environ.get("DEMO_WORLD_SCALE", "1"),
                         help="demo world scale when seeding an empty database")  # fmt: skip
-    parser.add_argument("--train", action="store_true", help="train models if none is active")
+    parser.add_argument("--no-train", dest="train", action="store_false",
+                        help="no training when no model is active: fallbacks")  # fmt: skip
     parser.add_argument("--scenarios", help="comma-separated subset, e.g. noop,rec_user")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--log-level", default="INFO", help="app LOG_LEVEL during the run")
@@ -473,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.train and not ModelVersion.objects.filter(status="active").exists():
             stack.manage("train", "--kind", "all", environment=environment)
         every_scenario = build_scenarios(exponent=arguments.zipf, seed=arguments.seed)
+        world = world_size()
         scenarios = every_scenario
         if arguments.scenarios:
             wanted = arguments.scenarios.split(",")
@@ -547,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cache": f"Redis db {arguments.cache_db}; {COLD_ALL_SCENARIO}: emptied "
                     f"first; {COLD_SCENARIO}: cached rankings dropped first",
                     "active_models": active_models,
+                    "world": world,
                 },
                 "floor_requests_per_second": floor,
                 "results": [asdict(result) for result in results],

@@ -121,6 +121,16 @@ def _target_value(metric: str, value) -> str:
     return str(value)
 
 
+def _world(config: dict) -> str:
+    world = config.get("world")
+    if not world:
+        return f"scale {config.get('scale')}"
+    return (
+        f"({world['users']:,} users, {world['tracks']:,} tracks, "
+        f"{world['interactions']:,} interactions)"
+    )
+
+
 def load_section(report: dict, name: str) -> list[str]:
     """The load table (and the targets, when the file has them) of one load-*.json; fields an
     older file lacks show as "–"."""
@@ -134,7 +144,7 @@ def load_section(report: dict, name: str) -> list[str]:
     lines = [
         f"Latest `make bench-load` ({name}): {config.get('server')}, "
         f"{config.get('workers')} workers, {config.get('connections')} connections, "
-        f"{config.get('duration')} s per scenario, demo world scale {config.get('scale')}, "
+        f"{config.get('duration')} s per scenario, demo world {_world(config)}, "
         f"{cache}:",
         "",
     ]
