@@ -54,7 +54,13 @@ def _manage(*arguments: str, environment: dict[str, str]) -> None:
     )
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def command_serve(arguments: argparse.Namespace) -> int:
+    # SIGTERM (a process manager, `kill`) stops everything like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     environment, started = services.ensure_services()
     environment = {**environment, "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "true")}
     children: list[subprocess.Popen] = []

@@ -100,8 +100,8 @@ def test_serve_bootstraps_and_serves_demo_tracks_like_make_run(scratch_var):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)  # what a process manager sends; Ctrl-C does the same
         server.wait(timeout=60)
-    # Ctrl-C stopped the services `serve` had started.
+    # It stopped the services `serve` had started.
     assert not services.postgres_running()
     assert not services.redis_running()
