@@ -1,3 +1,4 @@
+import numpy as np
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
@@ -6,6 +7,15 @@ from pgvector.django import HnswIndex, VectorField
 # Stored vectors are zero-padded to this size: padding changes neither inner products nor
 # cosine similarity, and one fixed size lets a single HNSW index serve every model version.
 STORED_VECTOR_DIM = 128
+
+
+def padded_vector(vector: np.ndarray) -> np.ndarray:
+    """`vector` zero-padded to STORED_VECTOR_DIM (float32), as pgvector stores it."""
+    if vector.shape[0] > STORED_VECTOR_DIM:
+        raise ValueError(f"vectors of {vector.shape[0]} dims exceed the stored {STORED_VECTOR_DIM}")
+    padded = np.zeros(STORED_VECTOR_DIM, dtype=np.float32)
+    padded[: vector.shape[0]] = vector
+    return padded
 
 
 class ModelVersion(models.Model):

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mltasks.indexes import write_faiss_indexes
-from mltasks.models import STORED_VECTOR_DIM, ModelVersion, TrackVector, UserVector
+from mltasks.models import ModelVersion, TrackVector, UserVector, padded_vector
 from tunedin import metrics
 from tunedin.db import copy_rows
 
@@ -58,11 +58,7 @@ def training_lock(*, kind: str) -> Iterator[None]:
 
 
 def _vector_literal(vector: np.ndarray) -> str:
-    if vector.shape[0] > STORED_VECTOR_DIM:
-        raise ValueError(f"vectors of {vector.shape[0]} dims exceed the stored {STORED_VECTOR_DIM}")
-    padded = np.zeros(STORED_VECTOR_DIM, dtype=np.float32)
-    padded[: vector.shape[0]] = vector
-    return "[" + ",".join(f"{value:.7g}" for value in padded) + "]"
+    return "[" + ",".join(f"{value:.7g}" for value in padded_vector(vector)) + "]"
 
 
 def vectors_store(

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from catalog.models import Track
 from feedback.context import interaction_context
 from mltasks.ml.seq_metrics import rerank_max_per_artist
 from mltasks.models import ModelVersion
-from recommendations.selectors import ScoredTrack
+from recommendations.selectors import ScoredTrack, cached_payload
 from recommendations.serving import active_state
 from recommendations.track_cards import track_cards
 from tunedin import metrics
@@ -113,24 +112,22 @@ def continuation_page(
         version_id=state.version_id, track_ids=track_ids, exclude=blocked, hour=hour, dow=dow,
         k=k, use_ann=use_ann, max_per_artist=max_per_artist,
     )  # fmt: skip
-    page = cache.get(key)
-    metrics.recommendation_cache_lookup(list_name="continuation", hit=page is not None)
-    if page is not None:
-        return page
-    known = [t for t in track_ids if t in state.track_index]
-    unknown = sorted({t for t in track_ids if t not in state.track_index})
-    if not known:
-        ranked, fallback = _popular(exclude=blocked, k=k), "popularity"
-    else:
-        fallback = None
-        indices = [state.track_index[t] for t in known][-settings.MAX_SEQ_LEN :]
-        ranked = _ranked(
-            state=state, indices=indices, hour=hour, dow=dow, exclude=blocked, k=k,
-            use_ann=use_ann, max_per_artist=max_per_artist,
-        )  # fmt: skip
-    page = _page(ranked=ranked, version_id=state.version_id, unknown=unknown, fallback=fallback)
-    cache.set(key, page)
-    return page
+
+    def build() -> dict:
+        known = [t for t in track_ids if t in state.track_index]
+        unknown = sorted({t for t in track_ids if t not in state.track_index})
+        if not known:
+            ranked, fallback = _popular(exclude=blocked, k=k), "popularity"
+        else:
+            fallback = None
+            indices = [state.track_index[t] for t in known][-settings.MAX_SEQ_LEN :]
+            ranked = _ranked(
+                state=state, indices=indices, hour=hour, dow=dow, exclude=blocked, k=k,
+                use_ann=use_ann, max_per_artist=max_per_artist,
+            )  # fmt: skip
+        return _page(ranked=ranked, version_id=state.version_id, unknown=unknown, fallback=fallback)
+
+    return cached_payload(key=key, list_name="continuation", build=build)
 
 
 def _page(*, ranked: list[tuple[int, float]], version_id, unknown, fallback) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +14,7 @@ from pgvector.django import CosineDistance, MaxInnerProduct
 from catalog.models import Artist, Track
 from feedback.models import Interaction
 from mltasks.drift_services import served_scores_record
-from mltasks.models import STORED_VECTOR_DIM, ModelVersion, TrackVector, UserVector
+from mltasks.models import ModelVersion, TrackVector, UserVector, padded_vector
 from recommendations.serving import VectorState, active_state
 from recommendations.track_cards import TrackCard, track_cards
 from tunedin import metrics
@@ -76,9 +76,7 @@ def user_history(*, user_id: int, limit: int = 5000) -> UserHistory:
 
 
 def pad_vector(vector: np.ndarray) -> list[float]:
-    padded = np.zeros(STORED_VECTOR_DIM, dtype=np.float32)
-    padded[: vector.shape[0]] = vector
-    return padded.tolist()
+    return padded_vector(vector).tolist()
 
 
 def stored_user_vector(*, state: VectorState, user_id: int) -> np.ndarray | None:
@@ -417,30 +415,39 @@ def tracks_similar_to(*, track: Track, n: int, use_ann: bool = False) -> list[Sc
     return [ScoredTrack(track=tracks[t], score=s) for t, s in pairs if t in tracks]
 
 
+def cached_payload(*, key: str, list_name: str, build: Callable[[], dict | None]) -> dict | None:
+    """The payload cached under `key`, else `build()`'s (stored unless None); the lookup is
+    counted in the cache metrics under `list_name`."""
+    payload = cache.get(key)
+    metrics.recommendation_cache_lookup(list_name=list_name, hit=payload is not None)
+    if payload is None:
+        payload = build()
+        if payload is not None:
+            cache.set(key, payload)
+    return payload
+
+
 def similar_tracks_page(*, track_id: int, n: int, use_ann: bool = False) -> dict | None:
     """`tracks_similar_to` as plain data (the API's payload: {"track_id", "items": [{"track_id",
     "title", "artist", "score"}]}), None for an unknown track. With an active model the page is
     cached per model version, so a repeated request is one Redis read."""
+
+    def build() -> dict | None:
+        track = Track.objects.select_related("artist").filter(pk=track_id).first()
+        if track is None:
+            return None
+        items = [
+            {"track_id": item.track.pk, "title": item.track.title,
+             "artist": item.track.artist.name, "score": item.score}
+            for item in tracks_similar_to(track=track, n=n, use_ann=use_ann)
+        ]  # fmt: skip
+        return {"track_id": track.pk, "items": items}
+
     state = active_state(ModelVersion.Kind.RECOMMENDER)
-    key = None
-    if state is not None:
-        key = f"similar:v{state.version_id}:t{track_id}:n{n}:{'ann' if use_ann else 'exact'}"
-        page = cache.get(key)
-        metrics.recommendation_cache_lookup(list_name="similar", hit=page is not None)
-        if page is not None:
-            return page
-    track = Track.objects.select_related("artist").filter(pk=track_id).first()
-    if track is None:
-        return None
-    items = [
-        {"track_id": item.track.pk, "title": item.track.title, "artist": item.track.artist.name,
-         "score": item.score}
-        for item in tracks_similar_to(track=track, n=n, use_ann=use_ann)
-    ]  # fmt: skip
-    page = {"track_id": track.pk, "items": items}
-    if key is not None:
-        cache.set(key, page)
-    return page
+    if state is None:
+        return build()
+    key = f"similar:v{state.version_id}:t{track_id}:n{n}:{'ann' if use_ann else 'exact'}"
+    return cached_payload(key=key, list_name="similar", build=build)
 
 
 def users_similar_to(*, user_id: int, n: int) -> tuple[int | None, list[ScoredUser]]:
