@@ -169,7 +169,7 @@ def _explain(
     return {c: liked_ids[b] for c, b in zip(candidate_ids, best, strict=True)}
 
 
-def _popular_for(*, user_id: int, seen: set[int], k: int) -> list[tuple[int, float]]:
+def _popular_for(*, seen: set[int], k: int) -> list[tuple[int, float]]:
     rows = (
         Track.objects.exclude(pk__in=seen)
         .order_by("-popularity", "id")
@@ -178,13 +178,8 @@ def _popular_for(*, user_id: int, seen: set[int], k: int) -> list[tuple[int, flo
     return [(pk, float(popularity)) for pk, popularity in rows]
 
 
-def _cold_start_for(*, user_id: int, seen: set[int], k: int) -> list[tuple[int, float]]:
+def _cold_start_for(*, user, seen: set[int], k: int) -> list[tuple[int, float]]:
     """Content-based: tracks tagged with the user's favourite tags or by favourite artists."""
-    from accounts.models import User
-
-    user = User.objects.filter(pk=user_id).first()
-    if user is None:
-        return []
     tag_ids = list(user.favourite_tags.values_list("pk", flat=True))
     artist_ids = list(user.favourite_artists.values_list("pk", flat=True))
     if not tag_ids and not artist_ids:
@@ -210,8 +205,9 @@ class Ranking:
     follows_plays: bool
 
 
-def _compute_recommendations(*, user_id: int, backend: str) -> Ranking:
+def _compute_recommendations(*, user, backend: str) -> Ranking:
     """The user's ranking, MAX_RECOMMENDATIONS long."""
+    user_id = user.pk
     history = user_history(user_id=user_id)
     state = active_state(ModelVersion.Kind.RECOMMENDER)
     query = None
@@ -231,10 +227,10 @@ def _compute_recommendations(*, user_id: int, backend: str) -> Ranking:
         return Ranking(state.version_id, items, follows_plays)
     # Without a model, plays only exclude; with one, the first plays give a fold-in query.
     follows_plays = state is not None
-    cold = _cold_start_for(user_id=user_id, seen=history.seen, k=MAX_RECOMMENDATIONS)
+    cold = _cold_start_for(user=user, seen=history.seen, k=MAX_RECOMMENDATIONS)
     if cold:
         return Ranking(None, [(t, s, "tags") for t, s in cold], follows_plays)
-    popular = _popular_for(user_id=user_id, seen=history.seen, k=MAX_RECOMMENDATIONS)
+    popular = _popular_for(seen=history.seen, k=MAX_RECOMMENDATIONS)
     return Ranking(None, [(t, s, "popular") for t, s in popular], follows_plays)
 
 
@@ -284,7 +280,7 @@ def _ranking_entry(*, user, backend: str | None, store_miss: bool = True) -> tup
     hit = entry is not None
     metrics.recommendation_cache_lookup(list_name="user", hit=hit)
     if not hit:
-        ranking = _compute_recommendations(user_id=user.pk, backend=backend)
+        ranking = _compute_recommendations(user=user, backend=backend)
         entry = {
             "version": ranking.version_id,
             "ranked": ranking.ranked,
