@@ -9,7 +9,7 @@
   before trained_until, so both sides cover the same span. Without an active model, the window
   before the recent one (the report says so in `notes`).
 - features: `item_popularity` (how concentrated listening is on the head of the catalogue:
-  share of events per popularity bucket, see mltasks.ml.drift), `hour_of_day` (24
+  share of events per popularity bucket, see mltasks.ml.eval.drift), `hour_of_day` (24
   categories), `session_length` (events per session, gap settings.SESSION_GAP_MIN minutes)
   and `served_score` (scores served by the active recommender, when serving records them with
   `served_scores_record`; skipped with a note otherwise).
@@ -36,7 +36,7 @@ from django.utils.dateparse import parse_datetime
 
 from catalog.models import Track
 from feedback.models import Interaction
-from mltasks.ml import drift
+from mltasks.ml.eval import drift
 from mltasks.models import DriftReport, ModelVersion
 from tunedin import metrics
 

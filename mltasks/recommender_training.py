@@ -1,4 +1,4 @@
-"""Train the user recommender from Postgres: the Django side of mltasks.ml.recommender."""
+"""Train the user recommender from Postgres: the Django side of mltasks.ml.cf.recommender."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import scipy.sparse as sp
 from django.conf import settings
 
 from catalog.models import Tag
-from mltasks.ml.interactions import IdIndex, Interactions
-from mltasks.ml.recommender import (
+from mltasks.ml.cf.recommender import (
     TUNED_LIGHTGCN,
     RecommenderConfig,
     save_artifact,
     train_user_recommender,
 )
+from mltasks.ml.data.interactions import IdIndex, Interactions
 from mltasks.models import ModelVersion
 from mltasks.selectors import interaction_log_for_training, track_tags_for_training
 

@@ -9,7 +9,7 @@ from django.db.models import F
 
 from catalog.models import ArtistTag, Track, TrackTag
 from feedback.models import Interaction
-from mltasks.ml.seq_datasets import SequenceEvents
+from mltasks.ml.data.seq_datasets import SequenceEvents
 from playlists.models import PlaylistEntry
 
 # How much each kind of event counts as a positive when training user recommendations.

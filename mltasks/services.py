@@ -164,10 +164,14 @@ def model_version_activate(*, version: ModelVersion) -> None:
 
 
 def _continuation_train(*, version: ModelVersion, directory: Path) -> dict:
-    from mltasks.ml.continuation import ContinuationConfig, save_artifact, train_continuation_model
-    from mltasks.ml.gru4rec import GRU4RecConfig
-    from mltasks.ml.sasrec import SASRecConfig
-    from mltasks.ml.sequences import SequenceConfig
+    from mltasks.ml.data.sequences import SequenceConfig
+    from mltasks.ml.seq.continuation import (
+        ContinuationConfig,
+        save_artifact,
+        train_continuation_model,
+    )
+    from mltasks.ml.seq.gru4rec import GRU4RecConfig
+    from mltasks.ml.seq.sasrec import SASRecConfig
     from mltasks.selectors import listening_sequences_for_training
 
     budget = settings.TRAINING_BUDGET_SECONDS

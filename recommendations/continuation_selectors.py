@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from catalog.models import Track
 from feedback.context import interaction_context
-from mltasks.ml.seq_metrics import rerank_max_per_artist
+from mltasks.ml.eval.seq_metrics import rerank_max_per_artist
 from mltasks.models import ModelVersion
 from recommendations.selectors import ScoredTrack, cached_payload
 from recommendations.serving import active_state

@@ -62,7 +62,7 @@ class VectorState:
         """The served sequence model and its item -> artist-index array (loaded on first use)."""
 
         def load():
-            from mltasks.ml.continuation import load_artifact
+            from mltasks.ml.seq.continuation import load_artifact
 
             artifact = load_artifact(self.directory)
             return artifact.served_model, artifact.item_artist

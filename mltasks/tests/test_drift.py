@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from mltasks.ml import drift
+from mltasks.ml.eval import drift
 
 
 def test_psi_of_identical_distributions_is_zero():

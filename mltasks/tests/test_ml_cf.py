@@ -9,27 +9,27 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mltasks.ml.baselines import EASE, ItemKNN, MostPop, factorize_scores
-from mltasks.ml.benchmark_cf import quick_config, run_cf_benchmark
-from mltasks.ml.content import (
+from mltasks.ml.bench.cf import quick_config, run_cf_benchmark
+from mltasks.ml.cf.baselines import EASE, ItemKNN, MostPop, factorize_scores
+from mltasks.ml.cf.content import (
     ContentModel,
     ItemTags,
     fill_cold_items,
     fit_tag_content,
     with_artist_tags,
 )
-from mltasks.ml.datasets import load_adjacency, load_csv, load_dataset
-from mltasks.ml.hybrid import blend_factors, hybrid_scores, standardize_rows
-from mltasks.ml.interactions import Interactions, training_weights
-from mltasks.ml.lightgcn import LightGCNConfig, normalized_adjacency, train_lightgcn
-from mltasks.ml.ranking import evaluate_scorer, rank_users, top_k_from_scores
-from mltasks.ml.recommender import (
+from mltasks.ml.cf.hybrid import blend_factors, hybrid_scores, standardize_rows
+from mltasks.ml.cf.lightgcn import LightGCNConfig, normalized_adjacency, train_lightgcn
+from mltasks.ml.cf.recommender import (
     RecommenderConfig,
     load_artifact,
     save_artifact,
     train_user_recommender,
 )
-from mltasks.ml.splits import cf_random_split, held_out_items
+from mltasks.ml.data.cf_datasets import load_adjacency, load_csv, load_dataset
+from mltasks.ml.data.interactions import Interactions, training_weights
+from mltasks.ml.data.splits import cf_random_split, held_out_items
+from mltasks.ml.eval.ranking import evaluate_scorer, rank_users, top_k_from_scores
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cf"
 

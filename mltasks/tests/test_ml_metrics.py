@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from mltasks.ml.metrics import (
+from mltasks.ml.eval.metrics import (
     coverage_at_k,
     evaluate_top_items,
     hit_rate_at_k,

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from mltasks.ml.gru4rec import GRU4RecConfig, GRU4RecNetwork, train_gru4rec
-from mltasks.ml.sasrec import (
+from mltasks.ml.data.seq_datasets import SequenceEvents
+from mltasks.ml.data.sequences import NEUTRAL_DOW, NEUTRAL_HOUR, SequenceConfig, seq_last_split
+from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
+from mltasks.ml.seq.baselines import MostPop
+from mltasks.ml.seq.gru4rec import GRU4RecConfig, GRU4RecNetwork, train_gru4rec
+from mltasks.ml.seq.sasrec import (
     NeuralContinuationModel,
     SASRecConfig,
     SASRecNetwork,
@@ -18,10 +22,6 @@ from mltasks.ml.sasrec import (
     make_training_windows,
     train_sasrec,
 )
-from mltasks.ml.seq_baselines import MostPop
-from mltasks.ml.seq_datasets import SequenceEvents
-from mltasks.ml.seq_metrics import evaluate_rankings, rank_cases
-from mltasks.ml.sequences import NEUTRAL_DOW, NEUTRAL_HOUR, SequenceConfig, seq_last_split
 
 torch.set_num_threads(1)
 

@@ -10,17 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from mltasks.ml import benchmark_seq
-from mltasks.ml.continuation import (
-    ContinuationConfig,
-    load_artifact,
-    save_artifact,
-    train_continuation_model,
-)
-from mltasks.ml.gru4rec import GRU4RecConfig
-from mltasks.ml.sasrec import SASRecConfig
-from mltasks.ml.seq_datasets import load_mpd_playlists
-from mltasks.ml.seq_metrics import (
+from mltasks.ml.bench import seq as benchmark_seq
+from mltasks.ml.data.seq_datasets import load_mpd_playlists
+from mltasks.ml.data.sequences import EvalCases, SequenceConfig
+from mltasks.ml.eval.seq_metrics import (
     PAD,
     artist_repeat_at_k,
     evaluate_rankings,
@@ -28,7 +21,14 @@ from mltasks.ml.seq_metrics import (
     rerank_max_per_artist,
     top_k_excluding,
 )
-from mltasks.ml.sequences import EvalCases, SequenceConfig
+from mltasks.ml.seq.continuation import (
+    ContinuationConfig,
+    load_artifact,
+    save_artifact,
+    train_continuation_model,
+)
+from mltasks.ml.seq.gru4rec import GRU4RecConfig
+from mltasks.ml.seq.sasrec import SASRecConfig
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mltasks.ml.seq_baselines import MarkovTransitions, MostPop, SessionKNN, tune_session_knn
-from mltasks.ml.seq_datasets import (
+from mltasks.ml.data.seq_datasets import (
     SequenceEvents,
     load_csv_events,
     load_hetrec_tag_sequences,
@@ -19,7 +18,7 @@ from mltasks.ml.seq_datasets import (
     load_presplit,
     load_sequence_dataset,
 )
-from mltasks.ml.sequences import (
+from mltasks.ml.data.sequences import (
     NEUTRAL_DOW,
     NEUTRAL_HOUR,
     SequenceConfig,
@@ -27,6 +26,7 @@ from mltasks.ml.sequences import (
     sessionize,
     time_context,
 )
+from mltasks.ml.seq.baselines import MarkovTransitions, MostPop, SessionKNN, tune_session_knn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "seq"
 MINUTE = 60.0

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from mltasks.ml.benchmark_cf import quick_config, run_cf_benchmark
-from mltasks.ml.datasets import DATASETS, load_dataset
-from mltasks.ml.recommender import RecommenderConfig
+from mltasks.ml.bench.cf import quick_config, run_cf_benchmark
+from mltasks.ml.cf.recommender import RecommenderConfig
+from mltasks.ml.data.cf_datasets import DATASETS, load_dataset
 
 
 class Command(BaseCommand):

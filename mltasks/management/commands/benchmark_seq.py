@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from mltasks.ml.benchmark_seq import (
+from mltasks.ml.bench.seq import (
     DATASETS,
     add_arguments,
     config_from_options,

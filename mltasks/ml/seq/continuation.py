@@ -24,18 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from mltasks.ml.gru4rec import GRU4RecConfig, train_gru4rec
+from mltasks.ml.data.seq_datasets import SequenceEvents
+from mltasks.ml.data.sequences import SeqSplit, SequenceConfig, seq_last_split
+from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases, top_k_excluding
 from mltasks.ml.jsonable import json_default
-from mltasks.ml.sasrec import NeuralContinuationModel, SASRecConfig, torch_threads, train_sasrec
-from mltasks.ml.seq_baselines import (
+from mltasks.ml.seq.baselines import (
     SKNN_NEIGHBOURS_GRID,
     MarkovTransitions,
     MostPop,
     tune_session_knn,
 )
-from mltasks.ml.seq_datasets import SequenceEvents
-from mltasks.ml.seq_metrics import evaluate_rankings, rank_cases, top_k_excluding
-from mltasks.ml.sequences import SeqSplit, SequenceConfig, seq_last_split
+from mltasks.ml.seq.gru4rec import GRU4RecConfig, train_gru4rec
+from mltasks.ml.seq.sasrec import NeuralContinuationModel, SASRecConfig, torch_threads, train_sasrec
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.content import ItemTags
-from mltasks.ml.interactions import IdIndex, Interactions, build_csr
-from mltasks.ml.splits import DEFAULT_SEED, CFSplit
+from mltasks.ml.cf.content import ItemTags
+from mltasks.ml.data.interactions import IdIndex, Interactions, build_csr
+from mltasks.ml.data.splits import DEFAULT_SEED, CFSplit
 
 DATASETS = ("hetrec-lastfm-2k", "adjacency", "csv")
 

@@ -26,8 +26,8 @@ import torch
 from torch_geometric.nn.models import LightGCN
 from tqdm import tqdm
 
-from mltasks.ml.interactions import training_weights
-from mltasks.ml.ranking import evaluate_scorer
+from mltasks.ml.data.interactions import training_weights
+from mltasks.ml.eval.ranking import evaluate_scorer
 
 logger = logging.getLogger(__name__)
 

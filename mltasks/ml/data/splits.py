@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.interactions import Interactions, build_csr
+from mltasks.ml.data.interactions import Interactions, build_csr
 
 DEFAULT_SEED = 2020
 

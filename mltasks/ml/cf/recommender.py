@@ -40,20 +40,20 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.baselines import EASE, ItemKNN, MostPop, factorize_scores
-from mltasks.ml.content import (
+from mltasks.ml.cf.baselines import EASE, ItemKNN, MostPop, factorize_scores
+from mltasks.ml.cf.content import (
     ContentModel,
     ItemTags,
     fill_cold_items,
     fit_tag_content,
     top_tag_features,
 )
-from mltasks.ml.hybrid import blend_factors
-from mltasks.ml.interactions import IdIndex, Interactions
+from mltasks.ml.cf.hybrid import blend_factors
+from mltasks.ml.cf.lightgcn import FAST_CONFIG, LightGCNConfig, train_lightgcn
+from mltasks.ml.data.interactions import IdIndex, Interactions
+from mltasks.ml.data.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
+from mltasks.ml.eval.ranking import CF_METRICS, evaluate_scorer, rank_users
 from mltasks.ml.jsonable import json_default
-from mltasks.ml.lightgcn import FAST_CONFIG, LightGCNConfig, train_lightgcn
-from mltasks.ml.ranking import CF_METRICS, evaluate_scorer, rank_users
-from mltasks.ml.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.metrics import evaluate_top_items
-from mltasks.ml.splits import held_out_items
+from mltasks.ml.data.splits import held_out_items
+from mltasks.ml.eval.metrics import evaluate_top_items
 
 CF_METRICS = ("Recall@20", "nDCG@20", "nDCG@10", "HR@10", "Coverage@100")
 DEFAULT_BATCH_SIZE = 1024

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mltasks.ml.sasrec import NeuralTrainResult, _ContextOutput, train_neural_model
+from mltasks.ml.seq.sasrec import NeuralTrainResult, _ContextOutput, train_neural_model
 
 
 @dataclass

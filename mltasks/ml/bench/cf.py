@@ -4,7 +4,7 @@ Every model (MostPop, ItemKNN, EASE, LightGCN, EASE-SVD, TunedIn-blend) is train
 split in the same run by `recommender.train_user_recommender`; this module prints the table,
 writes the JSON report and, on request, each model's top-100 per test user.
 
-    python -m mltasks.ml.benchmark_cf --dataset hetrec-lastfm-2k \
+    python -m mltasks.ml.bench.cf --dataset hetrec-lastfm-2k \
         --path ../shared/data/lastfm-hetrec2k [--seed 2020] [--out JSON] [--dump-topk DIR]
 
 `run_cf_benchmark` also takes an already-loaded `Dataset` (or bare `Interactions`), which is how
@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.content import ItemTags
-from mltasks.ml.datasets import DATASETS, Dataset, load_dataset
-from mltasks.ml.interactions import Interactions
+from mltasks.ml.cf.content import ItemTags
+from mltasks.ml.cf.recommender import RecommenderConfig, RecommenderResult, train_user_recommender
+from mltasks.ml.data.cf_datasets import DATASETS, Dataset, load_dataset
+from mltasks.ml.data.interactions import Interactions
+from mltasks.ml.data.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
+from mltasks.ml.eval.ranking import CF_METRICS
 from mltasks.ml.jsonable import json_default
-from mltasks.ml.ranking import CF_METRICS
-from mltasks.ml.recommender import RecommenderConfig, RecommenderResult, train_user_recommender
-from mltasks.ml.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         config=config,
         out=args.out,
         dump_topk_dir=args.dump_topk,
-        command="python -m mltasks.ml.benchmark_cf " + " ".join(argv or sys.argv[1:]),
+        command="python -m mltasks.ml.bench.cf " + " ".join(argv or sys.argv[1:]),
     )
     return 0
 

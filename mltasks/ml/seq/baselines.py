@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.seq_metrics import evaluate_rankings, rank_cases
-from mltasks.ml.sequences import NEUTRAL_DOW, NEUTRAL_HOUR
+from mltasks.ml.data.sequences import NEUTRAL_DOW, NEUTRAL_HOUR
+from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
 
 logger = logging.getLogger(__name__)
 

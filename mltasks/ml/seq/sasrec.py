@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from mltasks.ml.seq_metrics import evaluate_rankings, rank_cases, top_k_excluding
-from mltasks.ml.sequences import N_DOW_BUCKETS, N_HOUR_BUCKETS, NEUTRAL_DOW, NEUTRAL_HOUR
+from mltasks.ml.data.sequences import N_DOW_BUCKETS, N_HOUR_BUCKETS, NEUTRAL_DOW, NEUTRAL_HOUR
+from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases, top_k_excluding
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ def build_network(kind: str, n_items: int, config_dict: dict) -> tuple[nn.Module
         config = _config_from_dict(SASRecConfig, config_dict)
         return SASRecNetwork(n_items, config), config
     if kind == "gru4rec":
-        from mltasks.ml.gru4rec import GRU4RecConfig, GRU4RecNetwork
+        from mltasks.ml.seq.gru4rec import GRU4RecConfig, GRU4RecNetwork
 
         config = _config_from_dict(GRU4RecConfig, config_dict)
         return GRU4RecNetwork(n_items, config), config

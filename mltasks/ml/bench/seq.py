@@ -1,6 +1,6 @@
 """Offline benchmark of the continuation models under protocol SEQ-last (EVALUATION.md).
 
-    python -m mltasks.ml.benchmark_seq --dataset hetrec-lastfm-2k-tags \
+    python -m mltasks.ml.bench.seq --dataset hetrec-lastfm-2k-tags \
         --path ../shared/data/lastfm-hetrec2k [--seed 2020] [--out JSON] [--dump-topk DIR]
 
 Every model is trained on the same split in the same run (continuation.train_continuation_model);
@@ -26,15 +26,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mltasks.ml.continuation import (
+from mltasks.ml.data.seq_datasets import DATASETS, SequenceEvents, load_sequence_dataset
+from mltasks.ml.jsonable import json_default
+from mltasks.ml.seq.continuation import (
     SERVABLE_MODELS,
     ContinuationConfig,
     ContinuationResult,
     train_continuation_model,
 )
-from mltasks.ml.jsonable import json_default
-from mltasks.ml.sasrec import NeuralContinuationModel, SASRecConfig, SASRecNetwork, torch_threads
-from mltasks.ml.seq_datasets import DATASETS, SequenceEvents, load_sequence_dataset
+from mltasks.ml.seq.sasrec import (
+    NeuralContinuationModel,
+    SASRecConfig,
+    SASRecNetwork,
+    torch_threads,
+)
 
 logger = logging.getLogger(__name__)
 

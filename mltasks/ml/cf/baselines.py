@@ -15,7 +15,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from mltasks.ml.interactions import training_weights
+from mltasks.ml.data.interactions import training_weights
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mltasks.ml.seq_datasets import ROLE_TEST, ROLE_TRAIN, ROLE_VALID, SequenceEvents
+from mltasks.ml.data.seq_datasets import ROLE_TEST, ROLE_TRAIN, ROLE_VALID, SequenceEvents
 
 NEUTRAL_HOUR = 24
 NEUTRAL_DOW = 7

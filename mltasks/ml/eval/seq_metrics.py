@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mltasks.ml.metrics import evaluate_top_items
+from mltasks.ml.eval.metrics import evaluate_top_items
 
 DEFAULT_METRICS = ("Recall@20", "nDCG@10", "HR@10", "Coverage@100")
 PAD = -1  # fills a top-K row when fewer than K items can be recommended

@@ -1,0 +1,1 @@
+"""Benchmark runners: the CF-random and SEQ-last protocols on dataset files."""

@@ -1,0 +1,1 @@
+"""Collaborative filtering: LightGCN, EASE, ItemKNN, MostPop, tag content and their blend."""

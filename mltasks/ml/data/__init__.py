@@ -1,0 +1,1 @@
+"""Data: interactions and id indexes, splits, sequence building, and the dataset readers."""

@@ -1,0 +1,1 @@
+"""Evaluation: full-ranking metrics, top-k ranking, and distribution drift statistics."""

@@ -1,0 +1,1 @@
+"""Sequences: the shared neural trainer, SASRec, GRU4Rec, Markov chain and session-kNN."""
