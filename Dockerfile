@@ -11,20 +11,24 @@ RUN apt-get update \
     && apt-get install --yes --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
+# The service runs as this unprivileged user (a fixed uid, for volume permissions).
+RUN useradd --create-home --uid 1000 --user-group tunedin
+
 WORKDIR /app
-COPY requirements.txt .
+# The runtime requirements only: no test runners, browser driver or linters in the image.
+COPY requirements/base.txt requirements/base.txt
 # torch==2.13.0 resolves to the CPU-only build (2.13.0+cpu) from PyTorch's index.
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/base.txt
 
 COPY . .
-# Settings need a database and Redis URL to import; collectstatic touches neither.
+# Settings need a database and Redis URL and a secret key to import; collectstatic uses none.
 RUN DATABASE_URL=postgresql://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
-    python manage.py collectstatic --noinput --verbosity 0
-
-RUN useradd --create-home --uid 1000 tunedin \
+    DJANGO_SECRET_KEY=collectstatic-at-build-time-only \
+    python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/var/artifacts \
     && chown -R tunedin:tunedin /app/var
-USER tunedin
+# Numeric, so that a runtime can check it is not root (e.g. Kubernetes' runAsNonRoot).
+USER 1000:1000
 
 EXPOSE 8000 9808
 CMD ["gunicorn", "-c", "tunedin/gunicorn.conf.py"]

@@ -9,7 +9,8 @@ DEVSTACK := $(PY) -m devstack
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt
+# requirements.txt is `-r requirements/dev.txt`, which is `-r base.txt` plus the dev tools.
+$(STAMP): requirements.txt requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -18,9 +19,11 @@ $(STAMP): requirements.txt
 run: install
 	$(DEVSTACK) serve
 
+# ruff, then the architecture: the import contracts in pyproject.toml (docs/architecture.md).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff check --fix .
@@ -45,10 +48,13 @@ stop-services: install
 status: install
 	$(DEVSTACK) status
 
+# Both migrate first: a fresh clone has an empty database.
 seed: install
+	$(DEVSTACK) run --keep -- $(PY) manage.py migrate --noinput
 	$(DEVSTACK) run --keep -- $(PY) manage.py seed_demo
 
 train: install
+	$(DEVSTACK) run --keep -- $(PY) manage.py migrate --noinput
 	$(DEVSTACK) run --keep -- $(PY) manage.py train --kind all
 
 bench-cf: install

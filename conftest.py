@@ -30,10 +30,13 @@ def database_url_for(settings_dict: dict) -> str:
 
 @pytest.fixture(autouse=True)
 def _empty_cache():
+    """Each test starts with an empty cache and no serving state loaded in this process."""
+    from recommendations.serving import active_states
     from recommendations.track_cards import forget
 
     cache.clear()
     forget()
+    active_states.reset()
     yield
 
 

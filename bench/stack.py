@@ -50,6 +50,14 @@ def bench_database_url(server_url: str, database: str) -> str:
     return f"{base}/{database}" + (f"?{query}" if query else "")
 
 
+BENCH_DEFAULTS = {
+    "THROTTLE_ANON_RATE": "off",
+    "THROTTLE_USER_RATE": "off",
+    "THROTTLE_FEEDBACK_RATE": "off",
+    "METRICS_PUBLIC": "true",
+}
+
+
 def bench_environment(*, database: str, scale: str) -> tuple[dict[str, str], list[str]]:
     """The environment of a bench run and the embedded services it started (to stop after).
 
@@ -65,6 +73,10 @@ def bench_environment(*, database: str, scale: str) -> tuple[dict[str, str], lis
             "ARTIFACTS_DIR", str(services.var_dir() / f"artifacts-{database.replace('_', '-')}")
         )
     environment |= {"DJANGO_SETTINGS_MODULE": "bench.settings", "DEMO_WORLD_SCALE": scale}
+    # The bench measures serving, so a few heavy users must not be throttled, and it scrapes
+    # /metrics for the cache hit ratio. A rate or flag set in the environment still wins.
+    for name, value in BENCH_DEFAULTS.items():
+        environment.setdefault(name, value)
     return environment, started
 
 

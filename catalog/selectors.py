@@ -6,16 +6,20 @@ import re
 from collections.abc import Iterable
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum, prefetch_related_objects
+from django.db.models import Count, Prefetch, QuerySet, Sum, prefetch_related_objects
 
 from catalog.models import Artist, ArtistTag, Tag, Track, TrackTag
-from feedback.models import Interaction
 
 # Words of a search beyond this many are ignored (keeps the tsquery small).
 MAX_SEARCH_WORDS = 8
 
 
+def catalog_is_empty() -> bool:
+    return not Track.objects.exists()
+
+
 def tracks_by_popularity(*, limit: int = 50) -> QuerySet[Track]:
+    """The most popular tracks (ties by id), with their artists."""
     return Track.objects.select_related("artist").order_by("-popularity", "id")[:limit]
 
 
@@ -36,15 +40,6 @@ def track_detail(*, track_id: int) -> Track:
         Track.objects.select_related("artist")
         .prefetch_related(track_tags_prefetch())
         .get(pk=track_id)
-    )
-
-
-def track_feedback_counts(*, track: Track) -> dict[str, int]:
-    """{"plays": …, "likes": …, "skips": …} over the whole interaction log."""
-    return Interaction.objects.filter(track=track).aggregate(
-        plays=Count("id", filter=Q(kind=Interaction.Kind.PLAY)),
-        likes=Count("id", filter=Q(kind=Interaction.Kind.LIKE)),
-        skips=Count("id", filter=Q(kind=Interaction.Kind.SKIP)),
     )
 
 

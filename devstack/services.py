@@ -180,12 +180,20 @@ def stop_redis() -> None:
     (_redis_dir() / "port").unlink(missing_ok=True)
 
 
+# Settings refuse to start without DJANGO_SECRET_KEY when DJANGO_DEBUG is off (production); the
+# embedded stack is for development, tests and benchmarks, which get this key unless they set one.
+DEV_SECRET_KEY = "tunedin-insecure-development-key-do-not-use-in-production"
+
+
 def ensure_services() -> tuple[dict[str, str], list[str]]:
     """Return the environment to run with and the names of services this call started.
 
     A configured DATABASE_URL / REDIS_URL is used as is; a missing one gets an embedded service.
+    A missing DJANGO_SECRET_KEY gets the development key.
     """
     environment: dict[str, str] = {}
+    if not os.environ.get("DJANGO_SECRET_KEY"):
+        environment["DJANGO_SECRET_KEY"] = DEV_SECRET_KEY
     started: list[str] = []
     if not os.environ.get("DATABASE_URL"):
         postgres = start_postgres()

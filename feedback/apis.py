@@ -1,24 +1,51 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
+from rest_framework.utils import html
 from rest_framework.views import APIView
 
 from feedback.models import Interaction
-from feedback.services import EventInput, FeedbackError, interactions_record
+from feedback.services import (
+    EventInput,
+    FeedbackError,
+    IdempotencyKeyConflict,
+    interactions_record,
+)
+from tunedin.schema import StrictCharField, StrictChoiceField, id_field
 
 MAX_EVENTS_PER_REQUEST = 500
 
 
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with what is stored."
+    default_code = "conflict"
+
+
+class TimestampField(serializers.DateTimeField):
+    """A DateTimeField for which a blank form value (`ts=`) is a bad timestamp, not "now"."""
+
+    def get_value(self, dictionary):
+        if html.is_html_input(dictionary) and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
 class FeedbackApi(APIView):
     """Record listening feedback for the authenticated user: one event, or a list of up to 500
-    stored in one transaction. A repeated idempotency_key answers 200 with the stored event."""
+    stored in one transaction. A repeated idempotency_key answers 200 with the stored event, or
+    409 when the event sent with it differs from the stored one."""
+
+    throttle_scope = "feedback"  # THROTTLE_FEEDBACK_RATE per user
 
     class FeedbackInputSerializer(serializers.Serializer):
-        track_id = serializers.IntegerField(min_value=1)
-        event = serializers.ChoiceField(choices=Interaction.Kind.values)
-        ts = serializers.DateTimeField(required=False, help_text="ISO 8601; default: now")
-        idempotency_key = serializers.CharField(max_length=128, required=False)
+        track_id = id_field()
+        event = StrictChoiceField(choices=Interaction.Kind.values)
+        ts = TimestampField(
+            required=False, help_text="ISO 8601, from FEEDBACK_MIN_TIMESTAMP to now; default: now"
+        )
+        idempotency_key = StrictCharField(max_length=128, required=False)
 
     class FeedbackEventSerializer(serializers.ModelSerializer):
         event = serializers.CharField(source="kind")
@@ -35,6 +62,10 @@ class FeedbackApi(APIView):
             201: FeedbackEventSerializer,
             200: OpenApiResponse(FeedbackEventSerializer, description="repeated idempotency_key"),
             400: OpenApiResponse(description="unknown track or event, bad timestamp"),
+            409: OpenApiResponse(
+                description="an idempotency_key already used for a different event; "
+                "nothing in the request is stored"
+            ),
         },
     )
     def post(self, request):
@@ -59,6 +90,8 @@ class FeedbackApi(APIView):
             results = interactions_record(
                 user=request.user, events=events, source=Interaction.Source.API
             )
+        except IdempotencyKeyConflict as error:
+            raise Conflict(str(error)) from None
         except FeedbackError as error:
             raise ValidationError({"detail": str(error)}) from None
         created = any(was_created for _, was_created in results)

@@ -53,3 +53,7 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.kind} {self.track_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+# The kinds that count as a positive signal (popularity, training, drift).
+POSITIVE_KINDS = (Interaction.Kind.PLAY, Interaction.Kind.LIKE)

@@ -2,14 +2,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from catalog.models import Track
 from feedback.context import interaction_context
-from feedback.models import Interaction
+from feedback.models import POSITIVE_KINDS, Interaction
+from feedback.signals import feedback_recorded
 
 # A client clock may run a little ahead; anything further ahead is a bad timestamp.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -17,6 +21,10 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 class FeedbackError(ValueError):
     """An event that cannot be stored, with the reason the client should see."""
+
+
+class IdempotencyKeyConflict(FeedbackError):
+    """An idempotency key already stored for this user with a different event."""
 
 
 @dataclass(frozen=True)
@@ -28,13 +36,23 @@ class EventInput:
 
 
 def _after_commit_effects(*, user, created: list[Interaction]) -> None:
-    from recommendations.services import user_feedback_received
-
     kinds = {interaction.kind for interaction in created}
     track_ids = {interaction.track_id for interaction in created}
     transaction.on_commit(
-        lambda: user_feedback_received(user=user, kinds=kinds, track_ids=track_ids)
+        lambda: feedback_recorded.send(
+            sender=Interaction, user=user, kinds=kinds, track_ids=track_ids
+        )
     )
+
+
+def _earliest_timestamp() -> datetime:
+    """settings.FEEDBACK_MIN_TIMESTAMP (ISO 8601; UTC when it names no zone)."""
+    earliest = parse_datetime(settings.FEEDBACK_MIN_TIMESTAMP)
+    if earliest is None:
+        raise ImproperlyConfigured(
+            f"FEEDBACK_MIN_TIMESTAMP {settings.FEEDBACK_MIN_TIMESTAMP!r} is not an ISO 8601 moment"
+        )
+    return earliest.replace(tzinfo=UTC) if timezone.is_naive(earliest) else earliest
 
 
 def _build(*, user, event: EventInput, source: str, now: datetime) -> Interaction:
@@ -43,6 +61,8 @@ def _build(*, user, event: EventInput, source: str, now: datetime) -> Interactio
         raise FeedbackError("timestamp needs a timezone (e.g. 2026-11-21T10:00:00Z)")
     if occurred_at > now + MAX_CLOCK_SKEW:
         raise FeedbackError("timestamp is in the future")
+    if occurred_at < (earliest := _earliest_timestamp()):
+        raise FeedbackError(f"timestamp is before {earliest.isoformat()}")
     hour, day_of_week = interaction_context(occurred_at=occurred_at)
     return Interaction(
         user=user,
@@ -66,7 +86,7 @@ def interaction_record(
     idempotency_key: str | None = None,
 ) -> tuple[Interaction, bool]:
     """Store one event; returns (event, created). A repeated idempotency key returns the stored
-    event unchanged with created=False."""
+    event unchanged with created=False (IdempotencyKeyConflict when this event differs)."""
     (result,) = interactions_record(
         user=user,
         events=[EventInput(track.pk, kind, occurred_at, idempotency_key)],
@@ -75,12 +95,43 @@ def interaction_record(
     return result
 
 
+def _same_event(*, stored: Interaction, event: EventInput) -> bool:
+    """Whether a retry with `event` asks for what `stored` holds (no timestamp means "now",
+    so it matches whatever moment the first try was stored at)."""
+    return (
+        stored.track_id == event.track_id
+        and stored.kind == event.kind
+        and (event.occurred_at is None or stored.occurred_at == event.occurred_at)
+    )
+
+
+def _replay(*, stored: Interaction, event: EventInput) -> tuple[Interaction, bool]:
+    if not _same_event(stored=stored, event=event):
+        raise IdempotencyKeyConflict(
+            f"idempotency_key {event.idempotency_key!r} was already used for a different event"
+        )
+    return stored, False
+
+
+def _insertion_order(events: Sequence[EventInput]) -> list[int]:
+    """Indexes of `events`, keyed ones first by key: concurrent requests that share keys insert
+    (and so lock) them in the same order and queue up instead of deadlocking."""
+    return sorted(
+        range(len(events)),
+        key=lambda index: (
+            events[index].idempotency_key is None,
+            events[index].idempotency_key or "",
+        ),
+    )
+
+
 @transaction.atomic
 def interactions_record(
     *, user, events: Sequence[EventInput], source: str = Interaction.Source.API
 ) -> list[tuple[Interaction, bool]]:
-    """Store events in one transaction (all or nothing); repeated idempotency keys are
-    answered with the stored event instead of a new row."""
+    """Store events in one transaction (all or nothing). A repeated idempotency key is answered
+    with the stored event instead of a new row, or IdempotencyKeyConflict when the event differs.
+    Returns (event, created) in the order given."""
     if kinds_unknown := {e.kind for e in events} - set(Interaction.Kind.values):
         raise FeedbackError(f"unknown event kind {sorted(kinds_unknown)[0]!r}")
     track_ids = {e.track_id for e in events}
@@ -95,21 +146,54 @@ def interactions_record(
         interaction.idempotency_key: interaction
         for interaction in Interaction.objects.filter(user=user, idempotency_key__in=keys)
     }
-    results: list[tuple[Interaction, bool]] = []
-    for event in events:
+    results: dict[int, tuple[Interaction, bool]] = {}
+    for index in _insertion_order(events):
+        event = events[index]
         if event.idempotency_key and event.idempotency_key in existing:
-            results.append((existing[event.idempotency_key], False))
+            results[index] = _replay(stored=existing[event.idempotency_key], event=event)
             continue
         interaction = _build(user=user, event=event, source=source, now=now)
         try:
             with transaction.atomic():
                 interaction.save()
         except IntegrityError:
+            if not event.idempotency_key:
+                raise
             # A concurrent request stored the same key first: answer with its event.
             stored = Interaction.objects.get(user=user, idempotency_key=event.idempotency_key)
-            results.append((stored, False))
+            results[index] = _replay(stored=stored, event=event)
             continue
-        results.append((interaction, True))
-    if created := [interaction for interaction, is_new in results if is_new]:
+        results[index] = (interaction, True)
+    ordered = [results[index] for index in range(len(events))]
+    if created := [interaction for interaction, is_new in ordered if is_new]:
         _after_commit_effects(user=user, created=created)
-    return results
+    return ordered
+
+
+def track_popularity_refresh(*, days: int = 30) -> int:
+    """Set Track.popularity to the number of distinct listeners who played or liked the track in
+    the last `days` days, so one account moves a track by at most one however much it posts.
+
+    The window ends at the newest interaction, not at "now", so an imported or demo log keeps
+    its popularity however old it is. Returns the number of tracks updated.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH newest AS (SELECT max(occurred_at) AS at FROM feedback_interaction),
+            counts AS (
+                SELECT track_id, count(DISTINCT user_id) AS listeners
+                FROM feedback_interaction, newest
+                WHERE kind = ANY(%s)
+                    AND occurred_at > newest.at - make_interval(days => %s)
+                GROUP BY track_id
+            )
+            UPDATE catalog_track AS track
+            SET popularity = coalesce(counts.listeners, 0)
+            FROM catalog_track AS t LEFT JOIN counts ON counts.track_id = t.id
+            WHERE track.id = t.id
+                AND track.popularity IS DISTINCT FROM coalesce(counts.listeners, 0)
+            """,
+            [list(POSITIVE_KINDS), days],
+        )
+        return cursor.rowcount

@@ -3,8 +3,8 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from mltasks.dashboard import ACTIVATABLE
 from mltasks.models import ModelVersion
+from mltasks.selectors import ACTIVATABLE
 
 
 @admin.register(ModelVersion)

@@ -12,7 +12,7 @@
   share of events per popularity bucket, see mltasks.ml.eval.drift), `hour_of_day` (24
   categories), `session_length` (events per session, gap settings.SESSION_GAP_MIN minutes)
   and `served_score` (scores served by the active recommender, when serving records them with
-  `served_scores_record`; skipped with a note otherwise).
+  mltasks.served_scores; skipped with a note otherwise).
 
 Each feature's PSI and KS p-value go to the `tunedin_drift_psi` / `tunedin_drift_ks_pvalue`
 gauges; a PSI above `psi_threshold` (settings.DRIFT_PSI_THRESHOLD) is logged as a warning.
@@ -22,83 +22,29 @@ Memory: 32 bytes per event of the two windows (user, track, time, hour).
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from catalog.models import Track
-from feedback.models import Interaction
+from feedback.models import POSITIVE_KINDS, Interaction
 from mltasks.ml.eval import drift
 from mltasks.models import DriftReport, ModelVersion
+from mltasks.served_scores import SERVED_SCORES_KEPT, served_scores_read
 from tunedin import metrics
 
 logger = logging.getLogger(__name__)
 
-POSITIVE_KINDS = (Interaction.Kind.PLAY, Interaction.Kind.LIKE)
 MIN_SAMPLES = 50  # fewer events (or sessions, or scores) on a side: the feature is skipped
 SESSION_LENGTH_BINS = 10
-SERVED_SCORES_KEPT = 5000  # per list: the first scores of a version and the latest ones
-SERVED_SCORES_TTL_SECONDS = 60 * 60 * 24 * 60
 FETCH_BATCH = 50_000
 
 Window = tuple[datetime, datetime]
-
-
-def _served_scores_keys(model_version_id: int) -> tuple[str, str, str]:
-    base = f"drift:served_scores:{model_version_id}"
-    return tuple(cache.make_key(f"{base}:{part}") for part in ("reference", "recent", "count"))
-
-
-def served_scores_record(
-    *, model_version_id: int, scores: Sequence[float], sample_rate: float = 0.05
-) -> None:
-    """Keep a sample of served scores for drift checks (call it from serving; never raises).
-
-    The first SERVED_SCORES_KEPT scores of a version are its reference, the latest
-    SERVED_SCORES_KEPT the recent side; one Redis round trip when sampled.
-    """
-    if not scores or random.random() >= sample_rate:
-        return
-    try:
-        from django_redis import get_redis_connection
-
-        reference_key, recent_key, count_key = _served_scores_keys(model_version_id)
-        values = [float(score) for score in scores]
-        pipeline = get_redis_connection("default").pipeline(transaction=False)
-        pipeline.rpush(reference_key, *values)
-        pipeline.ltrim(reference_key, 0, SERVED_SCORES_KEPT - 1)
-        pipeline.lpush(recent_key, *values)
-        pipeline.ltrim(recent_key, 0, SERVED_SCORES_KEPT - 1)
-        pipeline.incrby(count_key, len(values))
-        for key in (reference_key, recent_key, count_key):
-            pipeline.expire(key, SERVED_SCORES_TTL_SECONDS)
-        pipeline.execute()
-    except Exception:
-        logger.debug("served scores not recorded", exc_info=True)
-
-
-def _served_scores(model_version_id: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(reference, recent) scores once the recent list no longer overlaps the reference."""
-    from django_redis import get_redis_connection
-
-    reference_key, recent_key, count_key = _served_scores_keys(model_version_id)
-    client = get_redis_connection("default")
-    pipeline = client.pipeline(transaction=False)
-    pipeline.lrange(reference_key, 0, -1)
-    pipeline.lrange(recent_key, 0, -1)
-    pipeline.get(count_key)
-    reference, recent, count = pipeline.execute()
-    if int(count or 0) < 2 * SERVED_SCORES_KEPT:
-        return None
-    return np.array(reference, dtype=np.float64), np.array(recent, dtype=np.float64)
 
 
 @dataclass
@@ -160,7 +106,7 @@ def _served_score_drift(version: ModelVersion | None) -> drift.FeatureDrift:
     if version is None:
         return drift.skipped("served_score", "no active recommender model")
     try:
-        scores = _served_scores(version.pk)
+        scores = served_scores_read(version.pk)
     except Exception:
         logger.warning("served scores unavailable", exc_info=True)
         return drift.skipped("served_score", "served scores unavailable (cache unreachable)")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mltasks.ml.artifacts import faiss_index_path
+
 FAISS_INDEX_KINDS = ("flat-ip", "hnsw-ip", "hnsw-cos")
 
 
@@ -36,7 +38,7 @@ def write_faiss_indexes(*, item_vectors: np.ndarray, directory: Path) -> list[Pa
     written = []
     for kind in FAISS_INDEX_KINDS:
         vectors = unit if kind.endswith("cos") else item_vectors
-        path = directory / f"items.{kind}.faiss"
+        path = faiss_index_path(directory, kind)
         faiss.write_index(build_faiss_index(vectors=vectors, kind=kind), str(path))
         written.append(path)
     return written

@@ -1,4 +1,5 @@
-"""Training data read from Postgres into the plain arrays the ML core takes (no ORM beyond)."""
+"""Reads for training and for the model dashboard: training data from Postgres into the plain
+arrays the ML core takes (no ORM beyond), recent model versions, and which may be activated."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.db.models import F
 from catalog.models import ArtistTag, Track, TrackTag
 from feedback.models import Interaction
 from mltasks.ml.data.seq_datasets import SequenceEvents
+from mltasks.models import ModelVersion
 from playlists.models import PlaylistEntry
 
 # How much each kind of event counts as a positive when training user recommendations.
@@ -108,3 +110,37 @@ def listening_sequences_for_training() -> SequenceEvents:
         needs_sessionization=True,
         name="demo",
     )
+
+
+# Versions an admin may switch serving to: trained ones, including the previously active.
+ACTIVATABLE = (ModelVersion.Status.READY, ModelVersion.Status.RETIRED)
+
+
+@dataclass(frozen=True)
+class ActivationCheck:
+    allowed: bool
+    is_rollback: bool  # activating a retired version brings back an earlier model
+    refusal: str  # why not, when not allowed
+
+
+def model_version_activation_check(*, version: ModelVersion) -> ActivationCheck:
+    """Whether serving may switch to `version` (the switch is mltasks.services'
+    model_version_activate): only trained versions, ready or retired, may be activated."""
+    if version.status not in ACTIVATABLE:
+        refusal = (
+            f"Version #{version.pk} is {version.status}; only ready or retired versions "
+            "can be activated."
+        )
+        return ActivationCheck(allowed=False, is_rollback=False, refusal=refusal)
+    is_rollback = version.status == ModelVersion.Status.RETIRED
+    return ActivationCheck(allowed=True, is_rollback=is_rollback, refusal="")
+
+
+def model_version_active(*, kind: str) -> ModelVersion | None:
+    """The version of `kind` that serves now, if any."""
+    return ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+
+
+def model_versions_recent(*, kind: str, n: int) -> list[ModelVersion]:
+    """The kind's `n` newest versions, newest first."""
+    return list(ModelVersion.objects.filter(kind=kind).order_by("-created_at", "-id")[:n])

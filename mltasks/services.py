@@ -1,6 +1,11 @@
-"""Training jobs: build data from Postgres, train with the ML core, store a ModelVersion with
-its metrics, its artifacts (weights, vectors, FAISS indexes) and its vectors in pgvector, and
-activate it only when it beats MostPop on validation."""
+"""Training jobs: one run per kind at a time, a ModelVersion with its metrics and artifacts,
+activated only when it beats MostPop on validation and is at least as good as the active
+version on the same held-out data (mltasks.training.activation says exactly how).
+
+model_version_train -> mltasks.training.<kind> (data from Postgres, the ML core, then
+mltasks.training.publish: artifact files, FAISS indexes, pgvector rows) -> activation rule ->
+model_version_activate, or the version stays ready with the reason in
+`metrics["activation"]`."""
 
 from __future__ import annotations
 
@@ -12,25 +17,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
-from mltasks.indexes import write_faiss_indexes
-from mltasks.models import ModelVersion, TrackVector, UserVector, padded_vector
+from feedback.models import Interaction
+from mltasks.ml.artifacts import MODEL_VERSION_FILE
+from mltasks.models import ModelVersion, TrackVector, UserVector
+from mltasks.selectors import model_version_active
+from mltasks.training.activation import SELECTION_METRICS, activation_decide
+from mltasks.training.continuation import continuation_train
+from mltasks.training.publish import vectors_restore
+from mltasks.training.recommender import recommender_train
 from tunedin import metrics
-from tunedin.db import copy_rows
+from tunedin.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
 # Postgres advisory-lock keys: one training per kind at a time, released if the worker dies.
 TRAINING_LOCK_KEYS = {ModelVersion.Kind.RECOMMENDER: 7_301, ModelVersion.Kind.CONTINUATION: 7_302}
-SELECTION_METRICS = {
-    ModelVersion.Kind.RECOMMENDER: "nDCG@20",
-    ModelVersion.Kind.CONTINUATION: "Recall@20",
+TRAINERS = {
+    ModelVersion.Kind.RECOMMENDER: recommender_train,
+    ModelVersion.Kind.CONTINUATION: continuation_train,
 }
-VECTORS_FILE = "vectors.npz"
+# Sent by name: the tasks (mltasks.tasks) call this module, so it does not import them.
+TRAINING_TASKS = {
+    ModelVersion.Kind.RECOMMENDER: "mltasks.tasks.train_recommender",
+    ModelVersion.Kind.CONTINUATION: "mltasks.tasks.train_continuation",
+}
 KIND_ALIASES = {
     "recommender": ModelVersion.Kind.RECOMMENDER,
     "lightgcn": ModelVersion.Kind.RECOMMENDER,
@@ -57,179 +72,35 @@ def training_lock(*, kind: str) -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [TRAINING_LOCK_KEYS[kind]])
 
 
-def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{value:.7g}" for value in padded_vector(vector)) + "]"
-
-
-def vectors_store(
-    *,
-    version: ModelVersion,
-    track_ids: np.ndarray,
-    item_vectors: np.ndarray,
-    user_ids: np.ndarray | None = None,
-    user_vectors: np.ndarray | None = None,
-) -> None:
-    """Write the version's vectors into pgvector (zero-padded, see STORED_VECTOR_DIM)."""
-    copy_rows(
-        table=TrackVector._meta.db_table,
-        columns=["model_version_id", "track_id", "embedding"],
-        rows=(
-            (version.pk, int(t), _vector_literal(v))
-            for t, v in zip(track_ids, item_vectors, strict=True)
-        ),
-    )
-    if user_ids is not None and user_vectors is not None:
-        copy_rows(
-            table=UserVector._meta.db_table,
-            columns=["model_version_id", "user_id", "embedding"],
-            rows=(
-                (version.pk, int(u), _vector_literal(v))
-                for u, v in zip(user_ids, user_vectors, strict=True)
-            ),
-        )
-
-
-def serving_artifacts_write(
-    *,
-    directory: Path,
-    track_ids: np.ndarray,
-    item_vectors: np.ndarray,
-    user_ids: np.ndarray | None = None,
-    user_vectors: np.ndarray | None = None,
-) -> None:
-    arrays = {
-        "track_ids": track_ids.astype(np.int64),
-        "item_vectors": item_vectors.astype(np.float32),
-    }
-    if user_ids is not None and user_vectors is not None:
-        arrays |= {
-            "user_ids": user_ids.astype(np.int64),
-            "user_vectors": user_vectors.astype(np.float32),
+def activation_decision(*, version: ModelVersion, held_out) -> dict:
+    """Apply the activation rule to a freshly trained `version` (mltasks.training.activation);
+    a check that fails unexpectedly leaves the version ready, with the error as the reason."""
+    active = model_version_active(kind=version.kind)
+    try:
+        return activation_decide(version=version, held_out=held_out, active=active)
+    except Exception as error:
+        logger.exception("the activation check of version %s failed", version.pk)
+        return {
+            "activated": False,
+            "reason": f"the activation check failed ({error!r}); check before activating by hand",
+            "metric": SELECTION_METRICS[version.kind],
+            "active_version": None if active is None else active.pk,
         }
-    np.savez(directory / VECTORS_FILE, **arrays)
-    write_faiss_indexes(item_vectors=item_vectors.astype(np.float32), directory=directory)
-
-
-def serving_vectors_publish(
-    *,
-    version: ModelVersion,
-    directory: Path,
-    track_ids: np.ndarray,
-    item_vectors: np.ndarray,
-    user_ids: np.ndarray | None = None,
-    user_vectors: np.ndarray | None = None,
-) -> None:
-    """Everything serving reads of a version's vectors: the artifact files (numpy + FAISS) and
-    the pgvector rows."""
-    vectors = {"track_ids": track_ids, "item_vectors": item_vectors,
-               "user_ids": user_ids, "user_vectors": user_vectors}  # fmt: skip
-    serving_artifacts_write(directory=directory, **vectors)
-    vectors_store(version=version, **vectors)
-
-
-def beats_most_popular(*, kind: str, metrics: dict) -> bool:
-    """Whether the served model beats MostPop on validation (the activation rule)."""
-    metric = SELECTION_METRICS[kind]
-    served = metrics["served"]
-    return (
-        metrics["models"][served]["valid"][metric] > metrics["models"]["MostPop"]["valid"][metric]
-    )
-
-
-def _vectors_restore(*, version: ModelVersion) -> None:
-    """Put a version's vectors back into pgvector from its artifacts (after a rollback)."""
-    path = Path(version.artifact_path) / VECTORS_FILE
-    if not version.artifact_path or not path.exists() or version.track_vectors.exists():
-        return
-    with np.load(path) as arrays:
-        has_users = "user_ids" in arrays and "user_vectors" in arrays
-        vectors_store(
-            version=version,
-            track_ids=arrays["track_ids"],
-            item_vectors=arrays["item_vectors"],
-            user_ids=arrays["user_ids"] if has_users else None,
-            user_vectors=arrays["user_vectors"] if has_users else None,
-        )
 
 
 def model_version_activate(*, version: ModelVersion) -> None:
     """Activate atomically; vectors of the kind's other versions are dropped from pgvector so
     the HNSW indexes only hold what serves (a rolled-back version gets its own back)."""
     with transaction.atomic():
-        _vectors_restore(version=version)
+        vectors_restore(version=version)
         version.activate()
         stale = ModelVersion.objects.filter(kind=version.kind).exclude(pk=version.pk)
         TrackVector.objects.filter(model_version__in=stale).delete()
         UserVector.objects.filter(model_version__in=stale).delete()
 
 
-def _continuation_train(*, version: ModelVersion, directory: Path) -> dict:
-    from mltasks.ml.data.sequences import SequenceConfig
-    from mltasks.ml.seq.continuation import (
-        ContinuationConfig,
-        save_artifact,
-        train_continuation_model,
-    )
-    from mltasks.ml.seq.gru4rec import GRU4RecConfig
-    from mltasks.ml.seq.sasrec import SASRecConfig
-    from mltasks.selectors import listening_sequences_for_training
-
-    budget = settings.TRAINING_BUDGET_SECONDS
-    neural = {
-        "d_model": settings.MODEL_D,
-        "max_seq_len": settings.MAX_SEQ_LEN,
-        "label_smoothing": settings.LOSS_LABEL_SMOOTH,
-        "max_epochs": settings.TRAINING_MAX_EPOCHS,
-    }
-    config = ContinuationConfig(
-        sequences=SequenceConfig(
-            session_gap_min=settings.SESSION_GAP_MIN,
-            vocab_min_freq=settings.VOCAB_MIN_FREQ,
-            max_seq_len=settings.MAX_SEQ_LEN,
-        ),
-        sasrec=SASRecConfig(**neural, max_train_seconds=budget),
-        gru4rec=GRU4RecConfig(**neural, max_train_seconds=budget / 2),
-        # Serving runs skip what only benchmarks report (sampled metrics, a long latency probe).
-        sknn_neighbours_grid=(50, 100, 200),
-        sampled_negatives=0,
-        latency_requests=20,
-        show_progress=False,
-    )
-    result = train_continuation_model(
-        sequences=listening_sequences_for_training(), config=config, seed=settings.TRAINING_SEED
-    )
-    save_artifact(result, directory)
-    serving_vectors_publish(
-        version=version,
-        directory=directory,
-        track_ids=result.item_ids.astype(np.int64),
-        item_vectors=result.output_item_embeddings,
-    )
-    return {
-        "algorithm": result.served_model_name.lower(),
-        "metrics": {"served": result.served_model_name, "models": result.metrics},
-        "history": result.history.get(result.served_model_name, []),
-        "params": {
-            "models": result.params,
-            "split": result.split_summary,
-            "timings": result.timings,
-            "seed": result.seed,
-        },
-    }
-
-
-def _recommender_train(*, version: ModelVersion, directory: Path) -> dict:
-    from mltasks.recommender_training import recommender_train_from_database
-
-    return recommender_train_from_database(version=version, directory=directory)
-
-
 def _data_window() -> dict:
     """The time span of the interactions a run trained on (drift checks compare against it)."""
-    from django.db.models import Max, Min
-
-    from feedback.models import Interaction
-
     span = Interaction.objects.aggregate(start=Min("occurred_at"), end=Max("occurred_at"))
     if span["end"] is None:
         return {}
@@ -241,7 +112,8 @@ def _data_window() -> dict:
 
 def model_version_train(*, kind: str) -> ModelVersion:
     """Train a new version of `kind`. A failure marks the version failed and leaves the active
-    one serving; a version that does not beat MostPop on validation stays `ready`."""
+    one serving; a version the activation rule does not activate stays `ready`, with the reason
+    in `metrics["activation"]`."""
     kind = KIND_ALIASES.get(kind, kind)
     if kind not in TRAINING_LOCK_KEYS:
         raise ValueError(f"unknown model kind {kind!r}")
@@ -255,10 +127,7 @@ def model_version_train(*, kind: str) -> ModelVersion:
         started = time.monotonic()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            trainer = (
-                _recommender_train if kind == ModelVersion.Kind.RECOMMENDER else _continuation_train
-            )
-            outcome = trainer(version=version, directory=directory)
+            outcome = TRAINERS[kind](version=version, directory=directory)
         except Exception:
             metrics.training_finished(
                 kind=kind, algorithm="unknown", duration_seconds=time.monotonic() - started,
@@ -269,6 +138,7 @@ def model_version_train(*, kind: str) -> ModelVersion:
             version.save(update_fields=["status", "error"])
             logger.exception("training %s version %s failed", kind, version.pk)
             raise
+        held_out = outcome.pop("held_out", None)
         version.algorithm = outcome["algorithm"]
         version.metrics = outcome["metrics"]
         version.history = outcome["history"]
@@ -278,24 +148,23 @@ def model_version_train(*, kind: str) -> ModelVersion:
         version.trained_at = timezone.now()
         version.status = ModelVersion.Status.READY
         version.save()
-        (directory / "model_version.json").write_text(
-            json.dumps({"id": version.pk, "kind": kind, "metrics": version.metrics}, default=str)
-        )
         metrics.training_finished(
             kind=kind, algorithm=version.algorithm, duration_seconds=duration, succeeded=True
         )
-        if beats_most_popular(kind=kind, metrics=version.metrics):
+        decision = activation_decision(version=version, held_out=held_out)
+        version.metrics = {**version.metrics, "activation": decision}
+        version.save(update_fields=["metrics"])
+        (directory / MODEL_VERSION_FILE).write_text(
+            json.dumps({"id": version.pk, "kind": kind, "metrics": version.metrics}, default=str)
+        )
+        if decision["activated"]:
             model_version_activate(version=version)
         else:
-            logger.warning("%s version %s does not beat MostPop on validation; not activated",
-                           kind, version.pk)  # fmt: skip
+            logger.warning("%s version %s not activated: %s", kind, version.pk, decision["reason"])
     return version
 
 
 def training_enqueue(*, kind: str) -> str:
     """Queue a training run on a Celery worker; returns the task id."""
-    from mltasks.tasks import train_continuation, train_recommender
-
     kind = KIND_ALIASES.get(kind, kind)
-    task = train_recommender if kind == ModelVersion.Kind.RECOMMENDER else train_continuation
-    return task.delay().id
+    return celery_app.send_task(TRAINING_TASKS[kind]).id

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
@@ -28,6 +28,11 @@ from playlists.services import (
     playlist_rename,
     playlist_set_visibility,
 )
+from tunedin.parsers import JSONParser
+from tunedin.schema import StrictBooleanField, StrictCharField, StrictIntegerField, id_field
+
+NOT_FOUND = OpenApiResponse(description="no such playlist, or someone else's private one")
+NOT_YOURS = OpenApiResponse(description="someone else's public playlist: only its owner changes it")
 
 
 @contextmanager
@@ -83,6 +88,16 @@ class PlaylistDetailOutputSerializer(serializers.Serializer):
     entries = EntryOutputSerializer(many=True, source="entries.all")
 
 
+def writing_responses(bad_request: str) -> dict:
+    """What a change to a playlist answers: the playlist, or why not."""
+    return {
+        200: PlaylistDetailOutputSerializer,
+        400: OpenApiResponse(description=bad_request),
+        403: NOT_YOURS,
+        404: NOT_FOUND,
+    }
+
+
 def playlist_detail_response(*, playlist_id: int, user, status_code: int = 200) -> Response:
     playlist = readable_playlist(playlist_id=playlist_id, user=user)
     return Response(PlaylistDetailOutputSerializer(playlist).data, status=status_code)
@@ -97,8 +112,8 @@ class PlaylistListApi(APIView):
         max_limit = 200
 
         class PageQuerySerializer(serializers.Serializer):
-            limit = serializers.IntegerField(min_value=1, required=False)
-            offset = serializers.IntegerField(min_value=0, required=False)
+            limit = StrictIntegerField(min_value=1, required=False)
+            offset = StrictIntegerField(min_value=0, required=False)
 
         def paginate_queryset(self, queryset, request, view=None):
             self.PageQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
@@ -124,7 +139,10 @@ class PlaylistListApi(APIView):
     @extend_schema(
         operation_id="playlists_list",
         summary="Your playlists, most recently changed first",
-        responses=OutputSerializer(many=True),
+        responses={
+            200: OutputSerializer(many=True),
+            400: OpenApiResponse(description="limit or offset not a whole number in range"),
+        },
     )
     def get(self, request):
         paginator = self.pagination_class()
@@ -133,17 +151,22 @@ class PlaylistListApi(APIView):
 
 
 class PlaylistCreateApi(APIView):
+    parser_classes = [JSONParser]
+
     @extend_schema_serializer(component_name="PlaylistCreateInput")
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=NAME_MAX_LENGTH)
-        is_public = serializers.BooleanField(default=False)
-        description = serializers.CharField(required=False, allow_blank=True, default="")
+        name = StrictCharField(min_length=1, max_length=NAME_MAX_LENGTH)
+        is_public = StrictBooleanField(default=False)
+        description = StrictCharField(required=False, allow_blank=True, default="")
 
     @extend_schema(
         operation_id="playlists_create",
         summary="Create a playlist",
         request=InputSerializer,
-        responses={201: PlaylistDetailOutputSerializer},
+        responses={
+            201: PlaylistDetailOutputSerializer,
+            400: OpenApiResponse(description="an empty or too long name"),
+        },
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -161,17 +184,19 @@ class PlaylistDetailApi(APIView):
     @extend_schema(
         operation_id="playlists_retrieve",
         summary="A playlist with its tracks in order (public ones without logging in)",
-        responses=PlaylistDetailOutputSerializer,
+        responses={200: PlaylistDetailOutputSerializer, 404: NOT_FOUND},
     )
     def get(self, request, playlist_id: int):
         return playlist_detail_response(playlist_id=playlist_id, user=request.user)
 
 
 class PlaylistUpdateApi(APIView):
+    parser_classes = [JSONParser]
+
     @extend_schema_serializer(component_name="PlaylistUpdateInput")
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False)
-        is_public = serializers.BooleanField(required=False)
+        name = StrictCharField(min_length=1, max_length=NAME_MAX_LENGTH, required=False)
+        is_public = StrictBooleanField(required=False)
 
         def validate(self, attrs):
             if not attrs:
@@ -182,7 +207,7 @@ class PlaylistUpdateApi(APIView):
         operation_id="playlists_update",
         summary="Rename a playlist or change whether it is public",
         request=InputSerializer,
-        responses=PlaylistDetailOutputSerializer,
+        responses=writing_responses("nothing to change, or an empty or too long name"),
     )
     def post(self, request, playlist_id: int):
         playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
@@ -203,7 +228,7 @@ class PlaylistDeleteApi(APIView):
         operation_id="playlists_delete",
         summary="Delete a playlist",
         request=None,
-        responses={204: None},
+        responses={204: None, 403: NOT_YOURS, 404: NOT_FOUND},
     )
     def post(self, request, playlist_id: int):
         playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
@@ -215,6 +240,7 @@ class PlaylistEditApi(APIView):
     """An owner-only change to a playlist's entries: validate, call the service, show it."""
 
     InputSerializer: type[serializers.Serializer]
+    parser_classes = [JSONParser]
 
     def edit(self, request, *, playlist_id: int, service) -> Response:
         playlist = writable_playlist(playlist_id=playlist_id, user=request.user)
@@ -229,11 +255,9 @@ class PlaylistTracksAddApi(PlaylistEditApi):
     @extend_schema_serializer(component_name="PlaylistTracksAddInput")
     class InputSerializer(serializers.Serializer):
         track_ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1),
-            allow_empty=False,
-            max_length=MAX_TRACKS_PER_ADD,
+            child=id_field(), allow_empty=False, min_length=1, max_length=MAX_TRACKS_PER_ADD
         )
-        position = serializers.IntegerField(
+        position = StrictIntegerField(
             min_value=0, required=False, allow_null=True, default=None,
             help_text="Where to insert the tracks; omitted or null appends them.",
         )  # fmt: skip
@@ -242,7 +266,7 @@ class PlaylistTracksAddApi(PlaylistEditApi):
         operation_id="playlists_tracks_add",
         summary="Insert tracks at a position, or append them",
         request=InputSerializer,
-        responses=PlaylistDetailOutputSerializer,
+        responses=writing_responses("no track ids, unknown ones, or a position past the end"),
     )
     def post(self, request, playlist_id: int):
         return self.edit(request, playlist_id=playlist_id, service=playlist_add_tracks)
@@ -251,13 +275,13 @@ class PlaylistTracksAddApi(PlaylistEditApi):
 class PlaylistTracksRemoveApi(PlaylistEditApi):
     @extend_schema_serializer(component_name="PlaylistTracksRemoveInput")
     class InputSerializer(serializers.Serializer):
-        position = serializers.IntegerField(min_value=0)
+        position = StrictIntegerField(min_value=0)
 
     @extend_schema(
         operation_id="playlists_tracks_remove",
         summary="Remove the entry at a position; the ones after it move up",
         request=InputSerializer,
-        responses=PlaylistDetailOutputSerializer,
+        responses=writing_responses("no entry at this position"),
     )
     def post(self, request, playlist_id: int):
         return self.edit(request, playlist_id=playlist_id, service=playlist_remove_entry)
@@ -266,14 +290,14 @@ class PlaylistTracksRemoveApi(PlaylistEditApi):
 class PlaylistTracksMoveApi(PlaylistEditApi):
     @extend_schema_serializer(component_name="PlaylistTracksMoveInput")
     class InputSerializer(serializers.Serializer):
-        from_position = serializers.IntegerField(min_value=0)
-        to_position = serializers.IntegerField(min_value=0)
+        from_position = StrictIntegerField(min_value=0)
+        to_position = StrictIntegerField(min_value=0)
 
     @extend_schema(
         operation_id="playlists_tracks_move",
         summary="Move an entry to another position; the entries between shift by one",
         request=InputSerializer,
-        responses=PlaylistDetailOutputSerializer,
+        responses=writing_responses("a position with no entry"),
     )
     def post(self, request, playlist_id: int):
         return self.edit(request, playlist_id=playlist_id, service=playlist_move_entry)

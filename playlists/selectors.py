@@ -50,11 +50,3 @@ def playlist_entries_with_tracks() -> QuerySet[PlaylistEntry]:
 
 def playlist_entries(*, playlist: Playlist) -> QuerySet[PlaylistEntry]:
     return playlist_entries_with_tracks().filter(playlist=playlist)
-
-
-def playlist_track_ids(*, playlist: Playlist) -> list[int]:
-    return list(
-        PlaylistEntry.objects.filter(playlist=playlist)
-        .order_by("position")
-        .values_list("track_id", flat=True)
-    )

@@ -27,6 +27,19 @@ def _clean_name(name: str) -> str:
     return name
 
 
+def _clean_track_ids(track_ids: Sequence[int]) -> list[int]:
+    track_ids = [int(track_id) for track_id in track_ids]
+    if not track_ids:
+        raise ValidationError({"track_ids": "Give at least one track id."})
+    if len(track_ids) > MAX_TRACKS_PER_ADD:
+        raise ValidationError({"track_ids": f"Add at most {MAX_TRACKS_PER_ADD} tracks at a time."})
+    known = set(Track.objects.filter(pk__in=track_ids).values_list("pk", flat=True))
+    if unknown := sorted(set(track_ids) - known):
+        listed = ", ".join(str(track_id) for track_id in unknown[:10])
+        raise ValidationError({"track_ids": f"Unknown track ids: {listed}."})
+    return track_ids
+
+
 def _lock_and_count(playlist: Playlist) -> int:
     """Lock the playlist row (concurrent edits queue up) and return its number of entries."""
     list(Playlist.objects.select_for_update().filter(pk=playlist.pk).values_list("pk"))
@@ -53,6 +66,16 @@ def playlist_create(
     )
 
 
+@transaction.atomic
+def playlist_create_with_tracks(
+    *, owner, name: str, track_ids: Sequence[int], is_public: bool = False
+) -> Playlist:
+    """A new playlist holding `track_ids`, or ValidationError and no playlist at all."""
+    name, track_ids = _clean_name(name), _clean_track_ids(track_ids)
+    playlist = playlist_create(owner=owner, name=name, is_public=is_public)
+    return playlist_add_tracks(playlist=playlist, track_ids=track_ids)
+
+
 def playlist_rename(*, playlist: Playlist, name: str) -> Playlist:
     playlist.name = _clean_name(name)
     playlist.save(update_fields=["name", "updated_at"])
@@ -75,15 +98,7 @@ def playlist_add_tracks(
 ) -> Playlist:
     """Insert tracks (in the given order) at `position`, or append them when it is None.
     A track may appear more than once in a playlist."""
-    track_ids = [int(track_id) for track_id in track_ids]
-    if not track_ids:
-        raise ValidationError({"track_ids": "Give at least one track id."})
-    if len(track_ids) > MAX_TRACKS_PER_ADD:
-        raise ValidationError({"track_ids": f"Add at most {MAX_TRACKS_PER_ADD} tracks at a time."})
-    known = set(Track.objects.filter(pk__in=track_ids).values_list("pk", flat=True))
-    if unknown := sorted(set(track_ids) - known):
-        listed = ", ".join(str(track_id) for track_id in unknown[:10])
-        raise ValidationError({"track_ids": f"Unknown track ids: {listed}."})
+    track_ids = _clean_track_ids(track_ids)
     length = _lock_and_count(playlist)
     if position is None:
         position = length

@@ -1,10 +1,11 @@
-from django.urls import include, path
+"""The playlists API. tunedin/urls.py mounts it at api/playlists/ in the "playlists" namespace,
+which it shares with the playlist pages (web.urls.playlist_urlpatterns)."""
 
-from playlists import apis, views
+from django.urls import path
 
-app_name = "playlists"
+from playlists import apis
 
-api_urlpatterns = [
+urlpatterns = [
     path("", apis.PlaylistListApi.as_view(), name="api-list"),
     path("create/", apis.PlaylistCreateApi.as_view(), name="api-create"),
     path("<int:playlist_id>/", apis.PlaylistDetailApi.as_view(), name="api-detail"),
@@ -25,29 +26,4 @@ api_urlpatterns = [
         apis.PlaylistTracksMoveApi.as_view(),
         name="api-tracks-move",
     ),
-]
-
-site_urlpatterns = [
-    path("", views.playlist_list, name="list"),
-    path("add/", views.add_to_playlist, name="add-track"),
-    path("<int:playlist_id>/", views.playlist_detail, name="detail"),
-    path("<int:playlist_id>/settings/", views.playlist_settings, name="settings"),
-    path("<int:playlist_id>/delete/", views.playlist_delete_view, name="delete"),
-    path("<int:playlist_id>/tracks/", views.playlist_track_add, name="track-add"),
-    path(
-        "<int:playlist_id>/entries/<int:position>/remove/",
-        views.playlist_entry_remove,
-        name="entry-remove",
-    ),
-    path(
-        "<int:playlist_id>/entries/<int:position>/move/",
-        views.playlist_entry_move,
-        name="entry-move",
-    ),
-    path("<int:playlist_id>/continue/", views.playlist_continue, name="continue"),
-]
-
-urlpatterns = [
-    path("api/playlists/", include(api_urlpatterns)),
-    path("playlists/", include(site_urlpatterns)),
 ]

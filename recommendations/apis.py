@@ -1,36 +1,36 @@
-from django.contrib.auth import get_user_model
-from django.db.models import Q
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from playlists.models import Playlist
-from recommendations.continuation_selectors import (
-    MAX_CONTINUATION,
-    MAX_INPUT_TRACKS,
-    continuation_page,
-    playlist_continuation_page,
+from playlists.selectors import playlist_for_reading
+from recommendations.continuation_selectors import MAX_CONTINUATION, MAX_INPUT_TRACKS
+from recommendations.continuation_services import continuation_page, playlist_continuation_page
+from recommendations.retrieval import RETRIEVAL_BACKENDS, retrieval_backend
+from recommendations.selectors import MAX_RECOMMENDATIONS, user_readable_by, users_similar_to
+from recommendations.services import recommendation_page_for_user, similar_tracks_page
+from tunedin.parsers import JSONParser
+from tunedin.schema import (
+    StrictBooleanField,
+    StrictChoiceField,
+    StrictIntegerField,
+    id_field,
 )
-from recommendations.selectors import (
-    MAX_RECOMMENDATIONS,
-    RETRIEVAL_BACKENDS,
-    recommendation_page_for_user,
-    similar_tracks_page,
-    users_similar_to,
+
+NO_SUCH_USER = "No user with this id."  # also for someone else's id: ids cannot be probed
+USER_NOT_FOUND = OpenApiResponse(
+    description="no user with this id that you may read: only your own id, any for staff "
+    "(someone else's id answers exactly like a missing one)"
 )
 
 
 def _readable_user(request, user_id: int):
-    """The user whose data is asked for: yourself, or anyone if you are staff."""
-    if user_id == request.user.pk:
-        return request.user
-    user = get_object_or_404(get_user_model(), pk=user_id)
-    if user.pk != request.user.pk and not request.user.is_staff:
-        raise PermissionDenied("You can only read your own recommendations.")
+    """The user whose data is asked for: yourself, or anyone if you are staff; 404 otherwise."""
+    user = user_readable_by(user_id=user_id, reader=request.user)
+    if user is None:
+        raise NotFound(NO_SUCH_USER)
     return user
 
 
@@ -52,9 +52,9 @@ class SimilarUserSerializer(serializers.Serializer):
 
 class UserRecommendationsApi(APIView):
     class RecommendationQuerySerializer(serializers.Serializer):
-        n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=50)
-        offset = serializers.IntegerField(min_value=0, max_value=MAX_RECOMMENDATIONS, default=0)
-        backend = serializers.ChoiceField(choices=RETRIEVAL_BACKENDS, required=False)
+        n = StrictIntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=50)
+        offset = StrictIntegerField(min_value=0, max_value=MAX_RECOMMENDATIONS, default=0)
+        backend = StrictChoiceField(choices=RETRIEVAL_BACKENDS, required=False)
 
     class RecommendationListSerializer(serializers.Serializer):
         user_id = serializers.IntegerField()
@@ -63,7 +63,11 @@ class UserRecommendationsApi(APIView):
 
     @extend_schema(
         parameters=[RecommendationQuerySerializer],
-        responses={200: RecommendationListSerializer},
+        responses={
+            200: RecommendationListSerializer,
+            400: OpenApiResponse(description="n or offset out of range, or an unknown backend"),
+            404: USER_NOT_FOUND,
+        },
         description="Top tracks for a user, excluding every track they already interacted "
         "with. `model_version` is null when no model is active (popularity or tags).",
     )
@@ -71,7 +75,9 @@ class UserRecommendationsApi(APIView):
         params = self.RecommendationQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         user = _readable_user(request, user_id)
-        page = recommendation_page_for_user(user=user, **params.validated_data)
+        options = dict(params.validated_data)
+        backend = retrieval_backend(options.pop("backend", None))
+        page = recommendation_page_for_user(user=user, backend=backend, **options)
         return Response(
             {"user_id": user.pk, "model_version": page.model_version, "items": page.items}
         )
@@ -79,7 +85,7 @@ class UserRecommendationsApi(APIView):
 
 class SimilarUsersApi(APIView):
     class SimilarUsersQuerySerializer(serializers.Serializer):
-        n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=20)
+        n = StrictIntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=20)
 
     class SimilarUsersSerializer(serializers.Serializer):
         user_id = serializers.IntegerField()
@@ -87,7 +93,12 @@ class SimilarUsersApi(APIView):
         items = SimilarUserSerializer(many=True)
 
     @extend_schema(
-        parameters=[SimilarUsersQuerySerializer], responses={200: SimilarUsersSerializer}
+        parameters=[SimilarUsersQuerySerializer],
+        responses={
+            200: SimilarUsersSerializer,
+            400: OpenApiResponse(description="n out of range"),
+            404: USER_NOT_FOUND,
+        },
     )
     def get(self, request, user_id: int):
         params = self.SimilarUsersQuerySerializer(data=request.query_params)
@@ -105,15 +116,20 @@ class SimilarUsersApi(APIView):
 
 class SimilarTracksApi(APIView):
     class SimilarTracksQuerySerializer(serializers.Serializer):
-        n = serializers.IntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=20)
-        use_ann = serializers.BooleanField(default=False)
+        n = StrictIntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=20)
+        use_ann = StrictBooleanField(default=False)
 
     class SimilarTracksSerializer(serializers.Serializer):
         track_id = serializers.IntegerField()
         items = ScoredTrackSerializer(many=True)
 
     @extend_schema(
-        parameters=[SimilarTracksQuerySerializer], responses={200: SimilarTracksSerializer}
+        parameters=[SimilarTracksQuerySerializer],
+        responses={
+            200: SimilarTracksSerializer,
+            400: OpenApiResponse(description="n out of range, or use_ann not true or false"),
+            404: OpenApiResponse(description="no track with this id"),
+        },
     )
     def get(self, request, track_id: int):
         params = self.SimilarTracksQuerySerializer(data=request.query_params)
@@ -132,18 +148,16 @@ class ContinuationOutputSerializer(serializers.Serializer):
 
 
 class ContextSerializer(serializers.Serializer):
-    hour = serializers.IntegerField(min_value=0, max_value=23)
-    dow = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday")
+    hour = StrictIntegerField(min_value=0, max_value=23)
+    dow = StrictIntegerField(min_value=0, max_value=6, help_text="0 = Monday")
 
 
 class ContinuationOptionsSerializer(serializers.Serializer):
-    k = serializers.IntegerField(min_value=1, max_value=MAX_CONTINUATION, default=20)
+    k = StrictIntegerField(min_value=1, max_value=MAX_CONTINUATION, default=20)
     context = ContextSerializer(required=False, help_text="default: now")
-    use_ann = serializers.BooleanField(default=False)
-    exclude = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), max_length=1000, default=list
-    )
-    max_per_artist = serializers.IntegerField(
+    use_ann = StrictBooleanField(default=False)
+    exclude = serializers.ListField(child=id_field(), max_length=1000, default=list)
+    max_per_artist = StrictIntegerField(
         min_value=1, max_value=MAX_CONTINUATION, allow_null=True, default=2
     )
 
@@ -160,13 +174,19 @@ class ContinueApi(APIView):
 
     class ContinueInputSerializer(ContinuationOptionsSerializer):
         tracks = serializers.ListField(
-            child=serializers.IntegerField(min_value=1),
+            child=id_field(),
             min_length=1,
             max_length=MAX_INPUT_TRACKS,
             help_text="track ids, oldest first",
         )
 
-    @extend_schema(request=ContinueInputSerializer, responses={200: ContinuationOutputSerializer})
+    @extend_schema(
+        request=ContinueInputSerializer,
+        responses={
+            200: ContinuationOutputSerializer,
+            400: OpenApiResponse(description="no tracks, too many, or an option out of range"),
+        },
+    )
     def post(self, request):
         serializer = self.ContinueInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -179,19 +199,29 @@ class PlaylistContinueApi(APIView):
 
     parser_classes = [JSONParser]  # a form cannot carry the nested `context`: JSON only
 
+    class PlaylistContinueQuerySerializer(serializers.Serializer):
+        k = StrictIntegerField(
+            min_value=1, max_value=MAX_CONTINUATION, required=False,
+            help_text="overrides the body's k",
+        )  # fmt: skip
+
     @extend_schema(
         request=ContinuationOptionsSerializer,
-        parameters=[OpenApiParameter("k", int, description="overrides the body's k")],
-        responses={200: ContinuationOutputSerializer},
+        parameters=[PlaylistContinueQuerySerializer],
+        responses={
+            200: ContinuationOutputSerializer,
+            400: OpenApiResponse(description="an option out of range"),
+            404: OpenApiResponse(description="no playlist with this id that you may read"),
+        },
     )
     def post(self, request, playlist_id: int):
-        data = {**(request.data if isinstance(request.data, dict) else {})}
-        if "k" in request.query_params:
-            data["k"] = request.query_params["k"]
-        serializer = ContinuationOptionsSerializer(data=data)
+        query = self.PlaylistContinueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        serializer = ContinuationOptionsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        playlist = get_object_or_404(
-            Playlist.objects.filter(Q(owner=request.user) | Q(is_public=True)), pk=playlist_id
-        )
-        options = _continuation_options(dict(serializer.validated_data))
+        try:
+            playlist = playlist_for_reading(playlist_id=playlist_id, user=request.user)
+        except Playlist.DoesNotExist:
+            raise NotFound("No playlist with this id.") from None
+        options = _continuation_options({**serializer.validated_data, **query.validated_data})
         return Response(playlist_continuation_page(playlist=playlist, **options))

@@ -1,8 +1,10 @@
-"""Playlist continuation: the next tracks for a sequence, from the active continuation model."""
+"""Playlist continuation: the next tracks for a sequence, from the active continuation model.
+
+Reads only: the cached page the API serves is built by recommendations.continuation_services.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,9 +14,9 @@ from django.utils import timezone
 from catalog.models import Track
 from feedback.context import interaction_context
 from mltasks.ml.eval.seq_metrics import rerank_max_per_artist
-from mltasks.models import ModelVersion
-from recommendations.selectors import ScoredTrack, cached_payload
-from recommendations.serving import active_state
+from mltasks.ml.eval.topk import top_k_indices
+from recommendations.selectors import ScoredTrack
+from recommendations.serving import VectorState
 from recommendations.track_cards import track_cards
 from tunedin import metrics
 
@@ -30,11 +32,13 @@ class ContinuationList:
     fallback: str | None = None  # "popularity" when no model or no known input track
 
 
-def _cache_key(*, version_id, track_ids, exclude, hour, dow, k, use_ann, max_per_artist) -> str:
-    digest = hashlib.sha1(
-        f"{track_ids}|{sorted(exclude)}|{use_ann}|{max_per_artist}".encode()
-    ).hexdigest()
-    return f"continuation:v{version_id}:{digest}:h{hour}:d{dow}:k{k}"
+def continuation_context(*, hour: int | None, dow: int | None) -> tuple[int, int]:
+    """(hour, day of week) of the request: the ones given, else now's."""
+    if hour is None or dow is None:
+        now_hour, now_dow = interaction_context(occurred_at=timezone.now())
+        hour = now_hour if hour is None else hour
+        dow = now_dow if dow is None else dow
+    return hour, dow
 
 
 def _popular(*, exclude: set[int], k: int) -> list[tuple[int, float]]:
@@ -58,16 +62,16 @@ def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
             scores, rows = state.faiss_index("hnsw-ip").search(query.reshape(1, -1), pool)
         keep = rows[0] >= 0
         candidates, candidate_scores = rows[0][keep], scores[0][keep]
+        order = top_k_indices(candidate_scores, candidate_scores.size)  # best first, stable
+        candidates, candidate_scores = candidates[order], candidate_scores[order]
     else:
         with forward.time():
             scores = model.score(indices, hour, dow)
         with search.time():
-            candidates = np.argpartition(-scores, pool - 1)[:pool]
+            candidates = top_k_indices(scores, pool)
         candidate_scores = scores[candidates]
     allowed = ~np.isin(candidates, blocked)
     candidates, candidate_scores = candidates[allowed], candidate_scores[allowed]
-    order = np.argsort(-candidate_scores, kind="stable")
-    candidates, candidate_scores = candidates[order], candidate_scores[order]
     if max_per_artist and item_artist is not None:
         candidates, candidate_scores = rerank_max_per_artist(
             candidates, candidate_scores, item_artist, max_per_artist
@@ -78,59 +82,47 @@ def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
     ]
 
 
-def continuation_page(
-    *,
-    track_ids: list[int],
-    k: int,
-    hour: int | None = None,
-    dow: int | None = None,
-    use_ann: bool = False,
-    exclude: list[int] | None = None,
-    max_per_artist: int | None = 2,
-) -> dict:
-    """The k tracks most likely to come next after `track_ids` (oldest first), as plain data
-    (the API's payload): {"model_version", "fallback", "unknown_tracks", "items": [{"track_id",
-    "title", "artist", "score"}]}. Input tracks and `exclude` never come back; ids the model
-    does not know are reported in `unknown_tracks`. A model's answer is cached per model
-    version, input, options, hour and weekday, so a repeated request is one Redis read."""
-    if hour is None or dow is None:
-        now_hour, now_dow = interaction_context(occurred_at=timezone.now())
-        hour = now_hour if hour is None else hour
-        dow = now_dow if dow is None else dow
-    blocked = set(track_ids) | set(exclude or [])
-    state = active_state(ModelVersion.Kind.CONTINUATION)
-    if state is None:
-        unknown = sorted(
-            set(track_ids)
-            - set(Track.objects.filter(pk__in=track_ids).values_list("pk", flat=True))
-        )
-        return _page(
-            ranked=_popular(exclude=blocked, k=k), version_id=None, unknown=unknown,
-            fallback="popularity",
-        )  # fmt: skip
-    key = _cache_key(
-        version_id=state.version_id, track_ids=track_ids, exclude=blocked, hour=hour, dow=dow,
-        k=k, use_ann=use_ann, max_per_artist=max_per_artist,
+def continuation_fallback_payload(*, track_ids: list[int], exclude: set[int], k: int) -> dict:
+    """The API's payload without an active model: the most popular tracks not in `exclude`."""
+    unknown = sorted(
+        set(track_ids) - set(Track.objects.filter(pk__in=track_ids).values_list("pk", flat=True))
+    )
+    return _payload(
+        ranked=_popular(exclude=exclude, k=k), version_id=None, unknown=unknown,
+        fallback="popularity",
     )  # fmt: skip
 
-    def build() -> dict:
-        known = [t for t in track_ids if t in state.track_index]
-        unknown = sorted({t for t in track_ids if t not in state.track_index})
-        if not known:
-            ranked, fallback = _popular(exclude=blocked, k=k), "popularity"
-        else:
-            fallback = None
-            indices = [state.track_index[t] for t in known][-settings.MAX_SEQ_LEN :]
-            ranked = _ranked(
-                state=state, indices=indices, hour=hour, dow=dow, exclude=blocked, k=k,
-                use_ann=use_ann, max_per_artist=max_per_artist,
-            )  # fmt: skip
-        return _page(ranked=ranked, version_id=state.version_id, unknown=unknown, fallback=fallback)
 
-    return cached_payload(key=key, list_name="continuation", build=build)
+def continuation_payload(
+    *,
+    state: VectorState,
+    track_ids: list[int],
+    exclude: set[int],
+    hour: int,
+    dow: int,
+    k: int,
+    use_ann: bool,
+    max_per_artist: int | None,
+) -> dict:
+    """The API's payload from the active model `state`: {"model_version", "fallback",
+    "unknown_tracks", "items": [{"track_id", "title", "artist", "score"}]}. Tracks of
+    `exclude` never come back; ids the model does not know are reported in `unknown_tracks`
+    (with none known, the most popular tracks)."""
+    known = [t for t in track_ids if t in state.track_index]
+    unknown = sorted({t for t in track_ids if t not in state.track_index})
+    if not known:
+        ranked, fallback = _popular(exclude=exclude, k=k), "popularity"
+    else:
+        fallback = None
+        indices = [state.track_index[t] for t in known][-settings.MAX_SEQ_LEN :]
+        ranked = _ranked(
+            state=state, indices=indices, hour=hour, dow=dow, exclude=exclude, k=k,
+            use_ann=use_ann, max_per_artist=max_per_artist,
+        )  # fmt: skip
+    return _payload(ranked=ranked, version_id=state.version_id, unknown=unknown, fallback=fallback)
 
 
-def _page(*, ranked: list[tuple[int, float]], version_id, unknown, fallback) -> dict:
+def _payload(*, ranked: list[tuple[int, float]], version_id, unknown, fallback) -> dict:
     cards = track_cards(t for t, _ in ranked)
     items = [
         {"track_id": t, "title": cards[t].title, "artist": cards[t].artist, "score": s}
@@ -145,30 +137,22 @@ def _page(*, ranked: list[tuple[int, float]], version_id, unknown, fallback) -> 
     }
 
 
-def continuation_for_tracks(*, track_ids: list[int], k: int, **options) -> ContinuationList:
-    """`continuation_page` with Track objects (artist loaded), for the site's templates."""
-    page = continuation_page(track_ids=track_ids, k=k, **options)
-    ids = [item["track_id"] for item in page["items"]]
+def continuation_list(payload: dict) -> ContinuationList:
+    """A continuation payload with Track objects (artist loaded), for the site's templates."""
+    ids = [item["track_id"] for item in payload["items"]]
     tracks = Track.objects.select_related("artist").in_bulk(ids)
     return ContinuationList(
-        model_version=page["model_version"],
+        model_version=payload["model_version"],
         items=[
             ScoredTrack(track=tracks[item["track_id"]], score=item["score"])
-            for item in page["items"]
+            for item in payload["items"]
             if item["track_id"] in tracks
         ],
-        unknown_tracks=page["unknown_tracks"],
-        fallback=page["fallback"],
+        unknown_tracks=payload["unknown_tracks"],
+        fallback=payload["fallback"],
     )
 
 
-def _playlist_track_ids(playlist) -> list[int]:
+def playlist_track_ids(playlist) -> list[int]:
+    """The playlist's track ids in order (the sequence to continue)."""
     return list(playlist.entries.order_by("position").values_list("track_id", flat=True))
-
-
-def playlist_continuation_page(*, playlist, k: int, **options) -> dict:
-    return continuation_page(track_ids=_playlist_track_ids(playlist), k=k, **options)
-
-
-def playlist_continuation(*, playlist, k: int, **options) -> ContinuationList:
-    return continuation_for_tracks(track_ids=_playlist_track_ids(playlist), k=k, **options)

@@ -1,28 +1,29 @@
-"""Reads for serving: recommendations for a user, similar tracks, users and artists."""
+"""Reads for serving: recommendations for a user, similar tracks, users and artists.
+
+Nothing here writes: the caching of what these compute lives in recommendations.services.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from django.core.cache import cache
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
-from pgvector.django import CosineDistance, MaxInnerProduct
+from pgvector.django import CosineDistance
 
 from catalog.models import Artist, Track
 from feedback.models import Interaction
-from mltasks.drift_services import served_scores_record
+from mltasks.ml.eval.topk import top_k_indices
 from mltasks.models import ModelVersion, TrackVector, UserVector, padded_vector
+from recommendations.retrieval import RetrievalBackend, retrieve
 from recommendations.serving import VectorState, active_state
 from recommendations.track_cards import TrackCard, track_cards
-from tunedin import metrics
 
 MAX_RECOMMENDATIONS = 200
-RETRIEVAL_BACKENDS = ("exact", "faiss", "faiss-hnsw", "pgvector")
 RECENT_POSITIVES = 50
-POSITIVE_KINDS = (Interaction.Kind.PLAY, Interaction.Kind.LIKE)
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,6 @@ def user_history(*, user_id: int, limit: int = 5000) -> UserHistory:
     return UserHistory(recent_positives=positives, seen=seen)
 
 
-def pad_vector(vector: np.ndarray) -> list[float]:
-    return padded_vector(vector).tolist()
-
-
 def stored_user_vector(*, state: VectorState, user_id: int) -> np.ndarray | None:
     embedding = (
         UserVector.objects.filter(model_version_id=state.version_id, user_id=user_id)
@@ -94,62 +91,6 @@ def folded_in_user_vector(*, state: VectorState, track_ids: list[int]) -> np.nda
     if not rows:
         return None
     return state.item_vectors[rows].mean(axis=0)
-
-
-def _rec_cache_key(*, version_id: int | None, user_id: int, backend: str) -> str:
-    return f"rec:v{version_id or 0}:u{user_id}:{backend}"
-
-
-def recommendation_cache_keys(*, version_id: int | None, user_id: int) -> list[str]:
-    return [
-        _rec_cache_key(version_id=version_id, user_id=user_id, backend=backend)
-        for backend in (*RETRIEVAL_BACKENDS, "popular")
-    ]
-
-
-def _top_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, scores.shape[0])
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    candidates = np.argpartition(-scores, k - 1)[:k]
-    return candidates[np.argsort(-scores[candidates], kind="stable")]
-
-
-def retrieve(
-    *, state: VectorState, query: np.ndarray, exclude: set[int], k: int, backend: str
-) -> list[tuple[int, float]]:
-    """Top-k (track id, inner-product score) for a query vector, excluding track ids."""
-    with metrics.ANN_SEARCH_SECONDS.labels(kind=state.kind, backend=backend).time():
-        return _retrieve(state=state, query=query, exclude=exclude, k=k, backend=backend)
-
-
-def _retrieve(
-    *, state: VectorState, query: np.ndarray, exclude: set[int], k: int, backend: str
-) -> list[tuple[int, float]]:
-    if backend == "pgvector":
-        rows = (
-            TrackVector.objects.filter(model_version_id=state.version_id)
-            .exclude(track_id__in=exclude)
-            .annotate(distance=MaxInnerProduct("embedding", pad_vector(query)))
-            .order_by("distance", "track_id")
-            .values_list("track_id", "distance")[:k]
-        )
-        return [(track_id, -float(distance)) for track_id, distance in rows]
-    if backend in ("faiss", "faiss-hnsw"):
-        index = state.faiss_index("flat-ip" if backend == "faiss" else "hnsw-ip")
-        wanted = min(k + len(exclude), state.track_ids.shape[0])
-        scores, rows = index.search(query.reshape(1, -1).astype(np.float32), wanted)
-        found = [
-            (int(state.track_ids[row]), float(score))
-            for row, score in zip(rows[0], scores[0], strict=True)
-            if row >= 0 and int(state.track_ids[row]) not in exclude
-        ]
-        return found[:k]
-    scores = state.item_vectors @ query
-    excluded_rows = [state.track_index[t] for t in exclude if t in state.track_index]
-    scores[excluded_rows] = -np.inf
-    top = _top_indices(scores, k)
-    return [(int(state.track_ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
 
 def _explain(
@@ -205,8 +146,10 @@ class Ranking:
     follows_plays: bool
 
 
-def _compute_recommendations(*, user, backend: str) -> Ranking:
-    """The user's ranking, MAX_RECOMMENDATIONS long."""
+def recommendation_ranking(*, user, backend: RetrievalBackend) -> Ranking:
+    """The user's ranking, MAX_RECOMMENDATIONS long: by the active recommender's vectors (the
+    user's own, else folded in from their recent positives), else by their favourite tags and
+    artists, else by popularity; never a track they interacted with."""
     user_id = user.pk
     history = user_history(user_id=user_id)
     state = active_state(ModelVersion.Kind.RECOMMENDER)
@@ -218,7 +161,7 @@ def _compute_recommendations(*, user, backend: str) -> Ranking:
             query = folded_in_user_vector(state=state, track_ids=history.recent_positives)
     if query is not None:
         ranked = retrieve(
-            state=state, query=query, exclude=history.seen, k=MAX_RECOMMENDATIONS, backend=backend
+            backend=backend, state=state, query=query, exclude=history.seen, k=MAX_RECOMMENDATIONS
         )
         because = _explain(
             state=state, candidates=[t for t, _ in ranked], positives=history.recent_positives
@@ -249,9 +192,6 @@ def _reason_text(
     return f"Similar to what you play: {tag_names[0]}" if tag_names else "Picked for you"
 
 
-MAX_CACHED_PAGES = 8
-
-
 @dataclass(frozen=True)
 class RecommendationPage:
     """A page of recommendations as plain data (what the API returns, cached as it is)."""
@@ -260,40 +200,6 @@ class RecommendationPage:
     model_version: int | None
     items: list[dict]
     cached: bool = False
-
-
-def _ranking_entry(*, user, backend: str | None, store_miss: bool = True) -> tuple[str, dict, bool]:
-    """(cache key, {"version", "ranked", "follows_plays", "pages"}, hit) for the user's ranking.
-
-    One cache entry per (model version, user, backend) holds the ranked ids and the pages
-    already rendered from them, so a cached request is one Redis read; feedback deletes it.
-    With store_miss=False a new ranking is not written: the caller writes it with its page.
-    """
-    from django.conf import settings
-
-    backend = backend or settings.RETRIEVAL_BACKEND
-    state = active_state(ModelVersion.Kind.RECOMMENDER)
-    key = _rec_cache_key(
-        version_id=state.version_id if state else None, user_id=user.pk, backend=backend
-    )
-    entry = cache.get(key)
-    hit = entry is not None
-    metrics.recommendation_cache_lookup(list_name="user", hit=hit)
-    if not hit:
-        ranking = _compute_recommendations(user=user, backend=backend)
-        entry = {
-            "version": ranking.version_id,
-            "ranked": ranking.ranked,
-            "follows_plays": ranking.follows_plays,
-            "pages": {},
-        }
-        if store_miss:
-            cache.set(key, entry)
-        if ranking.version_id is not None:
-            served_scores_record(
-                model_version_id=ranking.version_id, scores=[s for _, s, _ in ranking.ranked[:50]]
-            )
-    return key, entry, hit
 
 
 def _page_reasons(*, user, page: list, cards: dict[int, TrackCard]) -> dict[int, str]:
@@ -312,7 +218,7 @@ def _page_reasons(*, user, page: list, cards: dict[int, TrackCard]) -> dict[int,
     }  # fmt: skip
 
 
-def _scored_page(*, user, ranked: list, n: int, offset: int) -> list[ScoredTrack]:
+def ranking_page_tracks(*, user, ranked: list, n: int, offset: int) -> list[ScoredTrack]:
     """A page of the ranking with Track objects (artist loaded), for the site."""
     page = ranked[offset : offset + n]
     track_ids = [t for t, _, _ in page]
@@ -325,7 +231,7 @@ def _scored_page(*, user, ranked: list, n: int, offset: int) -> list[ScoredTrack
     ]
 
 
-def _page_items(*, user, ranked: list, n: int, offset: int) -> list[dict]:
+def ranking_page_items(*, user, ranked: list, n: int, offset: int) -> list[dict]:
     """A page of the ranking as the API's plain data (no model instances to build)."""
     page = ranked[offset : offset + n]
     cards = track_cards(t for t, _, _ in page)
@@ -336,38 +242,6 @@ def _page_items(*, user, ranked: list, n: int, offset: int) -> list[dict]:
         for t, score, _ in page
         if t in cards
     ]  # fmt: skip
-
-
-def recommendations_for_user(
-    *, user, n: int, offset: int = 0, backend: str | None = None
-) -> RecommendationList:
-    """The user's top-n tracks (after `offset`), excluding every track they interacted with."""
-    _, entry, hit = _ranking_entry(user=user, backend=backend)
-    items = _scored_page(user=user, ranked=entry["ranked"], n=n, offset=offset)
-    return RecommendationList(
-        user_id=user.pk, model_version=entry["version"], items=items, cached=hit
-    )
-
-
-def recommendation_page_for_user(
-    *, user, n: int, offset: int = 0, backend: str | None = None
-) -> RecommendationPage:
-    """The same list as `recommendations_for_user`, as plain data, served from the cache."""
-    key, entry, hit = _ranking_entry(user=user, backend=backend, store_miss=False)
-    page_key = f"{n}:{offset}"
-    if page_key in entry["pages"]:
-        return RecommendationPage(
-            user_id=user.pk, model_version=entry["version"], items=entry["pages"][page_key],
-            cached=True,
-        )  # fmt: skip
-    items = _page_items(user=user, ranked=entry["ranked"], n=n, offset=offset)
-    if len(entry["pages"]) < MAX_CACHED_PAGES:
-        entry["pages"][page_key] = items
-    if not hit or page_key in entry["pages"]:
-        cache.set(key, entry)  # one write: the new ranking with its first page
-    return RecommendationPage(
-        user_id=user.pk, model_version=entry["version"], items=items, cached=hit
-    )
 
 
 def _similar_by_tags(*, track: Track, n: int) -> list[ScoredTrack]:
@@ -402,7 +276,7 @@ def tracks_similar_to(*, track: Track, n: int, use_ann: bool = False) -> list[Sc
             rows = (
                 TrackVector.objects.filter(model_version_id=state.version_id)
                 .exclude(track_id=track.pk)
-                .annotate(distance=CosineDistance("embedding", pad_vector(query)))
+                .annotate(distance=CosineDistance("embedding", padded_vector(query).tolist()))
                 .order_by("distance")
                 .values_list("track_id", "distance")[:n]
             )
@@ -411,39 +285,28 @@ def tracks_similar_to(*, track: Track, n: int, use_ann: bool = False) -> list[Sc
     return [ScoredTrack(track=tracks[t], score=s) for t, s in pairs if t in tracks]
 
 
-def cached_payload(*, key: str, list_name: str, build: Callable[[], dict | None]) -> dict | None:
-    """The payload cached under `key`, else `build()`'s (stored unless None); the lookup is
-    counted in the cache metrics under `list_name`."""
-    payload = cache.get(key)
-    metrics.recommendation_cache_lookup(list_name=list_name, hit=payload is not None)
-    if payload is None:
-        payload = build()
-        if payload is not None:
-            cache.set(key, payload)
-    return payload
-
-
-def similar_tracks_page(*, track_id: int, n: int, use_ann: bool = False) -> dict | None:
+def similar_tracks_payload(*, track_id: int, n: int, use_ann: bool = False) -> dict | None:
     """`tracks_similar_to` as plain data (the API's payload: {"track_id", "items": [{"track_id",
-    "title", "artist", "score"}]}), None for an unknown track. With an active model the page is
-    cached per model version, so a repeated request is one Redis read."""
+    "title", "artist", "score"}]}), None for an unknown track."""
+    track = Track.objects.select_related("artist").filter(pk=track_id).first()
+    if track is None:
+        return None
+    items = [
+        {"track_id": item.track.pk, "title": item.track.title,
+         "artist": item.track.artist.name, "score": item.score}
+        for item in tracks_similar_to(track=track, n=n, use_ann=use_ann)
+    ]  # fmt: skip
+    return {"track_id": track.pk, "items": items}
 
-    def build() -> dict | None:
-        track = Track.objects.select_related("artist").filter(pk=track_id).first()
-        if track is None:
-            return None
-        items = [
-            {"track_id": item.track.pk, "title": item.track.title,
-             "artist": item.track.artist.name, "score": item.score}
-            for item in tracks_similar_to(track=track, n=n, use_ann=use_ann)
-        ]  # fmt: skip
-        return {"track_id": track.pk, "items": items}
 
-    state = active_state(ModelVersion.Kind.RECOMMENDER)
-    if state is None:
-        return build()
-    key = f"similar:v{state.version_id}:t{track_id}:n{n}:{'ann' if use_ann else 'exact'}"
-    return cached_payload(key=key, list_name="similar", build=build)
+def user_readable_by(*, user_id: int, reader):
+    """The user whose recommendations `reader` may read: themselves, or anyone for staff. None
+    for anyone else and for a missing id alike, so that ids cannot be probed."""
+    if user_id == reader.pk:
+        return reader
+    if not reader.is_staff:
+        return None
+    return get_user_model().objects.filter(pk=user_id).first()
 
 
 def users_similar_to(*, user_id: int, n: int) -> tuple[int | None, list[ScoredUser]]:
@@ -470,19 +333,6 @@ def users_similar_to(*, user_id: int, n: int) -> tuple[int | None, list[ScoredUs
     return state.version_id, [ScoredUser(user_id=u, score=1.0 - float(d)) for u, d in rows]
 
 
-def _artist_centroids(state: VectorState) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted artist ids, unit mean of each artist's unit item vectors); -1 = unknown artist."""
-    artist_of = dict(
-        Track.objects.filter(pk__in=state.track_ids.tolist()).values_list("pk", "artist_id")
-    )
-    artist_ids = np.array([artist_of.get(int(t), -1) for t in state.track_ids])
-    unique_artists, inverse = np.unique(artist_ids, return_inverse=True)
-    centroids = np.zeros((len(unique_artists), state.dim), dtype=np.float32)
-    np.add.at(centroids, inverse, state.unit_item_vectors)
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    return unique_artists, centroids
-
-
 def artists_similar_to(*, artist: Artist, n: int) -> list[ScoredArtist]:
     """Artists whose tracks sit closest to this artist's tracks (mean item vectors)."""
     state = active_state(ModelVersion.Kind.RECOMMENDER)
@@ -495,14 +345,14 @@ def artists_similar_to(*, artist: Artist, n: int) -> list[ScoredArtist]:
             .order_by("-shared", "name")[:n]
         )
         return [ScoredArtist(artist=a, score=float(a.shared)) for a in rows]
-    unique_artists, centroids = state.derived("artist-centroids", lambda: _artist_centroids(state))
+    unique_artists, centroids = state.artist_centroids()
     position = np.searchsorted(unique_artists, artist.pk)
     if position >= len(unique_artists) or unique_artists[position] != artist.pk:
         return []
     similarity = centroids @ centroids[position]
     similarity[position] = -np.inf
     similarity[unique_artists < 0] = -np.inf
-    top = _top_indices(similarity, n)
+    top = top_k_indices(similarity, n)
     artists = Artist.objects.in_bulk([int(unique_artists[i]) for i in top])
     return [
         ScoredArtist(artist=artists[int(unique_artists[i])], score=float(similarity[i]))

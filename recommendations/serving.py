@@ -1,55 +1,86 @@
-"""Serving state: the active model version's vectors, loaded once per process.
+"""Serving state: the active model versions, loaded whole, once per process.
 
-Each web process keeps the active version's item vectors (and its FAISS indexes) in memory
-and checks at most every `ACTIVE_VERSION_CHECK_SECONDS` whether another version became
-active; a new state is built beside the old one and swapped in with one assignment, so a
-request never sees half a model and never waits on training. User vectors are read from
-pgvector per request (they change with online fold-in, which every process must see).
+A version's state is everything a request reads of it: the vectors, the FAISS indexes, the
+sequence model, the artist centroids. It is built beside the old one and swapped in with one
+assignment, so a request never sees half a model and never waits on training.
+
+A web worker loads every active version at boot and then follows activations with a watcher
+thread (`serving_watch_start`, from gunicorn's post_worker_init): every few seconds it reads the
+active version ids (one query) and loads whatever changed before a request asks for it; requests
+only read what is in memory. A process without a watcher (tests, runserver, Celery, commands)
+checks on the request path instead, at most every `ACTIVE_VERSION_CHECK_SECONDS`.
+User vectors are read from pgvector per request (they change with online fold-in, which every
+process must see).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from django.db import close_old_connections
 
+from catalog.models import Track
+from mltasks.indexes import build_faiss_index
+from mltasks.ml.artifacts import (
+    ServingVectors,
+    faiss_index_path,
+    load_continuation_artifact,
+    load_serving_vectors,
+)
 from mltasks.models import ModelVersion
 
+logger = logging.getLogger(__name__)
+
 ACTIVE_VERSION_CHECK_SECONDS = 5.0
-VECTORS_FILE = "vectors.npz"
-META_FILE = "serving.json"
+# The FAISS indexes requests search, by kind (retrieval backends, similar tracks, continuation).
+SERVED_FAISS_INDEXES = {
+    ModelVersion.Kind.RECOMMENDER: ("flat-ip", "hnsw-ip", "hnsw-cos"),
+    ModelVersion.Kind.CONTINUATION: ("hnsw-ip",),
+}
 
 
 @dataclass
 class VectorState:
-    """Item-side serving data of one model version."""
+    """Item-side serving data of one model version (user vectors as trained, for fold-in)."""
 
     version_id: int
     kind: str
     algorithm: str
-    track_ids: np.ndarray  # (n_items,) catalog track primary keys
-    item_vectors: np.ndarray  # (n_items, d) float32: score = user_vector · item_vector
+    vectors: ServingVectors
     directory: Path
-    meta: dict = field(default_factory=dict)
-    user_ids: np.ndarray | None = None  # (n_users,) user primary keys, as trained
-    user_vectors: np.ndarray | None = None  # (n_users, d) float32, as trained
     _derived: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
         self.track_index = {int(t): i for i, t in enumerate(self.track_ids)}
-        users = self.user_ids if self.user_ids is not None else []
+        users = self.vectors.user_ids if self.vectors.has_users else []
         self.user_index = {int(u): i for i, u in enumerate(users)}
         norms = np.linalg.norm(self.item_vectors, axis=1, keepdims=True)
         self.unit_item_vectors = self.item_vectors / np.maximum(norms, 1e-12)
 
     @property
+    def track_ids(self) -> np.ndarray:
+        """(n_items,) catalog track primary keys."""
+        return self.vectors.track_ids
+
+    @property
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, d) float32: score = user vector · item vector."""
+        return self.vectors.item_vectors
+
+    @property
+    def user_vectors(self) -> np.ndarray | None:
+        """(n_users, d) float32 as trained, rows by `user_index`."""
+        return self.vectors.user_vectors
+
+    @property
     def dim(self) -> int:
-        return int(self.item_vectors.shape[1])
+        return self.vectors.dim
 
     def derived(self, name: str, build):
         """A value computed once per model version and process (indexes, centroids, models)."""
@@ -62,9 +93,7 @@ class VectorState:
         """The served sequence model and its item -> artist-index array (loaded on first use)."""
 
         def load():
-            from mltasks.ml.seq.continuation import load_artifact
-
-            artifact = load_artifact(self.directory)
+            artifact = load_continuation_artifact(self.directory)
             return artifact.served_model, artifact.item_artist
 
         return self.derived("model", load)
@@ -75,12 +104,10 @@ class VectorState:
         def load():
             import faiss
 
-            path = self.directory / f"items.{name}.faiss"
+            path = faiss_index_path(self.directory, name)
             if path.exists():
                 index = faiss.read_index(str(path))
             else:
-                from mltasks.indexes import build_faiss_index
-
                 vectors = self.unit_item_vectors if name.endswith("cos") else self.item_vectors
                 index = build_faiss_index(vectors=vectors, kind=name)
             if hasattr(index, "hnsw"):
@@ -89,66 +116,153 @@ class VectorState:
 
         return self.derived(f"faiss:{name}", load)
 
+    def artist_centroids(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted artist ids, unit mean of each artist's unit item vectors); -1 = unknown."""
+
+        def load():
+            artist_of = dict(
+                Track.objects.filter(pk__in=self.track_ids.tolist()).values_list("pk", "artist_id")
+            )
+            artist_ids = np.array([artist_of.get(int(t), -1) for t in self.track_ids])
+            unique_artists, inverse = np.unique(artist_ids, return_inverse=True)
+            centroids = np.zeros((len(unique_artists), self.dim), dtype=np.float32)
+            np.add.at(centroids, inverse, self.unit_item_vectors)
+            centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+            return unique_artists, centroids
+
+        return self.derived("artist-centroids", load)
+
+    def preload(self) -> VectorState:
+        """Load now what requests would otherwise load on first use."""
+        for name in SERVED_FAISS_INDEXES.get(self.kind, ()):
+            self.faiss_index(name)
+        if self.kind == ModelVersion.Kind.CONTINUATION:
+            self.continuation_model()
+        else:
+            self.artist_centroids()
+        return self
+
 
 def load_vector_state(version: ModelVersion) -> VectorState:
+    """The version's whole serving state, loaded (OSError, KeyError or ValueError when its
+    artifacts are missing or broken)."""
     directory = Path(version.artifact_path)
-    with np.load(directory / VECTORS_FILE) as arrays:
-        track_ids = arrays["track_ids"].astype(np.int64)
-        item_vectors = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)
-        user_ids = arrays["user_ids"].astype(np.int64) if "user_ids" in arrays else None
-        user_vectors = (
-            arrays["user_vectors"].astype(np.float32) if "user_vectors" in arrays else None
-        )
-    meta_path = directory / META_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     return VectorState(
         version_id=version.pk,
         kind=version.kind,
         algorithm=version.algorithm,
-        track_ids=track_ids,
-        item_vectors=item_vectors,
+        vectors=load_serving_vectors(directory),
         directory=directory,
-        meta=meta,
-        user_ids=user_ids,
-        user_vectors=user_vectors,
-    )
+    ).preload()
 
 
 class _ActiveStates:
     def __init__(self):
         self._states: dict[str, VectorState | None] = {}
         self._checked_at: dict[str, float] = {}
+        self._failed: dict[str, int] = {}  # kind -> the version id that would not load
         self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def get(self, kind: str) -> VectorState | None:
+        if self._watcher is not None:
+            return self._states.get(kind)  # kept current by the watcher: no query here
         now = time.monotonic()
         if now - self._checked_at.get(kind, -1e9) < ACTIVE_VERSION_CHECK_SECONDS:
             return self._states.get(kind)
+        active = (
+            ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE)
+            .only("pk", "kind", "algorithm", "artifact_path")
+            .first()
+        )
         with self._lock:
-            active = (
-                ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE)
-                .only("pk", "kind", "algorithm", "artifact_path")
-                .first()
-            )
-            current = self._states.get(kind)
-            if active is None:
-                self._states[kind] = None
-            elif current is None or current.version_id != active.pk:
-                try:
-                    self._states[kind] = load_vector_state(active)
-                except (OSError, KeyError, ValueError):
-                    # Artifacts missing on this host: keep what we had (or nothing).
-                    self._states[kind] = current
+            self._follow(kind, active)
             self._checked_at[kind] = now
             return self._states.get(kind)
+
+    def refresh(self) -> dict[str, int | None]:
+        """Load every kind's active version that is not loaded yet (one query); returns
+        `served_versions()`."""
+        active = {
+            version.kind: version
+            for version in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).only(
+                "pk", "kind", "algorithm", "artifact_path"
+            )
+        }
+        with self._lock:
+            for kind in ModelVersion.Kind.values:
+                self._follow(kind, active.get(kind))
+                self._checked_at[kind] = time.monotonic()
+        return self.served_versions()
+
+    def _follow(self, kind: str, active: ModelVersion | None) -> None:
+        """Serve `active` (None: no model), loading it unless it is loaded already."""
+        current = self._states.get(kind)
+        if active is None:
+            self._states[kind] = None
+            return
+        if current is not None and current.version_id == active.pk:
+            return
+        try:
+            state = load_vector_state(active)
+        except Exception:
+            # Artifacts missing or broken on this host: keep what we had (or nothing).
+            if self._failed.get(kind) != active.pk:
+                logger.warning(
+                    "model version %s (%s) could not be loaded", active.pk, kind, exc_info=True
+                )
+                self._failed[kind] = active.pk
+            return
+        self._states[kind] = state
+        self._failed.pop(kind, None)
+        logger.info("serving model version %s (%s)", active.pk, kind)
+
+    def watch(self, *, interval_s: float) -> None:
+        """Load every active version now, then follow activations from a daemon thread."""
+        if self._watcher is not None:
+            return
+        try:
+            self.refresh()
+        except Exception:
+            logger.warning("serving models not loaded at start", exc_info=True)
+        finally:
+            close_old_connections()
+        self._stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval_s,), name="serving-watcher", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.refresh()
+            except Exception:
+                logger.warning("active model versions not checked", exc_info=True)
+            finally:
+                close_old_connections()  # this thread's connection, as after a request
+
+    def unwatch(self) -> None:
+        """Stop the watcher thread (tests); requests check on their own again."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            self._stop.set()
+            watcher.join(timeout=30)
 
     def reset(self) -> None:
         with self._lock:
             self._states.clear()
             self._checked_at.clear()
+            self._failed.clear()
 
-    def loaded_kinds(self) -> dict[str, bool]:
-        return {kind: self._states.get(kind) is not None for kind in ModelVersion.Kind.values}
+    def served_versions(self) -> dict[str, int | None]:
+        """{kind: the version id this process serves, None when it serves none}."""
+        states = dict(self._states)
+        return {
+            kind: (state.version_id if (state := states.get(kind)) is not None else None)
+            for kind in ModelVersion.Kind.values
+        }
 
 
 active_states = _ActiveStates()
@@ -158,5 +272,10 @@ def active_state(kind: str) -> VectorState | None:
     return active_states.get(kind)
 
 
-def loaded_kinds() -> dict[str, bool]:
-    return active_states.loaded_kinds()
+def served_versions() -> dict[str, int | None]:
+    return active_states.served_versions()
+
+
+def serving_watch_start(*, interval_s: float) -> None:
+    """Load the active versions now and follow activations (a web worker, once at boot)."""
+    active_states.watch(interval_s=interval_s)

@@ -6,9 +6,13 @@ the whole server whichever worker answers it. The directory is emptied when the 
 (stale files would add old counts) and a dead worker's live gauges are dropped (child_exit).
 Without PROMETHEUS_MULTIPROC_DIR a private directory under the system temp dir is used.
 
+Each worker loads the active model versions whole before its first request and follows
+activations with a watcher thread that reads the active version ids every SERVING_POLL_SECONDS
+(recommendations.serving), so that every worker serves, and /healthz reports, the same version.
+
 Environment: GUNICORN_BIND (default 127.0.0.1:8000; command-line --bind wins), WEB_WORKERS
-(2 per core), GUNICORN_TIMEOUT (60 s), WEB_COMPUTE_THREADS (1), LOG_FORMAT (json makes
-gunicorn's own log lines JSON too).
+(2 per core), GUNICORN_TIMEOUT (60 s), WEB_COMPUTE_THREADS (1), SERVING_POLL_SECONDS (2),
+LOG_FORMAT (json makes gunicorn's own log lines JSON too).
 """
 
 import gc
@@ -36,6 +40,7 @@ bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
 # running a model) stalls half the machine's requests; two halve that tail (bench/load.py).
 workers = int(os.environ.get("WEB_WORKERS", 2 * (os.cpu_count() or 1)))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+serving_poll_seconds = float(os.environ.get("SERVING_POLL_SECONDS", "2"))
 graceful_timeout = 30
 keepalive = 5
 # The per-request log line comes from tunedin.middleware (with request id and user).
@@ -57,11 +62,10 @@ if os.environ.get("LOG_FORMAT", "json") == "json":
 
 
 def on_starting(server):
-    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):
-        if name.endswith(".db"):
-            os.remove(os.path.join(directory, name))
+    # Project imports stay in the hooks: reading this file loads neither Django nor Celery.
+    from tunedin.metrics import multiprocess_directory_reset
+
+    multiprocess_directory_reset()
 
 
 def child_exit(server, worker):
@@ -76,15 +80,14 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    # Load the active models before the first request: it would otherwise pay for the load,
-    # and /healthz would report them as not loaded in this worker until then.
+    # Load the active models whole before the first request (vectors, FAISS indexes, the
+    # sequence model), then follow activations: no request pays for a load, and /healthz reports
+    # the same version from every worker.
     try:
-        from mltasks.models import ModelVersion
-        from recommendations.serving import active_state
+        from recommendations.serving import serving_watch_start
         from recommendations.track_cards import track_cards
 
-        for kind in ModelVersion.Kind.values:
-            active_state(kind)
+        serving_watch_start(interval_s=serving_poll_seconds)
         track_cards(())  # the snapshot that renders lists
     except Exception:
         worker.log.warning("serving models not preloaded", exc_info=True)

@@ -1,14 +1,18 @@
-"""What /healthz reports: database, cache and serving models, checked cheaply on every call."""
+"""What /healthz reports: database, cache and the model versions this process serves, checked
+cheaply on every call (serving state is only read: web workers load it at boot and on
+activation, recommendations.serving)."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError
 
 from mltasks.models import ModelVersion
+from recommendations import serving
 
 logger = logging.getLogger(__name__)
 
@@ -17,13 +21,11 @@ STATUS_DEGRADED = "degraded"
 STATUS_DOWN = "down"
 
 
-def _active_kinds() -> set[str] | None:
-    """Kinds with an active model version; None when the database cannot be reached."""
+def _active_versions() -> dict[str, int] | None:
+    """{kind: active version id}; None when the database cannot be reached."""
     try:
-        return set(
-            ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list(
-                "kind", flat=True
-            )
+        return dict(
+            ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("kind", "pk")
         )
     except DatabaseError:
         logger.warning("health check: database unreachable", exc_info=True)
@@ -43,29 +45,23 @@ def _cache_connected() -> bool:
         return False
 
 
-def _serving_loaded_kinds() -> dict[str, bool] | None:
-    """Which kinds this process has loaded, when the serving module says so."""
-    try:
-        from recommendations.serving import loaded_kinds
-    except ImportError:
-        return None
-    try:
-        return dict(loaded_kinds())
-    except Exception:
-        logger.warning("health check: serving state unavailable", exc_info=True)
-        return None
-
-
 def health_check() -> dict:
-    """`status` is down without the database, degraded without cache or a serving model."""
-    active_kinds = _active_kinds()
-    db_connected = active_kinds is not None
+    """`status` is down without the database, degraded without cache or when this process does
+    not serve every kind's active version. `serving` says, per kind, which version this process
+    serves and whether it is the active one; `pid` tells the processes behind one address apart.
+    """
+    active = _active_versions()
+    db_connected = active is not None
     cache_connected = _cache_connected()
-    loaded = _serving_loaded_kinds() if db_connected else None
-    model_loaded = {
-        kind: kind in (active_kinds or ()) and (loaded is None or loaded.get(kind, False))
+    served = serving.served_versions()
+    serving_report = {
+        kind: {
+            "version": served[kind],
+            "loaded": served[kind] is not None and served[kind] == (active or {}).get(kind),
+        }
         for kind in ModelVersion.Kind.values
     }
+    model_loaded = {kind: report["loaded"] for kind, report in serving_report.items()}
     if not db_connected:
         status = STATUS_DOWN
     elif cache_connected and all(model_loaded.values()):
@@ -75,6 +71,8 @@ def health_check() -> dict:
     return {
         "status": status,
         "version": settings.APP_VERSION,
+        "pid": os.getpid(),
+        "serving": serving_report,
         "model_loaded": model_loaded,
         "cache_connected": cache_connected,
         "db_connected": db_connected,

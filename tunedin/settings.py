@@ -1,9 +1,13 @@
 """TunedIn settings: one module, driven by the environment (see env.example and README)."""
 
 import re
+from base64 import b64encode
+from datetime import timedelta
+from hashlib import sha256
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -13,13 +17,18 @@ env = environ.Env()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG and env.bool("DJANGO_REQUIRE_SECRET_KEY", default=False):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production")
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off: generate one with "
+            '`python -c "import secrets; print(secrets.token_urlsafe(50))"`, or run through '
+            "`make run` / `make test` (`python -m devstack …`), which set a development key."
+        )
     SECRET_KEY = "tunedin-insecure-development-key-do-not-use-in-production"
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "web",  # first: its registration/ templates override django.contrib.admin's
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -32,14 +41,18 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "django_celery_beat",
+    "axes",
+    "csp",
     "accounts",
     "catalog",
     "feedback",
     "playlists",
     "recommendations",
     "mltasks",
+    "ingest",
 ]
 
 MIDDLEWARE = [
@@ -47,6 +60,7 @@ MIDDLEWARE = [
     "tunedin.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -54,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After every middleware that may log a user in: turns a lockout into a 429 (axes' order).
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -63,7 +79,7 @@ WSGI_APPLICATION = "tunedin.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -122,6 +138,11 @@ CACHES = {
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 AUTH_USER_MODEL = "accounts.User"
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -132,6 +153,15 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
+# Login lockout (django-axes) for the site, the admin and POST /api/auth/token: after
+# AXES_FAILURE_LIMIT failed logins one username is refused from one address, the right password
+# included, until AXES_COOLOFF_MINUTES have passed without a new failure (429 with Retry-After).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "tunedin.throttling.login_lockout_response"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -139,11 +169,21 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files served at the site's root by WhiteNoise (/favicon.ico).
+WHITENOISE_ROOT = BASE_DIR / "public"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+
+def _throttle_rates(rates: dict[str, str]) -> dict[str, str | None]:
+    """DRF rates ("30/minute"); an empty one, or "off", turns that throttle off."""
+    return {
+        scope: None if rate.strip().lower() in ("", "off", "none") else rate.strip()
+        for scope, rate in rates.items()
+    }
+
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -155,12 +195,43 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Any JSON body that cannot be parsed (too deep, bad charset) is a 400, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "tunedin.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # 429 with Retry-After past a rate; counted in the Redis cache (tunedin/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tunedin.throttling.AnonRateThrottle",
+        "tunedin.throttling.UserRateThrottle",
+        "tunedin.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": _throttle_rates(
+        {
+            "anon": env("THROTTLE_ANON_RATE", default="300/minute"),
+            "user": env("THROTTLE_USER_RATE", default="3000/minute"),
+            "api-token": env("THROTTLE_API_TOKEN_RATE", default="30/minute"),
+            "feedback": env("THROTTLE_FEEDBACK_RATE", default="600/minute"),
+        }
+    ),
+    # The client address is REMOTE_ADDR, or the one this many trusted proxies in front report.
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "TunedIn API",
     "DESCRIPTION": "Music recommendations, playlist continuation and listening feedback.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from the installed drf-spectacular-sidecar: the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Every operation's 4xx answers with their bodies (tunedin/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tunedin.schema.error_responses_postprocess",
+    ],
 }
 
 # Celery: Redis is the broker and the result backend; beat schedules live in the database.
@@ -209,7 +280,8 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    # axes: each login at INFO (the admin lists them); failures and lockouts stay at WARNING.
+    "loggers": {"pgserver": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # Training: a time budget per neural model, an epoch cap and the seed (see EVALUATION.md).
@@ -223,6 +295,8 @@ APP_VERSION = env("APP_VERSION", default="0.1.0")
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 # When set, GET /metrics needs `Authorization: Bearer <token>` (Prometheus: `authorization`).
 METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", default="")
+# Without a token /metrics answers 401, unless it is public (the default with DJANGO_DEBUG on).
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=DEBUG)
 # Latency buckets of django-prometheus's per-view histograms: fine enough for a 5 ms p50.
 PROMETHEUS_LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -230,7 +304,55 @@ PROMETHEUS_LATENCY_BUCKETS = (
 )  # fmt: skip
 DRIFT_PSI_THRESHOLD = env.float("DRIFT_PSI_THRESHOLD", default=0.2)
 DRIFT_WINDOW_DAYS = env.int("DRIFT_WINDOW_DAYS", default=7)
+# Listening events stamped before this moment (ISO 8601) are refused as bad timestamps.
+FEEDBACK_MIN_TIMESTAMP = env("FEEDBACK_MIN_TIMESTAMP", default="2000-01-01T00:00:00Z")
 
 # Several checkouts (or agents) may share one server: each can pick its own test database.
 if test_database_name := env("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": test_database_name}
+
+# Production security: each toggle from the environment (README, env.example). Behind a TLS
+# proxy turn them all on; `manage.py check --deploy` is then clean (tunedin/tests/test_deploy.py).
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# Probes from inside the stack (healthchecks, Prometheus) speak plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=False)
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    # Only behind a proxy that sets this header itself (and drops a client's).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content Security Policy (django-csp): scripts and styles from this site only. htmx comes from
+# django-htmx's static files; the one inline style htmx 2 adds (its request indicator, this exact
+# text) is allowed by its hash. The API docs relax styles for their pages (tunedin/api_docs.py).
+_HTMX_INDICATOR_STYLE = (
+    ".htmx-indicator{opacity:0;visibility: hidden} .htmx-request .htmx-indicator, "
+    ".htmx-request.htmx-indicator{opacity:1;visibility: visible;transition: opacity 200ms ease-in}"
+)
+HTMX_INDICATOR_STYLE_HASH = (
+    f"'sha256-{b64encode(sha256(_HTMX_INDICATOR_STYLE.encode()).digest()).decode()}'"
+)
+_csp_policy = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, HTMX_INDICATOR_STYLE_HASH],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+if _csp_report_uri := env("CSP_REPORT_URI", default=""):
+    _csp_policy["DIRECTIVES"]["report-uri"] = [_csp_report_uri]
+# CSP_REPORT_ONLY=true: browsers report violations (to CSP_REPORT_URI) instead of blocking.
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _csp_policy
+else:
+    CONTENT_SECURITY_POLICY = _csp_policy

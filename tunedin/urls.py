@@ -1,22 +1,29 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from drf_spectacular.views import SpectacularAPIView
 
-from recommendations.views import healthz
-from tunedin.views import metrics
+from accounts.apis import TokenObtainApi, TokenRevokeApi
+from tunedin.api_docs import redoc, swagger_ui
+from tunedin.views import healthz, metrics
+from web.urls import playlist_urlpatterns
+
+# One "playlists" namespace for the API and the pages ("playlists:api-list", "playlists:detail").
+playlist_routes = [
+    path("api/playlists/", include("playlists.urls")),
+    path("playlists/", include(playlist_urlpatterns)),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("accounts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/auth/token", obtain_auth_token, name="api-token"),
+    path("api/docs/", swagger_ui, name="swagger-ui"),
+    path("api/redoc/", redoc, name="redoc"),
+    path("api/auth/token", TokenObtainApi.as_view(), name="api-token"),
+    path("api/auth/token/revoke", TokenRevokeApi.as_view(), name="api-token-revoke"),
     path("api/", include("feedback.urls")),
     path("api/", include("recommendations.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="prometheus-django-metrics"),
-    path("dashboard/", include("mltasks.urls")),
-    path("", include("playlists.urls")),
-    path("", include("catalog.urls")),
+    path("", include((playlist_routes, "playlists"))),
+    path("", include("web.urls")),
 ]

@@ -59,7 +59,7 @@ def test_a_deactivated_user_is_refused_at_once(api_client, token):
 
 def test_a_user_promoted_to_staff_is_staff_at_once(api_client, token):
     other = UserFactory()
-    assert _me(api_client, token.key, other.pk) == 403  # not your data
+    assert _me(api_client, token.key, other.pk) == 404  # not your data: as if missing
     token.user.is_staff = True
     token.user.save()
     assert _me(api_client, token.key, other.pk) == 200

@@ -1,10 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
 from catalog.models import Artist, Tag, Track
-from feedback.context import interaction_context
-from feedback.models import Interaction
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -37,16 +34,3 @@ class TrackFactory(factory.django.DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Track {n}")
     artist = factory.SubFactory(ArtistFactory)
     duration_ms = 200_000
-
-
-class InteractionFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Interaction
-
-    user = factory.SubFactory(UserFactory)
-    track = factory.SubFactory(TrackFactory)
-    kind = Interaction.Kind.PLAY
-    occurred_at = factory.LazyFunction(timezone.now)
-    hour = factory.LazyAttribute(lambda o: interaction_context(occurred_at=o.occurred_at)[0])
-    day_of_week = factory.LazyAttribute(lambda o: interaction_context(occurred_at=o.occurred_at)[1])
-    source = Interaction.Source.API

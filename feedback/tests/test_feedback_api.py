@@ -9,13 +9,6 @@ from feedback.models import Interaction
 URL = "/api/feedback"
 
 
-@pytest.fixture
-def listener(api_client):
-    user = UserFactory()
-    api_client.force_authenticate(user)
-    return user
-
-
 @pytest.mark.django_db
 def test_feedback_is_stored_with_its_context(api_client, listener):
     track = TrackFactory()

@@ -6,7 +6,6 @@ from django.core.management import call_command
 
 from catalog.models import Artist, Tag, Track
 from mltasks.models import ModelVersion
-from recommendations.serving import active_states
 
 SMALL_WORLD = ["--users", "150", "--artists", "30", "--tracks", "600", "--events", "24000",
                "--playlists", "120", "--seed", "11"]  # fmt: skip
@@ -27,7 +26,6 @@ def small_world(django_db_setup, django_db_blocker):
         call_command("seed_demo", *SMALL_WORLD)
         yield
         world_delete()
-    active_states.reset()
 
 
 def trained_version(*, kind: str, django_db_blocker, tmp_path_factory):
@@ -39,6 +37,5 @@ def trained_version(*, kind: str, django_db_blocker, tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("artifacts")
     with django_db_blocker.unblock(), override_settings(ARTIFACTS_DIR=artifacts, **QUICK_TRAINING):
         version = model_version_train(kind=kind)
-    active_states.reset()
     with override_settings(ARTIFACTS_DIR=artifacts):
         yield version

@@ -11,10 +11,11 @@ from prometheus_client import REGISTRY
 from catalog.tests.factories import TrackFactory
 from feedback.context import interaction_context
 from feedback.models import Interaction
-from mltasks import drift_services
-from mltasks.drift_services import drift_report_create, served_scores_record
+from mltasks import served_scores
+from mltasks.drift_services import drift_report_create
 from mltasks.drift_tasks import drift_check
 from mltasks.models import DriftReport, ModelVersion
+from mltasks.served_scores import served_scores_record
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
@@ -164,7 +165,7 @@ def test_served_scores_drift_once_enough_scores_are_recorded():
     served_scores_record(model_version_id=version.pk, scores=[], sample_rate=1.0)  # no-op
     for batch in range(10):
         centre = 0.3 if batch < 5 else 0.7
-        scores = [rng.gauss(centre, 0.05) for _ in range(drift_services.SERVED_SCORES_KEPT // 5)]
+        scores = [rng.gauss(centre, 0.05) for _ in range(served_scores.SERVED_SCORES_KEPT // 5)]
         served_scores_record(model_version_id=version.pk, scores=scores, sample_rate=1.0)
 
     report = drift_report_create(window_days=7, window_end=NOW)
@@ -176,8 +177,8 @@ def test_served_scores_drift_once_enough_scores_are_recorded():
 
 def test_sampling_keeps_most_calls_off_redis(monkeypatch):
     calls = []
-    monkeypatch.setattr(drift_services.random, "random", lambda: 0.5)
-    monkeypatch.setattr(drift_services, "_served_scores_keys", lambda pk: calls.append(pk))
+    monkeypatch.setattr(served_scores.random, "random", lambda: 0.5)
+    monkeypatch.setattr(served_scores, "_keys", lambda pk: calls.append(pk))
     served_scores_record(model_version_id=1, scores=[0.1], sample_rate=0.05)
     assert calls == []
 

@@ -9,27 +9,24 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from mltasks.ml.artifacts import load_recommender_artifact, save_recommender_artifact
 from mltasks.ml.bench.cf import quick_config, run_cf_benchmark
 from mltasks.ml.cf.baselines import EASE, ItemKNN, MostPop, factorize_scores
 from mltasks.ml.cf.content import (
     ContentModel,
-    ItemTags,
     fill_cold_items,
     fit_tag_content,
     with_artist_tags,
 )
 from mltasks.ml.cf.hybrid import blend_factors, hybrid_scores, standardize_rows
 from mltasks.ml.cf.lightgcn import LightGCNConfig, normalized_adjacency, train_lightgcn
-from mltasks.ml.cf.recommender import (
-    RecommenderConfig,
-    load_artifact,
-    save_artifact,
-    train_user_recommender,
-)
+from mltasks.ml.cf.recommender import RecommenderConfig, train_user_recommender
 from mltasks.ml.data.cf_datasets import load_adjacency, load_csv, load_dataset
 from mltasks.ml.data.interactions import Interactions, training_weights
+from mltasks.ml.data.item_tags import ItemTags
 from mltasks.ml.data.splits import cf_random_split, held_out_items
-from mltasks.ml.eval.ranking import evaluate_scorer, rank_users, top_k_from_scores
+from mltasks.ml.eval.ranking import evaluate_scorer, rank_users
+from mltasks.ml.eval.topk import exclude_items, top_k_indices
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cf"
 
@@ -153,17 +150,18 @@ def test_split_proportions_and_at_least_one_test_item_per_user():
 def test_top_k_excludes_training_items_and_orders_best_first():
     scores = np.array([[0.9, 0.1, 0.8, 0.5, 0.7], [0.1, 0.2, 0.3, 0.4, 0.5]])
     exclude = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 0, 0, 1]]))
-    top = top_k_from_scores(scores, 3, exclude)
+    top = top_k_indices(exclude_items(scores, exclude), 3)
     assert top.tolist() == [[2, 4, 3], [3, 2, 1]]
 
 
 def test_short_catalogs_are_padded_with_minus_one_not_with_known_items():
     exclude = sp.csr_matrix(np.array([[1, 0, 1]]))
-    assert top_k_from_scores(np.array([[3.0, 2.0, 1.0]]), 4, exclude).tolist() == [[1, -1, -1, -1]]
+    top = top_k_indices(exclude_items(np.array([[3.0, 2.0, 1.0]]), exclude), 4)
+    assert top.tolist() == [[1, -1, -1, -1]]
 
 
 def test_ties_are_broken_by_item_index():
-    assert top_k_from_scores(np.zeros((1, 5)), 3).tolist() == [[0, 1, 2]]
+    assert top_k_indices(np.zeros((1, 5)), 3).tolist() == [[0, 1, 2]]
 
 
 def test_rankings_never_contain_training_items_in_any_batch():
@@ -471,8 +469,8 @@ def test_recommender_serves_a_dot_product_model_chosen_on_validation(planted, tm
     assert result.fitted_on == "all"
     assert len(result.history["LightGCN"]) >= 5
 
-    path = save_artifact(result, tmp_path / "model")
-    loaded = load_artifact(path)
+    path = save_recommender_artifact(result, tmp_path / "model")
+    loaded = load_recommender_artifact(path)
     np.testing.assert_array_equal(loaded.user_vectors, result.user_vectors)
     np.testing.assert_array_equal(loaded.item_ids, result.item_ids)
     assert loaded.served_model == result.served_model

@@ -11,16 +11,15 @@ from mltasks.ml.data.seq_datasets import SequenceEvents
 from mltasks.ml.data.sequences import NEUTRAL_DOW, NEUTRAL_HOUR, SequenceConfig, seq_last_split
 from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
 from mltasks.ml.seq.baselines import MostPop
-from mltasks.ml.seq.gru4rec import GRU4RecConfig, GRU4RecNetwork, train_gru4rec
-from mltasks.ml.seq.sasrec import (
+from mltasks.ml.seq.continuation import load_neural_model
+from mltasks.ml.seq.gru4rec import GRU4REC, GRU4RecConfig, GRU4RecNetwork, train_gru4rec
+from mltasks.ml.seq.sasrec import SASREC, SASRecConfig, SASRecNetwork, train_sasrec
+from mltasks.ml.seq.trainer import (
     NeuralContinuationModel,
-    SASRecConfig,
-    SASRecNetwork,
     _future_targets,
     _loss,
     _seen_mask,
     make_training_windows,
-    train_sasrec,
 )
 
 torch.set_num_threads(1)
@@ -89,19 +88,21 @@ def test_sasrec_forward_pass_is_causal():
 def test_padded_batches_score_like_single_requests():
     torch.manual_seed(0)
     inputs = [np.array([3, 1, 4]), np.array([1, 5, 9, 2, 6, 5, 3]), np.array([7])]
-    for kind, network, config in (
+    for architecture, network, config in (
         (
-            "sasrec",
+            SASREC,
             SASRecNetwork(12, SASRecConfig(d_model=16, max_seq_len=8)),
             SASRecConfig(d_model=16, max_seq_len=8),
         ),
         (
-            "gru4rec",
+            GRU4REC,
             GRU4RecNetwork(12, GRU4RecConfig(d_model=16)),
             GRU4RecConfig(d_model=16, max_seq_len=8),
         ),
     ):
-        model = NeuralContinuationModel(network=network, config=config, n_items=12, kind=kind)
+        model = NeuralContinuationModel(
+            network=network, config=config, n_items=12, architecture=architecture
+        )
         batch = model.score_batch(inputs, np.array([1, 2, 3]), np.array([0, 1, 2]))
         singles = np.vstack(
             [
@@ -109,7 +110,7 @@ def test_padded_batches_score_like_single_requests():
                 for items, hour, dow in zip(inputs, [1, 2, 3], [0, 1, 2], strict=True)
             ]
         )
-        assert np.allclose(batch, singles, atol=1e-5), kind
+        assert np.allclose(batch, singles, atol=1e-5), architecture.name
 
 
 def test_training_windows_cover_every_transition_once():
@@ -238,6 +239,6 @@ def test_save_and_load_round_trip_gives_the_same_scores(tmp_path, trained_sasrec
     model = trained_sasrec.model
     model.save(tmp_path / "sasrec")
     assert sorted(p.name for p in (tmp_path / "sasrec").iterdir()) == ["config.json", "weights.pt"]
-    loaded = NeuralContinuationModel.load(tmp_path / "sasrec")
+    loaded = load_neural_model(tmp_path / "sasrec")
     assert np.allclose(loaded.score([1, 2, 3], 9, 4), model.score([1, 2, 3], 9, 4), atol=1e-6)
     assert loaded.config == model.config

@@ -10,23 +10,18 @@ import numpy as np
 import pytest
 import torch
 
+from mltasks.ml.artifacts import load_continuation_artifact, save_continuation_artifact
 from mltasks.ml.bench import seq as benchmark_seq
 from mltasks.ml.data.seq_datasets import load_mpd_playlists
 from mltasks.ml.data.sequences import EvalCases, SequenceConfig
 from mltasks.ml.eval.seq_metrics import (
-    PAD,
     artist_repeat_at_k,
     evaluate_rankings,
     repetition_at_k,
     rerank_max_per_artist,
-    top_k_excluding,
 )
-from mltasks.ml.seq.continuation import (
-    ContinuationConfig,
-    load_artifact,
-    save_artifact,
-    train_continuation_model,
-)
+from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
+from mltasks.ml.seq.continuation import ContinuationConfig, train_continuation_model
 from mltasks.ml.seq.gru4rec import GRU4RecConfig
 from mltasks.ml.seq.sasrec import SASRecConfig
 
@@ -80,7 +75,7 @@ def test_rerank_caps_items_per_artist_and_defers_the_rest():
 
 def test_top_k_never_returns_excluded_items_and_pads_short_catalogs():
     scores = np.array([[0.9, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.4]])
-    top = top_k_excluding(scores, [np.array([0]), np.array([3, 2])], k=5)
+    top = top_k_indices(exclude_items(scores, [np.array([0]), np.array([3, 2])]), k=5)
     assert top[0].tolist() == [1, 2, 3, PAD, PAD]
     assert top[1].tolist() == [1, 0, PAD, PAD, PAD]
 
@@ -140,8 +135,8 @@ def test_continuation_trains_every_model_and_serves_an_embedding_model(mpd_resul
 
 
 def test_artifact_round_trip_keeps_scores_ids_and_metrics(tmp_path, mpd_result):
-    save_artifact(mpd_result, tmp_path / "artifact")
-    loaded = load_artifact(tmp_path / "artifact")
+    save_continuation_artifact(mpd_result, tmp_path / "artifact")
+    loaded = load_continuation_artifact(tmp_path / "artifact")
     assert loaded.served_model_name == mpd_result.served_model_name
     assert loaded.item_ids.tolist() == mpd_result.item_ids.tolist()
     assert np.allclose(

@@ -7,6 +7,7 @@ from playlists.models import Playlist, PlaylistEntry
 from playlists.services import (
     playlist_add_tracks,
     playlist_create,
+    playlist_create_with_tracks,
     playlist_delete,
     playlist_move_entry,
     playlist_remove_entry,
@@ -43,6 +44,31 @@ def test_create_rejects_an_empty_or_too_long_name(name):
 
 def test_a_name_of_200_characters_is_accepted():
     assert playlist_create(owner=UserFactory(), name="x" * 200).name == "x" * 200
+
+
+def test_create_with_tracks_makes_the_playlist_with_its_tracks_in_order():
+    tracks = TrackFactory.create_batch(2)
+
+    playlist = playlist_create_with_tracks(
+        owner=UserFactory(), name="Fresh", track_ids=ids(tracks[::-1])
+    )
+
+    assert (playlist.name, track_order(playlist)) == ("Fresh", ids(tracks[::-1]))
+
+
+@pytest.mark.parametrize(
+    ("name", "track_ids", "field"),
+    [("Ghost", [999_999], "track_ids"), ("Empty", [], "track_ids"), ("   ", ["TRACK"], "name")],
+)
+def test_create_with_tracks_leaves_nothing_when_anything_is_wrong(name, track_ids, field):
+    track = TrackFactory()
+    track_ids = [track.pk if value == "TRACK" else value for value in track_ids]
+
+    with pytest.raises(ValidationError) as error:
+        playlist_create_with_tracks(owner=UserFactory(), name=name, track_ids=track_ids)
+
+    assert field in error.value.message_dict
+    assert not Playlist.objects.exists() and not PlaylistEntry.objects.exists()
 
 
 def test_rename_and_visibility_change_touch_updated_at():

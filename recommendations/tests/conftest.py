@@ -1,14 +1,12 @@
 """A real serving version built from known vectors (no training), for fast API tests."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from catalog.tests.factories import ArtistFactory, TrackFactory, UserFactory
-from mltasks.models import ModelVersion
-from mltasks.services import model_version_activate, serving_vectors_publish
+from mltasks.ml.artifacts import ServingVectors
 from recommendations.serving import active_states
+from recommendations.tests.planted import planted_recommender
 
 
 @pytest.fixture(autouse=True)
@@ -37,21 +35,11 @@ def planted_world(db, settings, tmp_path):
     user_vectors[0, 0] = 1.0  # likes genre A
     user_vectors[1, 1] = 1.0  # likes genre B
     user_vectors[2, 0] = 0.9  # a genre-A neighbour of user 0
-    version = ModelVersion.objects.create(
-        kind=ModelVersion.Kind.RECOMMENDER,
-        algorithm="planted",
-        status=ModelVersion.Status.READY,
-        metrics={"served": "planted", "models": {}},
+    vectors = ServingVectors(
+        track_ids=np.array([t.pk for t in tracks]),
+        item_vectors=item_vectors,
+        user_ids=np.array([u.pk for u in users]),
+        user_vectors=user_vectors,
     )
-    directory = Path(tmp_path) / "recommender" / str(version.pk)
-    directory.mkdir(parents=True)
-    track_ids = np.array([t.pk for t in tracks])
-    user_ids = np.array([u.pk for u in users])
-    serving_vectors_publish(
-        version=version, directory=directory, track_ids=track_ids, item_vectors=item_vectors,
-        user_ids=user_ids, user_vectors=user_vectors,
-    )  # fmt: skip
-    version.artifact_path = str(directory)
-    version.save()
-    model_version_activate(version=version)
+    version = planted_recommender(directory=tmp_path, vectors=vectors)
     return {"version": version, "tracks": tracks, "users": users}

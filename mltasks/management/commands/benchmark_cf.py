@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, dataset, path, seed, out, dump_topk, quick, **options):
         try:
             if dataset == "demo":
-                from mltasks.recommender_training import recommender_training_data
+                from mltasks.training.recommender import recommender_training_data
 
                 interactions, item_tags, tag_names = recommender_training_data()
                 report_input = {

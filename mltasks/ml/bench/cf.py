@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.cf.content import ItemTags
 from mltasks.ml.cf.recommender import RecommenderConfig, RecommenderResult, train_user_recommender
 from mltasks.ml.data.cf_datasets import DATASETS, Dataset, load_dataset
 from mltasks.ml.data.interactions import Interactions
+from mltasks.ml.data.item_tags import ItemTags
 from mltasks.ml.data.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
 from mltasks.ml.eval.ranking import CF_METRICS
 from mltasks.ml.jsonable import json_default

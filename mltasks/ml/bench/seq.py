@@ -34,12 +34,8 @@ from mltasks.ml.seq.continuation import (
     ContinuationResult,
     train_continuation_model,
 )
-from mltasks.ml.seq.sasrec import (
-    NeuralContinuationModel,
-    SASRecConfig,
-    SASRecNetwork,
-    torch_threads,
-)
+from mltasks.ml.seq.sasrec import SASREC, SASRecConfig, SASRecNetwork
+from mltasks.ml.seq.trainer import NeuralContinuationModel, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +62,7 @@ def serving_latency_check(
     config = config or SASRecConfig()
     torch.manual_seed(seed)
     model = NeuralContinuationModel(
-        network=SASRecNetwork(n_items, config), config=config, n_items=n_items, kind="sasrec"
+        network=SASRecNetwork(n_items, config), config=config, n_items=n_items, architecture=SASREC
     )
     rng = np.random.default_rng(seed)
     requests = [rng.choice(n_items, size=input_length, replace=False) for _ in range(n_requests)]
@@ -191,7 +187,7 @@ def run_seq_benchmark(
     }
     if latency_check:
         report["serving_latency_sasrec_10k_items"] = serving_latency_check(
-            config=result.served_model.config if result.served_model.kind == "sasrec" else None
+            config=result.served_model.config if result.served_model.kind == SASREC.kind else None
         )
     report["wall_seconds"] = time.perf_counter() - started
     table = format_table(result)

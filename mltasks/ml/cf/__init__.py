@@ -1,1 +1,2 @@
-"""Collaborative filtering: LightGCN, EASE, ItemKNN, MostPop, tag content and their blend."""
+"""Collaborative filtering: LightGCN, EASE, ItemKNN, MostPop, tag content, their blend, and the
+user recommender entry point that trains them and serves one dot-product model."""

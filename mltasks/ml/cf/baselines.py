@@ -16,6 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from mltasks.ml.data.interactions import training_weights
+from mltasks.ml.eval.topk import keep_top_per_row
 
 logger = logging.getLogger(__name__)
 
@@ -79,27 +80,11 @@ class ItemKNN:
             shape=cooccurrence.shape,
         )
         # Keep, for each target item j (a column), its n_neighbors most similar items.
-        self.similarity = _keep_top_per_row(similarity.T.tocsr(), self.n_neighbors).T.tocsr()
+        self.similarity = keep_top_per_row(similarity.T.tocsr(), self.n_neighbors).T.tocsr()
         return self
 
     def score(self, user_indices: np.ndarray) -> np.ndarray:
         return np.asarray((self.train[user_indices] @ self.similarity).todense(), dtype=np.float32)
-
-
-def _keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    rows, cols, values = [], [], []
-    for row in range(matrix.shape[0]):
-        start, end = matrix.indptr[row], matrix.indptr[row + 1]
-        data = matrix.data[start:end]
-        keep = np.argpartition(-data, k - 1)[:k] if len(data) > k else np.arange(len(data))
-        rows.append(np.full(len(keep), row))
-        cols.append(matrix.indices[start:end][keep])
-        values.append(data[keep])
-    if not rows:
-        return matrix.copy()
-    return sp.csr_matrix(
-        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape
-    )
 
 
 @dataclass

@@ -63,12 +63,3 @@ def blend_factors(
         np.hstack(user_parts).astype(np.float32),
         np.hstack(item_parts).astype(np.float32),
     )
-
-
-def hybrid_factors(
-    cf: tuple[np.ndarray, np.ndarray],
-    content: tuple[np.ndarray, np.ndarray],
-    alpha: float = DEFAULT_ALPHA,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The hybrid alpha * CF + (1 - alpha) * content as one dot-product model."""
-    return blend_factors([cf, content], [alpha, 1 - alpha])

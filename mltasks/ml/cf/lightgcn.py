@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from mltasks.ml.data.interactions import training_weights
 from mltasks.ml.eval.ranking import evaluate_scorer
+from mltasks.ml.eval.topk import keep_top_per_row
 
 logger = logging.getLogger(__name__)
 
@@ -138,21 +139,10 @@ def _tfidf_rows(counts: sp.csr_matrix, max_per_row: int) -> sp.csr_matrix:
     idf = np.log((1 + n_rows) / (1 + document_frequency)) + 1.0
     tfidf = sp.csr_matrix(counts.multiply(idf[None, :]))
     tfidf.data = np.log1p(tfidf.data)
-    rows, cols, values = [], [], []
-    for row in range(n_rows):
-        start, end = tfidf.indptr[row], tfidf.indptr[row + 1]
-        data = tfidf.data[start:end]
-        keep = np.argsort(-data)[:max_per_row]
-        total = data[keep].sum()
-        if total > 0:
-            rows.append(np.full(len(keep), row))
-            cols.append(tfidf.indices[start:end][keep])
-            values.append(data[keep] / total)
-    if not rows:
-        return sp.csr_matrix(counts.shape)
-    return sp.csr_matrix(
-        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=counts.shape
-    )
+    strongest = keep_top_per_row(tfidf, max_per_row)
+    totals = np.asarray(strongest.sum(axis=1)).ravel()
+    inverse_totals = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
+    return (sp.diags(inverse_totals) @ strongest).tocsr()
 
 
 def _torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
@@ -366,10 +356,6 @@ def time_to_quality(
             "epoch": first["epoch"],
         }
     return result
-
-
-def refit_config(config: LightGCNConfig, **changes) -> LightGCNConfig:
-    return replace(config, **changes)
 
 
 def _format(value: float | None) -> str:

@@ -20,7 +20,7 @@
    no interactions but with tags get CF vectors predicted from content (`content.fill_cold_items`);
    users with no interactions get zero vectors (serve them popularity or content instead).
 
-Tags that users applied (HetRec) reveal (user, item) pairs: given as `content.ItemTags` with the
+Tags that users applied (HetRec) reveal (user, item) pairs: given as `item_tags.ItemTags` with the
 taggers, every evaluation fit drops the tagging events on the pairs it holds out (validation fits:
 valid+test pairs; test fits: test pairs). Only the serving fit sees every event.
 
@@ -30,12 +30,10 @@ Score contract: score(u, i) = user_vectors[u] . item_vectors[i], d <= 128.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,7 +41,6 @@ import scipy.sparse as sp
 from mltasks.ml.cf.baselines import EASE, ItemKNN, MostPop, factorize_scores
 from mltasks.ml.cf.content import (
     ContentModel,
-    ItemTags,
     fill_cold_items,
     fit_tag_content,
     top_tag_features,
@@ -51,9 +48,9 @@ from mltasks.ml.cf.content import (
 from mltasks.ml.cf.hybrid import blend_factors
 from mltasks.ml.cf.lightgcn import FAST_CONFIG, LightGCNConfig, train_lightgcn
 from mltasks.ml.data.interactions import IdIndex, Interactions
+from mltasks.ml.data.item_tags import ItemTags
 from mltasks.ml.data.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
 from mltasks.ml.eval.ranking import CF_METRICS, evaluate_scorer, rank_users
-from mltasks.ml.jsonable import json_default
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +126,10 @@ class RecommenderResult:
     seed: int = DEFAULT_SEED
     config: dict = field(default_factory=dict)
     served_params: dict = field(default_factory=dict)
+    # The served model as fitted on the training split, the fit its validation metrics come
+    # from (user and item vectors in the split's indices); in memory only, never saved: the
+    # activation rule scores it on held-out pairs an older version never saw.
+    valid_fit: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -197,7 +198,7 @@ class _Stage:
     """What one fit sees: its interactions and the tag counts it may use.
 
     Tag counts drop the tagging events on the pairs this stage holds out (see
-    `content.ItemTags`): validation fits drop valid+test pairs, test fits drop test pairs, the
+    `item_tags.ItemTags`): validation fits drop valid+test pairs, test fits drop test pairs, the
     serving fit uses every event.
     """
 
@@ -424,6 +425,9 @@ def train_user_recommender(
     candidates = [lightgcn_report, ease_svd_report, blend_report]
     served = max(candidates, key=lambda r: r.valid[SELECTION_METRIC])
     logger.info("served model (best validation %s): %s", SELECTION_METRIC, served.name)
+    served_valid_fit = {
+        "LightGCN": lightgcn_vectors, "EASE-SVD": ease_vectors, "TunedIn-blend": blend_vectors
+    }[served.name]  # fmt: skip
 
     # --- refit every candidate on train+valid for the test
     def fit_blocks(fit_stage: _Stage, n_epochs: int) -> tuple[_Blocks, float, float]:
@@ -504,6 +508,7 @@ def train_user_recommender(
         seed=seed,
         config=config.to_dict(),
         served_params=served.params,
+        valid_fit=served_valid_fit,
     )
 
 
@@ -535,75 +540,3 @@ def _tune_and_test(name, factories, train, train_valid, valid_metrics, test_metr
 
 def _short(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-
-
-# ----------------------------------------------------------------------------- artifacts
-
-
-def save_artifact(result: RecommenderResult, path: str | Path) -> Path:
-    """Write `<path>.npz` (arrays) and `<path>.json` (metadata); returns the npz path."""
-    path = Path(path)
-    base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
-    base.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "user_vectors": result.user_vectors,
-        "item_vectors": result.item_vectors,
-        "user_ids": _portable_ids(result.user_ids),
-        "item_ids": _portable_ids(result.item_ids),
-        "popularity": result.popularity,
-    }
-    if result.content_vectors is not None:
-        arrays.update(
-            content_vectors=result.content_vectors,
-            content_components=result.content_components,
-            content_idf=result.content_idf,
-        )
-    npz_path = base.with_suffix(".npz")
-    np.savez(npz_path, **arrays)
-    metadata = result.metadata()
-    metadata["id_kinds"] = {
-        "user_ids": result.user_ids.dtype.kind,
-        "item_ids": result.item_ids.dtype.kind,
-    }
-    base.with_suffix(".json").write_text(json.dumps(metadata, indent=1, default=json_default))
-    return npz_path
-
-
-def load_artifact(path: str | Path) -> RecommenderResult:
-    """Read what `save_artifact` wrote (no pickle: ids come back as int64 or str arrays)."""
-    path = Path(path)
-    base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
-    metadata = json.loads(base.with_suffix(".json").read_text())
-    with np.load(base.with_suffix(".npz"), allow_pickle=False) as arrays:
-        data = {key: arrays[key] for key in arrays.files}
-    models = [
-        ModelReport(**{k: v for k, v in m.items() if k in ModelReport.__dataclass_fields__})
-        for m in metadata["models"]
-    ]
-    return RecommenderResult(
-        served_model=metadata["served_model"],
-        user_vectors=data["user_vectors"],
-        item_vectors=data["item_vectors"],
-        user_ids=data["user_ids"],
-        item_ids=data["item_ids"],
-        fitted_on=metadata["fitted_on"],
-        popularity=data["popularity"],
-        content_vectors=data.get("content_vectors"),
-        content_components=data.get("content_components"),
-        content_idf=data.get("content_idf"),
-        tag_names=metadata.get("tag_names", []),
-        models=models,
-        history=metadata["history"],
-        timings=metadata["timings"],
-        split=metadata["split"],
-        seed=metadata["seed"],
-        config=metadata["config"],
-        served_params=metadata.get("served_params", {}),
-    )
-
-
-def _portable_ids(ids: np.ndarray) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.dtype.kind in "iu":
-        return ids.astype(np.int64)
-    return ids.astype(str)

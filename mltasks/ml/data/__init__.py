@@ -1,1 +1,2 @@
-"""Data: interactions and id indexes, splits, sequence building, and the dataset readers."""
+"""Data: interactions and id indexes, item tags, splits, sequence building, the dataset readers
+and the line parsing they share (`parsing`, also used by ingest's importers)."""

@@ -9,20 +9,27 @@
   is carved from train.txt per user with the seed (10%, as the second stage of CF-random).
 - `csv`: rows `user,item,weight[,timestamp]`, an optional header line.
 
-Malformed input raises ValueError naming the file, the line and the reason.
+Malformed input raises parsing.DataFormatError (a ValueError) naming the file, the line and the
+reason.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.cf.content import ItemTags
 from mltasks.ml.data.interactions import IdIndex, Interactions, build_csr
+from mltasks.ml.data.item_tags import ItemTags
+from mltasks.ml.data.parsing import (
+    WHITESPACE,
+    DataFormatError,
+    parse_int_fields,
+    parse_timestamp,
+    read_delimited_rows,
+)
 from mltasks.ml.data.splits import DEFAULT_SEED, CFSplit
 
 DATASETS = ("hetrec-lastfm-2k", "adjacency", "csv")
@@ -65,37 +72,19 @@ def load_dataset(name: str, path: str | Path, *, seed: int = DEFAULT_SEED) -> Da
 
 
 def _read_tsv(path: Path, n_columns: int, encoding: str = "utf-8") -> list[tuple[int, list[str]]]:
-    """(line number, fields) of a tab-separated file with a header line, >= n_columns fields."""
-    if not path.exists():
-        raise ValueError(f"{path}: file not found")
-    rows = []
-    with path.open(encoding=encoding, newline="") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line_number == 1 or not line.strip():
-                continue
-            fields = line.rstrip("\r\n").split("\t")
-            if len(fields) < n_columns:
-                raise ValueError(
-                    f"{path}:{line_number}: expected {n_columns} tab-separated fields, "
-                    f"got {len(fields)}"
-                )
-            rows.append((line_number, fields[:n_columns]))
-    return rows
+    """(line number, first n_columns fields) of a tab-separated file with a header line."""
+    rows = read_delimited_rows(
+        path, delimiter="\t", min_columns=n_columns, header=True, encoding=encoding
+    )
+    return [(line_number, fields[:n_columns]) for line_number, fields in rows]
 
 
-def _read_int_tsv(path: Path, columns: list[int], non_negative: bool = True) -> np.ndarray:
-    """The integer `columns` of a tab-separated file with a header, as an int64 array."""
-    values = []
-    for line_number, fields in _read_tsv(path, max(columns) + 1):
-        try:
-            values.append([int(fields[c]) for c in columns])
-        except ValueError:
-            bad = next(c for c in columns if not fields[c].strip().lstrip("-").isdigit())
-            raise ValueError(
-                f"{path}:{line_number}: column {bad + 1} is not an integer: {fields[bad]!r}"
-            ) from None
-        if non_negative and min(values[-1]) < 0:
-            raise ValueError(f"{path}:{line_number}: negative value in {fields!r}")
+def _read_int_tsv(path: Path, columns: list[int]) -> np.ndarray:
+    """The non-negative integer `columns` of a tab-separated file with a header, as int64."""
+    values = [
+        parse_int_fields(fields, path=path, line_number=line_number, columns=columns)
+        for line_number, fields in _read_tsv(path, max(columns) + 1)
+    ]
     return np.array(values, dtype=np.int64).reshape(-1, len(columns))
 
 
@@ -171,21 +160,9 @@ def load_hetrec_lastfm(folder: str | Path) -> Dataset:
 def _read_adjacency(path: Path) -> dict[int, list[int]]:
     """{user: [items]} from "user item item ..." lines; blank lines are skipped."""
     lists: dict[int, list[int]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            try:
-                numbers = [int(token) for token in tokens]
-            except ValueError:
-                bad = next(t for t in tokens if not t.lstrip("-").isdigit())
-                raise ValueError(
-                    f"{path}:{line_number}: expected integer ids 'user item item ...', got {bad!r}"
-                ) from None
-            if any(n < 0 for n in numbers):
-                raise ValueError(f"{path}:{line_number}: negative id")
-            lists.setdefault(numbers[0], []).extend(numbers[1:])
+    for line_number, tokens in read_delimited_rows(path, delimiter=WHITESPACE, min_columns=1):
+        numbers = parse_int_fields(tokens, path=path, line_number=line_number)
+        lists.setdefault(numbers[0], []).extend(numbers[1:])
     return lists
 
 
@@ -202,7 +179,7 @@ def load_adjacency(folder: str | Path, *, seed: int = DEFAULT_SEED) -> Dataset:
         if path.exists():
             parts[part] = _read_adjacency(path)
         elif part != "valid":
-            raise ValueError(f"{path}: file not found")
+            raise DataFormatError(path, None, "file not found")
     user_ids = sorted({u for lists in parts.values() for u in lists})
     item_ids = sorted({i for lists in parts.values() for items in lists.values() for i in items})
     users, items = IdIndex(np.array(user_ids)), IdIndex(np.array(item_ids))
@@ -259,46 +236,39 @@ def carve_validation(
 
 
 def load_csv(path: str | Path) -> Dataset:
-    """`user,item,weight[,timestamp]` rows; a first line with a non-numeric weight is a header."""
+    """`user,item,weight[,timestamp]` rows; a first line with a non-numeric weight is a header.
+
+    The timestamp is Unix seconds or ISO 8601 (naive = UTC), kept as whole seconds.
+    """
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: file not found")
     user_ids, item_ids, weights, timestamps = [], [], [], []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for line_number, row in enumerate(csv.reader(handle), start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) not in (3, 4):
-                raise ValueError(
-                    f"{path}:{line_number}: expected 3 or 4 fields "
-                    f"(user,item,weight[,timestamp]), got {len(row)}"
-                )
+    rows = read_delimited_rows(
+        path, delimiter=",", n_columns=(3, 4), layout="3 or 4 fields (user,item,weight[,timestamp])"
+    )
+    for line_number, row in rows:
+        try:
+            weight = float(row[2])
+        except ValueError:
+            if line_number == 1:
+                continue  # header
+            reason = f"weight is not a number: {row[2]!r}"
+            raise DataFormatError(path, line_number, reason) from None
+        if not np.isfinite(weight):
+            raise DataFormatError(path, line_number, f"weight is not finite: {row[2]!r}")
+        if len(row) == 4:
             try:
-                weight = float(row[2])
+                timestamps.append(int(parse_timestamp(row[3])))
             except ValueError:
-                if line_number == 1:
-                    continue  # header
-                raise ValueError(
-                    f"{path}:{line_number}: weight is not a number: {row[2]!r}"
-                ) from None
-            if not np.isfinite(weight):
-                raise ValueError(f"{path}:{line_number}: weight is not finite: {row[2]!r}")
-            if len(row) == 4:
-                try:
-                    timestamps.append(int(float(row[3])))
-                except ValueError:
-                    raise ValueError(
-                        f"{path}:{line_number}: timestamp is not a number: {row[3]!r}"
-                    ) from None
-            elif timestamps:
-                raise ValueError(f"{path}:{line_number}: missing timestamp")
-            user_ids.append(row[0].strip())
-            item_ids.append(row[1].strip())
-            weights.append(weight)
+                raise DataFormatError(path, line_number, f"bad timestamp {row[3]!r}") from None
+        elif timestamps:
+            raise DataFormatError(path, line_number, "missing timestamp")
+        user_ids.append(row[0].strip())
+        item_ids.append(row[1].strip())
+        weights.append(weight)
     if not weights:
-        raise ValueError(f"{path}: no interactions")
+        raise DataFormatError(path, None, "no interactions")
     if timestamps and len(timestamps) != len(weights):
-        raise ValueError(f"{path}: timestamps are given on some rows only")
+        raise DataFormatError(path, None, "timestamps are given on some rows only")
     interactions = Interactions(
         user_ids=_maybe_int(user_ids),
         item_ids=_maybe_int(item_ids),

@@ -148,10 +148,3 @@ def build_csr(
     matrix.sum_duplicates()
     matrix.sort_indices()
     return matrix
-
-
-def binarize(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """Same sparsity pattern, every stored value 1."""
-    result = matrix.copy().astype(np.float32)
-    result.data[:] = 1.0
-    return result

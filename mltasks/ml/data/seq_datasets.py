@@ -18,23 +18,30 @@ Formats (`load_sequence_dataset(name=..., path=...)`):
   test.txt (`user target`); `roles` marks each event as training / validation / test target so
   that `sequences.presplit_split` reproduces that split exactly.
 
-Malformed input raises ValueError naming the file, the line and the reason.
+Malformed input raises parsing.DataFormatError (a ValueError) naming the file, the line and the
+reason.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mltasks.ml.data.parsing import (
+    WHITESPACE,
+    DataFormatError,
+    parse_json,
+    parse_timestamp,
+    read_delimited_rows,
+)
+
 DATASETS = ("hetrec-lastfm-2k-tags", "csv", "mpd", "presplit")
 NEGATIVE_EVENTS = frozenset({"skip", "dislike", "ban", "remove"})
 CSV_COLUMNS = ("user", "track", "artist", "timestamp", "event")
+HETREC_TAG_COLUMNS = ("userID", "artistID", "tagID", "day", "month", "year")
 
 ROLE_TRAIN, ROLE_VALID, ROLE_TEST = 0, 1, 2
 
@@ -67,11 +74,6 @@ class SequenceEvents:
         return len(self.item_ids)
 
 
-def _error(path: Path, line_number: int | None, reason: str) -> ValueError:
-    where = f"{path}:{line_number}" if line_number is not None else str(path)
-    return ValueError(f"{where}: {reason}")
-
-
 def _str_array(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=str) if values else np.array([], dtype="<U1")
 
@@ -85,36 +87,24 @@ def load_hetrec_tag_sequences(path: str | Path) -> SequenceEvents:
     users: list[str] = []
     artists: list[str] = []
     dates: list[tuple[int, int, int]] = []
-    with path.open(encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\n").split("\t")
-        expected = ["userID", "artistID", "tagID", "day", "month", "year"]
-        if header != expected:
-            raise _error(path, 1, f"expected header {' '.join(expected)}, got {header}")
-        for line_number, line in enumerate(handle, start=2):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) != 6:
-                raise _error(
-                    path, line_number, f"expected 6 tab-separated fields, got {len(fields)}"
-                )
-            try:
-                user, artist, _tag, day, month, year = (int(field) for field in fields)
-                dt.date(year, month, day)
-            except ValueError as exc:
-                raise _error(path, line_number, f"bad integer or date ({exc})") from None
-            key = (str(user), str(artist))
-            date = (year, month, day)
-            if key in first_seen:
-                index = first_seen[key]
-                if date < dates[index]:  # keep the artist's first date
-                    dates[index] = date
-                continue
-            first_seen[key] = len(users)
-            users.append(key[0])
-            artists.append(key[1])
-            dates.append(date)
+    rows = read_delimited_rows(path, delimiter="\t", n_columns=6, header=HETREC_TAG_COLUMNS)
+    for line_number, fields in rows:
+        try:
+            user, artist, _tag, day, month, year = (int(field) for field in fields)
+            dt.date(year, month, day)
+        except ValueError as exc:
+            raise DataFormatError(path, line_number, f"bad integer or date ({exc})") from None
+        key = (str(user), str(artist))
+        date = (year, month, day)
+        if key in first_seen:
+            index = first_seen[key]
+            if date < dates[index]:  # keep the artist's first date
+                dates[index] = date
+            continue
+        first_seen[key] = len(users)
+        users.append(key[0])
+        artists.append(key[1])
+        dates.append(date)
     user_order: dict[str, int] = {}
     for user in users:
         user_order.setdefault(user, len(user_order))
@@ -134,20 +124,6 @@ def load_hetrec_tag_sequences(path: str | Path) -> SequenceEvents:
     )
 
 
-def _parse_timestamp(text: str) -> float:
-    """Unix seconds (int or float) or ISO 8601 (naive = UTC)."""
-    try:
-        value = float(text)
-    except ValueError:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.timestamp()
-    if not math.isfinite(value):
-        raise ValueError(f"timestamp {text!r} is not finite")
-    return value
-
-
 def load_csv_events(path: str | Path) -> SequenceEvents:
     """Listening events `user,track,artist,timestamp,event`; negative events are dropped."""
     path = Path(path)
@@ -155,34 +131,28 @@ def load_csv_events(path: str | Path) -> SequenceEvents:
     tracks: list[str] = []
     artists: list[str] = []
     timestamps: list[float] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        for row in reader:
-            line_number = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if line_number == 1 and [c.strip().lower() for c in row] == list(CSV_COLUMNS):
-                continue
-            if len(row) != len(CSV_COLUMNS):
-                raise _error(
-                    path,
-                    line_number,
-                    f"expected {len(CSV_COLUMNS)} columns ({','.join(CSV_COLUMNS)}), "
-                    f"got {len(row)}",
-                )
-            user, track, artist, timestamp, event = (field.strip() for field in row)
-            if not user or not track:
-                raise _error(path, line_number, "user and track must not be empty")
-            try:
-                seconds = _parse_timestamp(timestamp)
-            except ValueError:
-                raise _error(path, line_number, f"bad timestamp {timestamp!r}") from None
-            if event.lower() in NEGATIVE_EVENTS:
-                continue
-            users.append(user)
-            tracks.append(track)
-            artists.append(artist)
-            timestamps.append(seconds)
+    rows = read_delimited_rows(
+        path,
+        delimiter=",",
+        n_columns=len(CSV_COLUMNS),
+        layout=f"{len(CSV_COLUMNS)} columns ({','.join(CSV_COLUMNS)})",
+        header=CSV_COLUMNS,
+        header_optional=True,
+    )
+    for line_number, row in rows:
+        user, track, artist, timestamp, event = (field.strip() for field in row)
+        if not user or not track:
+            raise DataFormatError(path, line_number, "user and track must not be empty")
+        try:
+            seconds = parse_timestamp(timestamp)
+        except ValueError:
+            raise DataFormatError(path, line_number, f"bad timestamp {timestamp!r}") from None
+        if event.lower() in NEGATIVE_EVENTS:
+            continue
+        users.append(user)
+        tracks.append(track)
+        artists.append(artist)
+        timestamps.append(seconds)
     return SequenceEvents(
         sequence_ids=_str_array(users),
         item_ids=_str_array(tracks),
@@ -198,7 +168,7 @@ def _mpd_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(path.glob("*.json"))
         if not files:
-            raise _error(path, None, "no *.json files in this folder")
+            raise DataFormatError(path, None, "no *.json files in this folder")
         return files
     return [path]
 
@@ -210,19 +180,16 @@ def load_mpd_playlists(path: str | Path) -> SequenceEvents:
     artist_uris: list[str] = []
     for file_path in _mpd_files(Path(path)):
         text = file_path.read_text(encoding="utf-8")
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _error(file_path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+        document = parse_json(text, path=file_path)
         if not isinstance(document, dict) or not isinstance(document.get("playlists"), list):
-            raise _error(file_path, 1, 'expected an object with a "playlists" list')
+            raise DataFormatError(file_path, 1, 'expected an object with a "playlists" list')
         for index, playlist in enumerate(document["playlists"]):
             where = f"playlists[{index}]"
             if not isinstance(playlist, dict) or "pid" not in playlist:
-                raise _error(file_path, _mpd_line(text, index), f'{where} has no "pid"')
+                raise DataFormatError(file_path, _mpd_line(text, index), f'{where} has no "pid"')
             tracks = playlist.get("tracks")
             if not isinstance(tracks, list):
-                raise _error(
+                raise DataFormatError(
                     file_path,
                     _mpd_line(text, index),
                     f'{where} (pid {playlist["pid"]}): no "tracks" list',
@@ -234,7 +201,7 @@ def load_mpd_playlists(path: str | Path) -> SequenceEvents:
                         (int(track["pos"]), str(track["track_uri"]), str(track["artist_uri"]))
                     )
                 except (KeyError, TypeError, ValueError) as exc:
-                    raise _error(
+                    raise DataFormatError(
                         file_path,
                         _mpd_line(text, index),
                         f"{where} (pid {playlist['pid']}) tracks[{track_index}]: "
@@ -242,7 +209,7 @@ def load_mpd_playlists(path: str | Path) -> SequenceEvents:
                     ) from None
             positions = [row[0] for row in rows]
             if len(set(positions)) != len(positions):
-                raise _error(
+                raise DataFormatError(
                     file_path,
                     _mpd_line(text, index),
                     f"{where} (pid {playlist['pid']}): duplicate pos",
@@ -276,43 +243,32 @@ def load_presplit(path: str | Path) -> SequenceEvents:
     folder = Path(path)
     sequences: dict[str, list[tuple[str, int]]] = {}
     train_path = folder / "train.txt"
-    with train_path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) < 2:
-                raise _error(train_path, line_number, "expected `user item [item ...]`")
-            if fields[0] in sequences:
-                raise _error(train_path, line_number, f"user {fields[0]} appears twice")
-            sequences[fields[0]] = [(item, ROLE_TRAIN) for item in fields[1:]]
+    train_rows = read_delimited_rows(
+        train_path, delimiter=WHITESPACE, min_columns=2, layout="`user item [item ...]`"
+    )
+    for line_number, fields in train_rows:
+        if fields[0] in sequences:
+            raise DataFormatError(train_path, line_number, f"user {fields[0]} appears twice")
+        sequences[fields[0]] = [(item, ROLE_TRAIN) for item in fields[1:]]
     for role, file_name in ((ROLE_VALID, "valid.txt"), (ROLE_TEST, "test.txt")):
         target_path = folder / file_name
         seen: set[str] = set()
-        with target_path.open(encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                fields = line.split()
-                if not fields:
-                    continue
-                if len(fields) != 2:
-                    raise _error(
-                        target_path,
-                        line_number,
-                        f"expected `user target`, got {len(fields)} fields",
-                    )
-                user, target = fields
-                if user not in sequences:
-                    raise _error(target_path, line_number, f"user {user} is not in train.txt")
-                if user in seen:
-                    raise _error(target_path, line_number, f"user {user} appears twice")
-                seen.add(user)
-                sequences[user].append((target, role))
+        target_rows = read_delimited_rows(
+            target_path, delimiter=WHITESPACE, n_columns=2, layout="`user target`"
+        )
+        for line_number, (user, target) in target_rows:
+            if user not in sequences:
+                raise DataFormatError(target_path, line_number, f"user {user} is not in train.txt")
+            if user in seen:
+                raise DataFormatError(target_path, line_number, f"user {user} appears twice")
+            seen.add(user)
+            sequences[user].append((target, role))
     for user, events in sequences.items():
         roles = [role for _, role in events]
         if roles != sorted(roles):  # pragma: no cover - guaranteed by the reading order
-            raise _error(folder, None, f"user {user}: roles out of order")
+            raise DataFormatError(folder, None, f"user {user}: roles out of order")
         if ROLE_TEST in roles and ROLE_VALID not in roles:
-            raise _error(
+            raise DataFormatError(
                 folder / "valid.txt",
                 None,
                 f"user {user} has a test target but no validation target",

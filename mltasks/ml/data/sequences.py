@@ -121,18 +121,6 @@ class EvalCases:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def subset(self, rows: np.ndarray) -> EvalCases:
-        rows = np.asarray(rows, dtype=np.int64)
-        return EvalCases(
-            sequence_ids=self.sequence_ids[rows],
-            inputs=[self.inputs[r] for r in rows],
-            histories=[self.histories[r] for r in rows],
-            targets=self.targets[rows],
-            hours=self.hours[rows],
-            dows=self.dows[rows],
-            train_rows=self.train_rows[rows],
-        )
-
 
 @dataclass
 class SeqSplit:
@@ -375,34 +363,4 @@ def presplit_split(events: SequenceEvents, *, max_seq_len: int = 50) -> SeqSplit
         test=_eval_cases(test_rows, max_seq_len),
         max_seq_len=max_seq_len,
         summary=summary,
-    )
-
-
-def with_validation_in_training(split: SeqSplit) -> SeqSplit:
-    """The same split with every validation target appended to its sequence's training part.
-
-    For refitting once model selection on validation is done: the test cases are unchanged (their
-    inputs already end with the validation target) and there are no validation cases left.
-    """
-    train_items = list(split.train_items)
-    train_hours = list(split.train_hours)
-    train_dows = list(split.train_dows)
-    for case, row in enumerate(split.valid.train_rows.tolist()):
-        if row < 0:
-            continue
-        train_items[row] = np.append(train_items[row], split.valid.targets[case])
-        train_hours[row] = np.append(train_hours[row], split.valid.hours[case])
-        train_dows[row] = np.append(train_dows[row], split.valid.dows[case])
-    return SeqSplit(
-        item_ids=split.item_ids,
-        train_sequence_ids=split.train_sequence_ids,
-        train_items=train_items,
-        train_hours=train_hours,
-        train_dows=train_dows,
-        valid=split.valid.subset(np.array([], dtype=np.int64)),
-        test=split.test,
-        max_seq_len=split.max_seq_len,
-        item_artist=split.item_artist,
-        artist_ids=split.artist_ids,
-        summary={**split.summary, "refit_with_validation_targets": True},
     )

@@ -1,1 +1,2 @@
-"""Evaluation: full-ranking metrics, top-k ranking, and distribution drift statistics."""
+"""Evaluation: the one top-k helper (`topk`), full-ranking metrics, ranking of users and of
+sequences, and distribution drift statistics."""

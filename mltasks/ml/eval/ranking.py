@@ -13,36 +13,12 @@ import scipy.sparse as sp
 
 from mltasks.ml.data.splits import held_out_items
 from mltasks.ml.eval.metrics import evaluate_top_items
+from mltasks.ml.eval.topk import exclude_items, top_k_indices
 
 CF_METRICS = ("Recall@20", "nDCG@20", "nDCG@10", "HR@10", "Coverage@100")
 DEFAULT_BATCH_SIZE = 1024
 
 Scorer = Callable[[np.ndarray], np.ndarray]
-
-
-def top_k_from_scores(
-    scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None, rows: np.ndarray | None = None
-) -> np.ndarray:
-    """Indices of the k highest scores per row, best first; `exclude[rows]` entries never appear.
-
-    Ties are broken by the lower item index so rankings are deterministic. When a row has fewer
-    than k rankable items (tiny catalogs), the list is padded with -1, which metrics ignore.
-    """
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    if exclude is not None:
-        block = exclude[rows] if rows is not None else exclude
-        coo = block.tocoo()
-        scores[coo.row, coo.col] = -np.inf
-    n_candidates = min(k, scores.shape[1])
-    # argpartition is O(n); a stable sort of the k survivors gives the order.
-    candidates = np.argpartition(-scores, n_candidates - 1, axis=1)[:, :n_candidates]
-    candidate_scores = np.take_along_axis(scores, candidates, axis=1)
-    order = np.lexsort((candidates, -candidate_scores), axis=1)
-    top = np.take_along_axis(candidates, order, axis=1)
-    top[np.take_along_axis(candidate_scores, order, axis=1) == -np.inf] = -1
-    if n_candidates < k:
-        top = np.hstack([top, np.full((len(top), k - n_candidates), -1, dtype=top.dtype)])
-    return top
 
 
 def rank_users(
@@ -53,12 +29,17 @@ def rank_users(
     exclude: sp.csr_matrix | None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> np.ndarray:
-    """(len(user_indices), k) top items for each user, scoring `batch_size` users at a time."""
+    """(len(user_indices), k) top items for each user, best first, `exclude`d items never.
+
+    Scores `batch_size` users at a time; a row with fewer than k rankable items is padded with
+    topk.PAD (-1), which the metrics ignore.
+    """
     user_indices = np.asarray(user_indices, dtype=np.int64)
     blocks = []
     for start in range(0, len(user_indices), batch_size):
         batch = user_indices[start : start + batch_size]
-        blocks.append(top_k_from_scores(scorer(batch), k, exclude, batch))
+        known = None if exclude is None else exclude[batch]
+        blocks.append(top_k_indices(exclude_items(scorer(batch), known), k))
     if not blocks:
         return np.zeros((0, k), dtype=np.int64)
     return np.concatenate(blocks).astype(np.int64)

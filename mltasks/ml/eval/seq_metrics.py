@@ -14,9 +14,9 @@ from typing import Protocol
 import numpy as np
 
 from mltasks.ml.eval.metrics import evaluate_top_items
+from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
 
 DEFAULT_METRICS = ("Recall@20", "nDCG@10", "HR@10", "Coverage@100")
-PAD = -1  # fills a top-K row when fewer than K items can be recommended
 
 
 class ContinuationScorer(Protocol):
@@ -98,27 +98,6 @@ def rerank_max_per_artist(
     return items[positions], scores[positions]
 
 
-def top_k_excluding(scores: np.ndarray, exclude: Sequence[np.ndarray] | None, k: int) -> np.ndarray:
-    """Top-k item indices per row of `scores`, best first, never an excluded item (PAD-filled)."""
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    n_rows, n_items = scores.shape
-    if exclude is not None:
-        for row, items in enumerate(exclude):
-            if len(items):
-                scores[row, items] = -np.inf
-    k_eff = min(k, n_items)
-    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    # Sort by score, ties by item index, so results do not depend on argpartition's order.
-    order = np.lexsort((part, -part_scores), axis=1)
-    top = np.take_along_axis(part, order, axis=1)
-    top_scores = np.take_along_axis(part_scores, order, axis=1)
-    top[~np.isfinite(top_scores)] = PAD
-    if k_eff < k:
-        top = np.hstack([top, np.full((n_rows, k - k_eff), PAD, dtype=top.dtype)])
-    return top.astype(np.int64)
-
-
 def rank_cases(
     model: ContinuationScorer,
     cases,
@@ -146,7 +125,7 @@ def rank_cases(
             train_rows=cases.train_rows[rows],
         )
         histories = [cases.histories[r] for r in rows] if exclude_seen else None
-        tops.append(top_k_excluding(scores, histories, k))
+        tops.append(top_k_indices(exclude_items(scores, histories), k))
         if sampled_negatives:
             for offset, row in enumerate(rows):
                 forbidden = set(cases.histories[row].tolist()) | {int(cases.targets[row])}

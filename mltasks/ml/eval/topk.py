@@ -1,8 +1,15 @@
-"""The one top-k selection every ranking in TunedIn goes through (no ORM)."""
+"""The one top-k selection every ranking in TunedIn goes through (no ORM).
+
+Exclusion is a score of -inf: `exclude_items` makes that copy of a score block (known items of
+a user, the input of a sequence), `top_k_indices` never returns such an item.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
+import scipy.sparse as sp
 
 PAD = -1  # fills a row of a 2-D result when fewer than k items are rankable
 
@@ -11,8 +18,9 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k highest scores, best first; ties go to the lower index.
 
     `scores` is 1-D (one list) or 2-D (one list per row). Items scored -inf (excluded) never
-    appear: a 1-D result is shorter then, and a 2-D row is padded with PAD. argpartition keeps
-    it O(n) per row; only the k survivors are sorted.
+    appear: a 1-D result is shorter then, and a 2-D row is padded with PAD. Items tied at the
+    k-th score are kept lowest index first. argpartition keeps it O(n) per row; only the k
+    survivors are sorted. Scores must not be NaN.
     """
     scores = np.asarray(scores)
     if scores.ndim == 1:
@@ -24,6 +32,7 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     if n_candidates == 0:
         return np.full((n_rows, k), PAD, dtype=np.int64)
     candidates = np.argpartition(-scores, n_candidates - 1, axis=1)[:, :n_candidates]
+    candidates = _lowest_indices_at_the_cut(scores, candidates)
     candidate_scores = np.take_along_axis(scores, candidates, axis=1)
     order = np.lexsort((candidates, -candidate_scores), axis=1)
     top = np.take_along_axis(candidates, order, axis=1).astype(np.int64)
@@ -31,3 +40,65 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     if n_candidates < k:
         top = np.hstack([top, np.full((n_rows, k - n_candidates), PAD, dtype=np.int64)])
     return top
+
+
+def _lowest_indices_at_the_cut(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """argpartition keeps any of several items tied at the k-th score; keep the lowest indices.
+
+    Only rows with more items at the cut score than places left are redone, in O(n) each.
+    """
+    n_candidates = candidates.shape[1]
+    cut = np.take_along_axis(scores, candidates, axis=1).min(axis=1)
+    n_above = (scores > cut[:, None]).sum(axis=1)
+    n_at_cut = (scores == cut[:, None]).sum(axis=1)
+    crowded = np.nonzero(n_above + n_at_cut > n_candidates)[0]
+    if crowded.size == 0:
+        return candidates
+    candidates = candidates.copy()
+    for row in crowded:
+        above = np.flatnonzero(scores[row] > cut[row])
+        at_cut = np.flatnonzero(scores[row] == cut[row])[: n_candidates - above.size]
+        candidates[row] = np.concatenate([above, at_cut])
+    return candidates
+
+
+def exclude_items(
+    scores: np.ndarray, excluded: Iterable[np.ndarray] | sp.spmatrix | None
+) -> np.ndarray:
+    """A float32 copy of the 2-D `scores` with the excluded items of each row at -inf.
+
+    `excluded`: one array of item indices per row, or a sparse matrix of the same shape whose
+    stored entries are the excluded (row, item) pairs; None excludes nothing. The input is
+    never modified.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    if excluded is None:
+        return scores
+    if sp.issparse(excluded):
+        pairs = sp.coo_matrix(excluded)
+        scores[pairs.row, pairs.col] = -np.inf
+        return scores
+    for row, items in enumerate(excluded):
+        if len(items):
+            scores[row, items] = -np.inf
+    return scores
+
+
+def keep_top_per_row(matrix: sp.spmatrix, k: int) -> sp.csr_matrix:
+    """A CSR copy of `matrix` with only the k largest stored values of each row (ties: lower
+    column position first), e.g. an item's k nearest neighbours or strongest tags."""
+    matrix = sp.csr_matrix(matrix)
+    rows, columns, values = [], [], []
+    for row in range(matrix.shape[0]):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        data = matrix.data[start:end]
+        keep = top_k_indices(data, k) if len(data) > k else np.arange(len(data))
+        rows.append(np.full(len(keep), row))
+        columns.append(matrix.indices[start:end][keep])
+        values.append(data[keep])
+    if not rows:
+        return matrix.copy()
+    return sp.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))),
+        shape=matrix.shape,
+    )

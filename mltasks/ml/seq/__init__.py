@@ -1,1 +1,2 @@
-"""Sequences: the shared neural trainer, SASRec, GRU4Rec, Markov chain and session-kNN."""
+"""Sequences: the shared neural trainer, SASRec, GRU4Rec, Markov chain, session-kNN, and the
+continuation entry point that trains them all and serves the best."""

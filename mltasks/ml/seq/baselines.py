@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from mltasks.ml.data.sequences import NEUTRAL_DOW, NEUTRAL_HOUR
 from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
+from mltasks.ml.eval.topk import top_k_indices
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class SessionKNN(_Scorer):
             similarity[own, np.asarray(train_rows)[own]] = 0.0
         k = min(self.n_neighbours, similarity.shape[1])
         if k < similarity.shape[1]:
-            neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            neighbours = top_k_indices(similarity, k)  # no -inf here, so no PAD
             weights = np.zeros_like(similarity)
             np.put_along_axis(
                 weights, neighbours, np.take_along_axis(similarity, neighbours, axis=1), axis=1

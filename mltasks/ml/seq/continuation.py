@@ -4,7 +4,8 @@
     result.served_model.score(input_item_indices, hour, dow)   # (n_items,) exact scores
     result.served_model.sequence_vector(input_item_indices, hour, dow)
     result.output_item_embeddings                              # (n_items, d+1), FAISS IP-ready
-    save_artifact(result, directory); load_artifact(directory)
+    save_continuation_artifact(result, directory)              # in mltasks.ml.artifacts
+    load_neural_model(directory)                               # a saved served model
 
 It makes the SEQ-last split (sequences.py), trains the baselines (MostPop, Markov, session-kNN
 tuned on validation), SASRec and GRU4Rec on the same split, evaluates every model on validation
@@ -15,7 +16,6 @@ The test split never influences a choice.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -26,23 +26,22 @@ import numpy as np
 
 from mltasks.ml.data.seq_datasets import SequenceEvents
 from mltasks.ml.data.sequences import SeqSplit, SequenceConfig, seq_last_split
-from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases, top_k_excluding
-from mltasks.ml.jsonable import json_default
+from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
+from mltasks.ml.eval.topk import exclude_items, top_k_indices
 from mltasks.ml.seq.baselines import (
     SKNN_NEIGHBOURS_GRID,
     MarkovTransitions,
     MostPop,
     tune_session_knn,
 )
-from mltasks.ml.seq.gru4rec import GRU4RecConfig, train_gru4rec
-from mltasks.ml.seq.sasrec import NeuralContinuationModel, SASRecConfig, torch_threads, train_sasrec
+from mltasks.ml.seq.gru4rec import GRU4REC, GRU4RecConfig, train_gru4rec
+from mltasks.ml.seq.sasrec import SASREC, SASRecConfig, train_sasrec
+from mltasks.ml.seq.trainer import NeuralContinuationModel, torch_threads
 
 logger = logging.getLogger(__name__)
 
-SERVABLE_MODELS = ("SASRec", "GRU4Rec")
-ARTIFACT_FILE = "artifact.json"
-MODEL_FOLDER = "model"
-EMBEDDINGS_FILE = "item_embeddings.npy"
+NEURAL_ARCHITECTURES = (SASREC, GRU4REC)  # the servable models: only these have vectors
+SERVABLE_MODELS = tuple(architecture.name for architecture in NEURAL_ARCHITECTURES)
 
 
 @dataclass
@@ -101,7 +100,7 @@ def measure_latency_ms(model, cases, *, n_requests: int, k: int = 20) -> float:
         started = time.perf_counter()
         for row in range(n_requests):
             scores = model.score(cases.inputs[row], int(cases.hours[row]), int(cases.dows[row]))
-            top_k_excluding(scores[None], [cases.inputs[row]], k)
+            top_k_indices(exclude_items(scores[None], [cases.inputs[row]]), k)
         return 1000.0 * (time.perf_counter() - started) / n_requests
 
 
@@ -166,10 +165,10 @@ def train_continuation_model(
 
     timed("SKNN", fit_sknn)
 
-    neural_configs = {"SASRec": ("sasrec", config.sasrec, train_sasrec)}
+    neural_configs = {SASREC.name: (config.sasrec, train_sasrec)}
     if config.gru4rec is not None:
-        neural_configs["GRU4Rec"] = ("gru4rec", config.gru4rec, train_gru4rec)
-    for name, (_kind, model_config, train) in neural_configs.items():
+        neural_configs[GRU4REC.name] = (config.gru4rec, train_gru4rec)
+    for name, (model_config, train) in neural_configs.items():
         model_config = replace(
             model_config,
             selection_metric=config.selection_metric,
@@ -235,49 +234,6 @@ def train_continuation_model(
     )
 
 
-def save_artifact(result: ContinuationResult, directory: str | Path) -> Path:
-    """Write the served model (state_dict + JSON config), item ids/embeddings and the report."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    result.served_model.save(directory / MODEL_FOLDER)
-    np.save(directory / EMBEDDINGS_FILE, result.output_item_embeddings.astype(np.float32))
-    payload = {
-        "served_model_name": result.served_model_name,
-        "item_ids": result.item_ids.tolist(),
-        "item_artist": None if result.item_artist is None else result.item_artist.tolist(),
-        "artist_ids": None if result.artist_ids is None else result.artist_ids.tolist(),
-        "metrics": result.metrics,
-        "history": result.history,
-        "timings": result.timings,
-        "params": result.params,
-        "split_summary": result.split_summary,
-        "seed": result.seed,
-    }
-    (directory / ARTIFACT_FILE).write_text(json.dumps(payload, indent=1, default=json_default))
-    return directory
-
-
-def load_artifact(directory: str | Path) -> ContinuationResult:
-    """Inverse of save_artifact; `models` holds only the served model, no test rankings."""
-    directory = Path(directory)
-    payload = json.loads((directory / ARTIFACT_FILE).read_text())
-    model = NeuralContinuationModel.load(directory / MODEL_FOLDER)
-    item_ids = np.array(payload["item_ids"], dtype=str)
-    item_artist = payload["item_artist"]
-    artist_ids = payload["artist_ids"]
-    return ContinuationResult(
-        served_model_name=payload["served_model_name"],
-        served_model=model,
-        output_item_embeddings=model.output_item_embeddings,
-        item_ids=item_ids,
-        item_index={item_id: index for index, item_id in enumerate(item_ids.tolist())},
-        item_artist=None if item_artist is None else np.array(item_artist, dtype=np.int64),
-        artist_ids=None if artist_ids is None else np.array(artist_ids, dtype=str),
-        metrics=payload["metrics"],
-        history=payload["history"],
-        timings=payload["timings"],
-        params=payload["params"],
-        split_summary=payload["split_summary"],
-        seed=payload["seed"],
-        models={payload["served_model_name"]: model},
-    )
+def load_neural_model(directory: str | Path) -> NeuralContinuationModel:
+    """Read a served model that NeuralContinuationModel.save wrote (SASRec or GRU4Rec)."""
+    return NeuralContinuationModel.load(directory, architectures=NEURAL_ARCHITECTURES)

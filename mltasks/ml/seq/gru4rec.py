@@ -2,8 +2,8 @@
 
 A GRU over item embeddings; the prediction-time context is added to its output the same way as
 in sasrec.py, and scores are inner products with the (tied) item embeddings plus a bias. Trained
-by `sasrec.train_neural_model` (full or sampled softmax at every position, early stopping);
-served by `sasrec.NeuralContinuationModel`.
+by `trainer.train_neural_model` (full or sampled softmax at every position, early stopping);
+served by `trainer.NeuralContinuationModel`.
 """
 
 from __future__ import annotations
@@ -14,32 +14,24 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mltasks.ml.seq.sasrec import NeuralTrainResult, _ContextOutput, train_neural_model
+from mltasks.ml.seq.trainer import (
+    ContextOutput,
+    NeuralArchitecture,
+    NeuralConfig,
+    NeuralTrainResult,
+    train_neural_model,
+)
 
 
 @dataclass
-class GRU4RecConfig:
+class GRU4RecConfig(NeuralConfig):
+    """GRU4Rec's network options; the training options are NeuralConfig's."""
+
     d_model: int = 64
     n_layers: int = 1
     dropout: float = 0.3
-    max_seq_len: int = 50
     use_context: bool = True
     use_output_bias: bool = True
-    # Training (same meaning as in SASRecConfig).
-    loss: str = "full"
-    n_sampled_negatives: int = 1024
-    label_smoothing: float = 0.1
-    mask_seen_in_loss: bool = False
-    target_horizon: int = 5
-    horizon_decay: float = 0.5
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    max_epochs: int = 200
-    patience: int = 10
-    selection_metric: str = "Recall@20"
-    max_train_seconds: float | None = None
-    num_threads: int | None = 1  # intra-op threads while training (see SASRecConfig)
 
 
 class GRU4RecNetwork(nn.Module):
@@ -55,7 +47,7 @@ class GRU4RecNetwork(nn.Module):
         self.input_dropout = nn.Dropout(config.dropout)
         self.gru = nn.GRU(d_model, d_model, num_layers=config.n_layers, batch_first=True)
         self.output_dropout = nn.Dropout(config.dropout)
-        self.context_output = _ContextOutput(d_model, config.use_context)
+        self.context_output = ContextOutput(d_model, config.use_context)
         self.output_bias = nn.Parameter(torch.zeros(n_items)) if config.use_output_bias else None
 
     def encode(self, tokens: torch.Tensor, hours: torch.Tensor, dows: torch.Tensor) -> torch.Tensor:
@@ -81,6 +73,11 @@ class GRU4RecNetwork(nn.Module):
         return self.item_embedding.weight[1:]
 
 
+GRU4REC = NeuralArchitecture(
+    kind="gru4rec", name="GRU4Rec", config_class=GRU4RecConfig, network_class=GRU4RecNetwork
+)
+
+
 def train_gru4rec(
     *,
     split,
@@ -89,9 +86,9 @@ def train_gru4rec(
     show_progress: bool | None = None,
     fixed_epochs: int | None = None,
 ) -> NeuralTrainResult:
-    """Train GRU4Rec on a SeqSplit (see sasrec.train_neural_model)."""
+    """Train GRU4Rec on a SeqSplit (see trainer.train_neural_model)."""
     return train_neural_model(
-        kind="gru4rec",
+        architecture=GRU4REC,
         split=split,
         config=config or GRU4RecConfig(),
         seed=seed,

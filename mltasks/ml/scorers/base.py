@@ -1,0 +1,152 @@
+"""The scorer contract: contexts, the `Scorer` base class and the sparse sums scorers share.
+
+Every scorer returns float32 scores, higher is better; an item it cannot recommend scores -inf
+(`eval.topk` never returns such an item). `top_k` is the one place a scorer's scores become a
+ranking, through `eval.topk.top_k_indices`, so ties go to the lower item index everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from mltasks.ml.data.sequences import NEUTRAL_DOW, NEUTRAL_HOUR
+from mltasks.ml.eval.topk import exclude_items, top_k_indices
+
+
+def _item_array(values) -> np.ndarray:
+    return np.asarray(values if values is not None else (), dtype=np.int64).reshape(-1)
+
+
+@dataclass(frozen=True, eq=False)
+class HistoryContext:
+    """A user as a CF scorer sees them: the items of their history and, optionally, how much
+    each counts (summed event weights; None = 1 each) and their row in a factor model's user
+    vectors (None: the model has no vector of its own for them)."""
+
+    items: np.ndarray
+    weights: np.ndarray | None = None
+    user: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "items", _item_array(self.items))
+        if self.weights is not None:
+            weights = np.asarray(self.weights, dtype=np.float64).reshape(-1)
+            if weights.shape != self.items.shape:
+                raise ValueError("a history has one weight per item")
+            object.__setattr__(self, "weights", weights)
+
+    def item_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(unique items, summed weights): a repeated item counts once, with its weights added."""
+        weights = np.ones(len(self.items)) if self.weights is None else self.weights
+        unique_items, inverse = np.unique(self.items, return_inverse=True)
+        return unique_items, np.bincount(inverse.reshape(-1), weights=weights)
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceContext:
+    """A sequence to continue: its items oldest first, and the hour (0-23) and day of week
+    (Monday = 0) of the prediction; the neutral buckets when unknown."""
+
+    items: np.ndarray
+    hour: int = NEUTRAL_HOUR
+    dow: int = NEUTRAL_DOW
+
+    def __post_init__(self):
+        object.__setattr__(self, "items", _item_array(self.items))
+
+
+Context = HistoryContext | SequenceContext
+
+
+class Scorer:
+    """Scores every item of a catalog of `n_items` for a context.
+
+    Subclasses implement `score`; `params`, `arrays` and `from_arrays` describe what
+    mltasks.ml.artifacts saves of them (JSON parameters and numpy arrays, nothing pickled).
+    """
+
+    family: ClassVar[str] = ""
+    n_items: int = 0
+
+    def score(self, context: Context, candidates: np.ndarray | None = None) -> np.ndarray:
+        """Float32 scores of every item, or of `candidates` (item indices) in their order."""
+        raise NotImplementedError
+
+    def score_many(self, contexts: Sequence[Context]) -> np.ndarray:
+        """(len(contexts), n_items) scores, one row per context (for evaluation; a family that
+        can batch, like the neural one, overrides this)."""
+        if not contexts:
+            return np.zeros((0, self.n_items), dtype=np.float32)
+        return np.vstack([self.score(context) for context in contexts]).astype(np.float32)
+
+    def top_k(
+        self, context: Context, k: int, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best items (fewer when fewer can be ranked), best first, and their scores;
+        items in `exclude` never appear."""
+        scores = self.score(context)[None]
+        excluded = _item_array(exclude)
+        if len(excluded):
+            scores = exclude_items(scores, [excluded])
+        top = top_k_indices(scores[0], k)
+        return top, scores[0, top]
+
+    def params(self) -> dict:
+        return {}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError(f"{type(self).__name__} is not saved as arrays")
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict) -> Scorer:
+        raise NotImplementedError(f"{cls.__name__} is not loaded from arrays")
+
+
+def subset(scores: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
+    """`scores` of `candidates` only (all of them when None)."""
+    if candidates is None:
+        return scores
+    return scores[_item_array(candidates)]
+
+
+def sparse_rows_sum(
+    matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """sum_r weights[r] * matrix[rows[r]] as (columns, values), columns sorted and unique.
+
+    Reads only the stored entries of the given rows: the cost is their number of entries (an
+    item-item request: |history| x neighbours per item), not the matrix's width.
+    """
+    rows = _item_array(rows)
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    counts = ends - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    positions = np.arange(total) + offsets
+    values = matrix.data[positions].astype(np.float64) * np.repeat(weights, counts)
+    columns, inverse = np.unique(matrix.indices[positions], return_inverse=True)
+    return columns.astype(np.int64), np.bincount(inverse.reshape(-1), weights=values)
+
+
+def csr_arrays(name: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A CSR matrix as plain arrays for an .npz file (read back with `csr_from_arrays`)."""
+    return {
+        f"{name}.data": matrix.data,
+        f"{name}.indices": matrix.indices,
+        f"{name}.indptr": matrix.indptr,
+        f"{name}.shape": np.asarray(matrix.shape, dtype=np.int64),
+    }
+
+
+def csr_from_arrays(name: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
+        shape=tuple(int(n) for n in arrays[f"{name}.shape"]),
+    )

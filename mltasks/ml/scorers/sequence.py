@@ -1,0 +1,139 @@
+"""Sequence baselines as scorers: last-item transitions and session-kNN over an inverted index.
+
+Both give exactly the scores of their seq.baselines models (`MarkovTransitions`,
+`SessionKNN` without a training row to leave out, as at serving time), from sparse structures
+only: a request reads one transition row, or the training sessions that share an item with the
+input and the items of the nearest ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from mltasks.ml.scorers.base import (
+    Context,
+    Scorer,
+    csr_arrays,
+    csr_from_arrays,
+    sparse_rows_sum,
+    subset,
+)
+
+
+class MarkovScorer(Scorer):
+    """P(next | last item) from `transitions` (n_items x n_items CSR, rows sum to 1), plus a
+    popularity `fallback` scaled below any transition (ties and unseen last items)."""
+
+    family = "markov"
+
+    def __init__(self, *, transitions: sp.csr_matrix, fallback: np.ndarray):
+        self.transitions = sp.csr_matrix(transitions, dtype=np.float32, copy=True)
+        self.transitions.sort_indices()
+        self.fallback = np.asarray(fallback, dtype=np.float32)
+        self.n_items = int(self.transitions.shape[0])
+
+    @classmethod
+    def from_model(cls, markov) -> MarkovScorer:
+        """From a seq.baselines.MarkovTransitions."""
+        return cls(transitions=markov.transitions, fallback=markov.fallback)
+
+    def score(self, context: Context, candidates: np.ndarray | None = None) -> np.ndarray:
+        scores = self.fallback.copy()
+        if len(context.items) and 0 <= context.items[-1] < self.n_items:
+            last = int(context.items[-1])
+            start, end = self.transitions.indptr[last], self.transitions.indptr[last + 1]
+            scores[self.transitions.indices[start:end]] += self.transitions.data[start:end]
+        return subset(scores, candidates)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**csr_arrays("transitions", self.transitions), "fallback": self.fallback}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict) -> MarkovScorer:
+        return cls(transitions=csr_from_arrays("transitions", arrays), fallback=arrays["fallback"])
+
+
+class SessionKNNScorer(Scorer):
+    """V-SKNN (seq.baselines.SessionKNN): the `n_neighbours` training sessions most similar to
+    the input vote for their items with their similarity.
+
+    `session_items` (n_sessions x n_items, binary CSR) and its transpose, the inverted index
+    from an item to the sessions that hold it, are all a request reads.
+    """
+
+    family = "session_knn"
+
+    def __init__(
+        self,
+        *,
+        session_items: sp.csr_matrix,
+        n_neighbours: int,
+        popularity_tiebreak: np.ndarray,
+    ):
+        self.session_items = sp.csr_matrix(session_items, dtype=np.float32, copy=True)
+        self.session_items.sort_indices()
+        self.item_sessions = self.session_items.T.tocsr()
+        self.item_sessions.sort_indices()
+        lengths = np.maximum(np.diff(self.session_items.indptr), 1).astype(np.float32)
+        self.session_norms = np.sqrt(lengths)
+        self.n_neighbours = int(n_neighbours)
+        self.popularity_tiebreak = np.asarray(popularity_tiebreak, dtype=np.float32)
+        self.n_items = int(self.session_items.shape[1])
+
+    @classmethod
+    def from_model(cls, session_knn) -> SessionKNNScorer:
+        """From a seq.baselines.SessionKNN."""
+        return cls(
+            session_items=session_knn.train_matrix,
+            n_neighbours=session_knn.n_neighbours,
+            popularity_tiebreak=session_knn.popularity_tiebreak,
+        )
+
+    def _query(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each distinct input item and its weight: linear recency (position / length, its most
+        recent occurrence), over sqrt(number of distinct items)."""
+        items = items[(items >= 0) & (items < self.n_items)]
+        if len(items) == 0:
+            return items, np.zeros(0)
+        position_weight = np.arange(1, len(items) + 1, dtype=np.float32) / len(items)
+        unique_items, last_position = np.unique(items[::-1], return_index=True)
+        weights = position_weight[::-1][last_position] / np.sqrt(len(unique_items))
+        return unique_items, weights
+
+    def neighbours(self, context: Context) -> tuple[np.ndarray, np.ndarray]:
+        """(session rows, similarities) of the input's nearest training sessions."""
+        items, weights = self._query(context.items)
+        sessions, similarity = sparse_rows_sum(self.item_sessions, items, weights)
+        # float32 like SessionKNN, so equal similarities tie the same way (lower session row).
+        similarity = similarity.astype(np.float32) / self.session_norms[sessions]
+        if len(sessions) > self.n_neighbours:
+            # A stable order: equal similarities go to the lower session row (argpartition,
+            # under top_k_indices, may keep either of two equal scores at the cut).
+            nearest = np.lexsort((sessions, -similarity))[: self.n_neighbours]
+            sessions, similarity = sessions[nearest], similarity[nearest]
+        return sessions, similarity
+
+    def score(self, context: Context, candidates: np.ndarray | None = None) -> np.ndarray:
+        sessions, similarity = self.neighbours(context)
+        items, votes = sparse_rows_sum(self.session_items, sessions, similarity)
+        scores = np.zeros(self.n_items, dtype=np.float32)
+        scores[items] = votes
+        return subset(scores + self.popularity_tiebreak, candidates)
+
+    def params(self) -> dict:
+        return {"n_neighbours": self.n_neighbours}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            **csr_arrays("session_items", self.session_items),
+            "popularity_tiebreak": self.popularity_tiebreak,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict) -> SessionKNNScorer:
+        return cls(
+            session_items=csr_from_arrays("session_items", arrays),
+            n_neighbours=params["n_neighbours"],
+            popularity_tiebreak=arrays["popularity_tiebreak"],
+        )

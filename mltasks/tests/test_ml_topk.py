@@ -1,0 +1,70 @@
+"""The one top-k helper: order, ties, exclusion, short lists, and the sparse per-row variant."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from mltasks.ml.eval.topk import PAD, exclude_items, keep_top_per_row, top_k_indices
+
+
+def test_one_list_is_ranked_best_first():
+    scores = np.array([0.1, 0.9, 0.5, 0.7])
+    top = top_k_indices(scores, 3)
+    assert top.tolist() == [1, 3, 2]
+    assert top.dtype == np.int64
+
+
+def test_each_row_of_a_block_is_ranked_on_its_own():
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [4.0, 3.0, 2.0, 1.0]])
+    assert top_k_indices(scores, 2).tolist() == [[1, 3], [0, 1]]
+
+
+def test_ties_go_to_the_lower_index():
+    assert top_k_indices(np.array([1.0, 2.0, 2.0, 1.0, 2.0]), 4).tolist() == [1, 2, 4, 0]
+    assert top_k_indices(np.zeros((2, 6)), 3).tolist() == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_minus_infinity_is_never_returned():
+    scores = np.array([[3.0, -np.inf, 1.0, 2.0], [-np.inf, -np.inf, 5.0, -np.inf]])
+    assert top_k_indices(scores, 3).tolist() == [[0, 3, 2], [2, PAD, PAD]]
+    assert top_k_indices(np.array([-np.inf, 1.0, -np.inf]), 3).tolist() == [1]
+
+
+def test_k_larger_than_the_catalog_pads_rows_and_shortens_lists():
+    assert top_k_indices(np.array([[1.0, 3.0]]), 4).tolist() == [[1, 0, PAD, PAD]]
+    assert top_k_indices(np.array([1.0, 3.0]), 4).tolist() == [1, 0]
+
+
+def test_k_zero_gives_empty_results():
+    assert top_k_indices(np.array([1.0, 2.0]), 0).tolist() == []
+    assert top_k_indices(np.ones((3, 4)), 0).shape == (3, 0)
+
+
+def test_exclude_items_masks_per_row_lists_and_sparse_pairs_without_touching_the_input():
+    scores = np.array([[0.9, 0.8, 0.7], [0.1, 0.2, 0.3]])
+    by_list = exclude_items(scores, [np.array([0]), np.array([], dtype=np.int64)])
+    by_matrix = exclude_items(scores, sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 0]])))
+    for masked in (by_list, by_matrix):
+        assert masked.dtype == np.float32
+        assert masked[0, 0] == -np.inf and np.isfinite(masked[1]).all()
+        assert top_k_indices(masked, 3).tolist() == [[1, 2, PAD], [2, 1, 0]]
+    assert np.isfinite(scores).all()
+    assert np.array_equal(exclude_items(scores, None), scores.astype(np.float32))
+
+
+def test_keep_top_per_row_keeps_the_largest_stored_values():
+    matrix = sp.csr_matrix(
+        np.array([[0.0, 5.0, 1.0, 3.0], [2.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0]])
+    )
+    kept = keep_top_per_row(matrix, 2)
+    assert kept.toarray().tolist() == [[0, 5, 0, 3], [2, 0, 0, 0], [1, 1, 0, 0]]
+    assert keep_top_per_row(sp.csr_matrix((0, 3)), 2).shape == (0, 3)
+
+
+def test_items_tied_at_the_cut_are_kept_lowest_index_first():
+    """Many ties straddle the k-th place: the result equals a full stable sort's first k."""
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 3, size=(50, 200)).astype(np.float32)
+    expected = [np.lexsort((np.arange(200), -row))[:10].tolist() for row in scores]
+    assert top_k_indices(scores, 10).tolist() == expected

@@ -1,0 +1,78 @@
+"""What the staff model dashboard shows: recent versions of each kind, ready to draw, with what
+the activation rule decided for each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mltasks.models import ModelVersion
+from mltasks.selectors import model_version_activation_check, model_versions_recent
+from web.charts import Chart, MetricsTable, history_charts, metrics_table
+
+
+@dataclass(frozen=True)
+class ActivationDecision:
+    """What the activation rule decided when the version finished training, and why
+    (mltasks.training.activation; `ModelVersion.metrics["activation"]`)."""
+
+    activated: bool
+    reason: str
+    metric: str
+    new_metric: float | None
+    active_version: int | None
+    active_metric: float | None  # the then active version's, on the same held-out data
+    held_out: str  # which held-out data they were compared on ("" when not compared)
+    leak_note: str
+
+    @classmethod
+    def of(cls, metrics: dict) -> ActivationDecision | None:
+        """None for versions trained before the rule recorded its decisions."""
+        record = metrics.get("activation") if isinstance(metrics, dict) else None
+        if not isinstance(record, dict) or "activated" not in record:
+            return None
+        comparison = record.get("comparison") or {}
+        return cls(
+            activated=bool(record["activated"]),
+            reason=str(record.get("reason", "")),
+            metric=str(record.get("metric", "")),
+            new_metric=record.get("new_metric"),
+            active_version=record.get("active_version"),
+            active_metric=record.get("active_metric_on_new_split"),
+            held_out=str(record.get("held_out") or ""),
+            leak_note=str((comparison.get("leak") or {}).get("note", "")),
+        )
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: ModelVersion
+    charts: list[Chart]
+    metrics: MetricsTable
+    can_activate: bool
+    activation: ActivationDecision | None
+
+
+@dataclass(frozen=True)
+class KindSection:
+    kind: str
+    label: str
+    active: VersionRow | None
+    versions: list[VersionRow]
+
+
+def dashboard_sections(*, per_kind: int = 10) -> list[KindSection]:
+    sections = []
+    for kind, label in ModelVersion.Kind.choices:
+        rows = [
+            VersionRow(
+                version=version,
+                charts=history_charts(version.history),
+                metrics=metrics_table(version.metrics),
+                can_activate=model_version_activation_check(version=version).allowed,
+                activation=ActivationDecision.of(version.metrics),
+            )
+            for version in model_versions_recent(kind=kind, n=per_kind)
+        ]
+        active = next((r for r in rows if r.version.status == ModelVersion.Status.ACTIVE), None)
+        sections.append(KindSection(kind=kind, label=label, active=active, versions=rows))
+    return sections
