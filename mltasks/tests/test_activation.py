@@ -6,6 +6,7 @@ Real training runs on a tiny demo world, weakened by their training budget or ep
 are driven with hand-made vectors.
 """
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -321,3 +322,15 @@ def test_each_held_out_pair_is_dated_by_its_first_positive_event():
     pairs = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 1], [0, 0, 1])), shape=(2, 2))
 
     assert first_positive_times(interactions, pairs).tolist() == [20.0, 70.0, 60.0]
+
+
+@pytest.mark.django_db
+def test_the_train_command_prints_why_a_version_was_not_activated(train):
+    """`manage.py train` says what the activation rule decided, not only the metrics."""
+    output = io.StringIO()
+    with override_settings(**ONE_BATCH):
+        call_command("train", "--kind", "continuation", stdout=output)
+    version = ModelVersion.objects.filter(kind="continuation").latest("pk")
+
+    assert version.status == ModelVersion.Status.READY
+    assert f"activation: {version.metrics['activation']['reason']}" in output.getvalue()

@@ -46,3 +46,5 @@ class Command(BaseCommand):
             for model, splits in rows.items():
                 valid = ", ".join(f"{m} {v:.4f}" for m, v in splits.get("valid", {}).items())
                 self.stdout.write(f"  {model:<12} valid: {valid}")
+            if reason := version.metrics.get("activation", {}).get("reason"):
+                self.stdout.write(f"  activation: {reason}")
