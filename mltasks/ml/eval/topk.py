@@ -49,9 +49,7 @@ def _lowest_indices_at_the_cut(scores: np.ndarray, candidates: np.ndarray) -> np
     """
     n_candidates = candidates.shape[1]
     cut = np.take_along_axis(scores, candidates, axis=1).min(axis=1)
-    n_above = (scores > cut[:, None]).sum(axis=1)
-    n_at_cut = (scores == cut[:, None]).sum(axis=1)
-    crowded = np.nonzero(n_above + n_at_cut > n_candidates)[0]
+    crowded = np.nonzero((scores >= cut[:, None]).sum(axis=1) > n_candidates)[0]
     if crowded.size == 0:
         return candidates
     candidates = candidates.copy()
