@@ -17,15 +17,18 @@ RUN useradd --create-home --uid 1000 --user-group tunedin
 WORKDIR /app
 # The runtime requirements only: no test runners, browser driver or linters in the image.
 COPY requirements/base.txt requirements/base.txt
-# torch==2.13.0 resolves to the CPU-only build (2.13.0+cpu) from PyTorch's index.
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/base.txt
+# torch==2.13.0 resolves to the CPU-only build (2.13.0+cpu) from PyTorch's index. An image for
+# GPU training workers (the `training` queue) takes torch from a CUDA index instead:
+# `docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/<cuda tag> .`
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install --extra-index-url ${TORCH_INDEX_URL} -r requirements/base.txt
 
 COPY . .
 # Settings need a database and Redis URL and a secret key to import; collectstatic uses none.
 RUN DATABASE_URL=postgresql://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
     DJANGO_SECRET_KEY=collectstatic-at-build-time-only \
     python manage.py collectstatic --noinput --verbosity 0 \
-    && mkdir -p /app/var/artifacts \
+    && mkdir -p /app/var/artifacts /app/var/artifact-cache /app/var/artifact-store \
     && chown -R tunedin:tunedin /app/var
 # Numeric, so that a runtime can check it is not root (e.g. Kubernetes' runAsNonRoot).
 USER 1000:1000

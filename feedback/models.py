@@ -57,3 +57,48 @@ class Interaction(models.Model):
 
 # The kinds that count as a positive signal (popularity, training, drift).
 POSITIVE_KINDS = (Interaction.Kind.PLAY, Interaction.Kind.LIKE)
+
+
+class DoNotRecommend(models.Model):
+    """A listener's "do not recommend": a track, or an artist (all their tracks), kept out of
+    every list served to them, optionally only until a moment (`until`; None = for good)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="do_not_recommend"
+    )
+    track = models.ForeignKey(
+        "catalog.Track", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    artist = models.ForeignKey(
+        "catalog.Artist", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "do-not-recommend mark"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(track__isnull=False, artist__isnull=True)
+                | models.Q(track__isnull=True, artist__isnull=False),
+                name="do_not_recommend_track_or_artist",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "track"],
+                condition=models.Q(track__isnull=False),
+                name="unique_do_not_recommend_track_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "artist"],
+                condition=models.Q(artist__isnull=False),
+                name="unique_do_not_recommend_artist_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"track {self.track_id}" if self.track_id else f"artist {self.artist_id}"
+        return f"{self.user_id} do not recommend {target}"
+
+    def applies_at(self, moment) -> bool:
+        return self.until is None or self.until > moment

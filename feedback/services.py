@@ -10,10 +10,10 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from catalog.models import Track
+from catalog.models import Artist, Track
 from feedback.context import interaction_context
-from feedback.models import POSITIVE_KINDS, Interaction
-from feedback.signals import feedback_recorded
+from feedback.models import POSITIVE_KINDS, DoNotRecommend, Interaction
+from feedback.signals import DO_NOT_RECOMMEND, feedback_recorded
 
 # A client clock may run a little ahead; anything further ahead is a bad timestamp.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -197,3 +197,77 @@ def track_popularity_refresh(*, days: int = 30) -> int:
             [list(POSITIVE_KINDS), days],
         )
         return cursor.rowcount
+
+
+# ----------------------------------------------------------------------------- do not recommend
+
+
+class DoNotRecommendError(FeedbackError):
+    """A do-not-recommend mark that cannot be stored, with the reason."""
+
+
+def _do_not_recommend_target(*, track_id: int | None, artist_id: int | None) -> dict:
+    if (track_id is None) == (artist_id is None):
+        raise DoNotRecommendError("give exactly one of track_id and artist_id")
+    if track_id is not None:
+        if not Track.objects.filter(pk=track_id).exists():
+            raise DoNotRecommendError(f"unknown track_id {track_id}")
+        return {"track_id": track_id, "artist_id": None}
+    if not Artist.objects.filter(pk=artist_id).exists():
+        raise DoNotRecommendError(f"unknown artist_id {artist_id}")
+    return {"track_id": None, "artist_id": artist_id}
+
+
+def _do_not_recommend_changed(*, user, target: dict) -> None:
+    track_ids = {target["track_id"]} if target["track_id"] is not None else set()
+    transaction.on_commit(
+        lambda: feedback_recorded.send(
+            sender=DoNotRecommend, user=user, kinds={DO_NOT_RECOMMEND}, track_ids=track_ids
+        )
+    )
+
+
+@transaction.atomic
+def do_not_recommend_mark(
+    *,
+    user,
+    track_id: int | None = None,
+    artist_id: int | None = None,
+    until: datetime | None = None,
+) -> tuple[DoNotRecommend, bool]:
+    """Keep a track, or every track of an artist, out of the user's lists (until `until`, a
+    future moment, or for good when None); returns (mark, created). Marking again replaces the
+    mark's `until`. DoNotRecommendError with the reason for anything else than exactly one
+    known track or artist, or an `until` without a timezone or not in the future."""
+    target = _do_not_recommend_target(track_id=track_id, artist_id=artist_id)
+    if until is not None:
+        if timezone.is_naive(until):
+            raise DoNotRecommendError("until needs a timezone (e.g. 2027-01-01T00:00:00Z)")
+        if until <= timezone.now():
+            raise DoNotRecommendError("until is not in the future")
+    try:
+        with transaction.atomic():
+            mark, created = DoNotRecommend.objects.update_or_create(
+                user=user, **target, defaults={"until": until}
+            )
+    except IntegrityError:
+        # A concurrent request stored the same mark first: update that one.
+        mark = DoNotRecommend.objects.select_for_update().get(user=user, **target)
+        mark.until, created = until, False
+        mark.save(update_fields=["until"])
+    _do_not_recommend_changed(user=user, target=target)
+    return mark, created
+
+
+@transaction.atomic
+def do_not_recommend_unmark(
+    *, user, track_id: int | None = None, artist_id: int | None = None
+) -> bool:
+    """Remove the user's mark on a track or an artist; False when there was none."""
+    if (track_id is None) == (artist_id is None):
+        raise DoNotRecommendError("give exactly one of track_id and artist_id")
+    target = {"track_id": track_id, "artist_id": artist_id}
+    deleted, _ = DoNotRecommend.objects.filter(user=user, **target).delete()
+    if deleted:
+        _do_not_recommend_changed(user=user, target=target)
+    return bool(deleted)

@@ -13,6 +13,7 @@ from feedback.models import Interaction
 from mltasks.ml.data.seq_datasets import SequenceEvents
 from mltasks.models import ModelVersion
 from playlists.models import PlaylistEntry
+from tunedin.db import copy_out_arrays
 
 # How much each kind of event counts as a positive when training user recommendations.
 # Skips and dislikes are not positives (weight <= 0 keeps them out of the positive matrix).
@@ -41,20 +42,27 @@ class TrackTags:
 
 
 def interaction_log_for_training() -> InteractionLog:
-    rows = Interaction.objects.order_by("occurred_at", "id").values_list(
-        "user_id", "track_id", "kind", "occurred_at"
-    )
-    users, tracks, weights, times = [], [], [], []
-    for user_id, track_id, kind, occurred_at in rows.iterator(chunk_size=20_000):
-        users.append(user_id)
-        tracks.append(track_id)
-        weights.append(EVENT_WEIGHTS[kind])
-        times.append(occurred_at.timestamp())
+    """Every interaction, oldest first, read with one binary COPY into numpy arrays."""
+    kinds = list(EVENT_WEIGHTS)
+    kind_codes = " ".join(f"WHEN %s THEN {code}" for code in range(len(kinds)))
+    arrays = copy_out_arrays(
+        query=f"""
+            SELECT user_id::int8, track_id::int8,
+                   (CASE kind {kind_codes} END)::int2 AS kind,
+                   extract(epoch FROM occurred_at)::float8 AS occurred
+            FROM {Interaction._meta.db_table}
+            ORDER BY occurred_at, id
+        """,
+        columns=[("user_id", "int8"), ("track_id", "int8"), ("kind", "int2"),
+                 ("occurred", "float8")],
+        params=[str(kind) for kind in kinds],
+    )  # fmt: skip
+    weights = np.array([EVENT_WEIGHTS[kind] for kind in kinds], dtype=np.float64)
     return InteractionLog(
-        user_ids=np.array(users, dtype=np.int64),
-        track_ids=np.array(tracks, dtype=np.int64),
-        weights=np.array(weights, dtype=np.float64),
-        timestamps=np.array(times, dtype=np.float64),
+        user_ids=arrays["user_id"],
+        track_ids=arrays["track_id"],
+        weights=weights[arrays["kind"]],
+        timestamps=arrays["occurred"],
         catalog_track_ids=np.array(
             Track.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64
         ),

@@ -23,6 +23,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from feedback.models import Interaction
+from mltasks.artifact_store import artifact_directory_upload
 from mltasks.ml.artifacts import MODEL_VERSION_FILE
 from mltasks.models import ModelVersion, TrackVector, UserVector
 from mltasks.selectors import model_version_active
@@ -157,6 +158,12 @@ def model_version_train(*, kind: str) -> ModelVersion:
         (directory / MODEL_VERSION_FILE).write_text(
             json.dumps({"id": version.pk, "kind": kind, "metrics": version.metrics}, default=str)
         )
+        # Every file is written: publish them to the artifacts store before any activation, so
+        # that a web process on another host can load the version (artifact_path = the prefix).
+        version.artifact_path = artifact_directory_upload(
+            version_id=version.pk, directory=directory
+        )
+        version.save(update_fields=["artifact_path"])
         if decision["activated"]:
             model_version_activate(version=version)
         else:

@@ -26,13 +26,17 @@ from playlists.services import (
     playlist_move_entry,
     playlist_remove_entry,
     playlist_rename,
+    playlist_save_copy,
     playlist_set_visibility,
 )
 from tunedin.parsers import JSONParser
 from tunedin.schema import StrictBooleanField, StrictCharField, StrictIntegerField, id_field
 
 NOT_FOUND = OpenApiResponse(description="no such playlist, or someone else's private one")
-NOT_YOURS = OpenApiResponse(description="someone else's public playlist: only its owner changes it")
+NOT_YOURS = OpenApiResponse(
+    description="someone else's public playlist: only its owner changes it; or a generated "
+    "playlist (Weekly Exploration, Daily Jams), rebuilt on each run: save a copy to change it"
+)
 
 
 @contextmanager
@@ -82,6 +86,11 @@ class PlaylistDetailOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     is_public = serializers.BooleanField()
+    generated = serializers.ChoiceField(
+        choices=["", *Playlist.Generated.values],
+        help_text="which generated playlist this is (rebuilt on each run, read-only); "
+        '"" for a playlist of your own',
+    )
     owner = serializers.CharField(source="owner.username")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -133,12 +142,13 @@ class PlaylistListApi(APIView):
         id = serializers.IntegerField()
         name = serializers.CharField()
         is_public = serializers.BooleanField()
+        generated = serializers.CharField(help_text='"" for a playlist of your own')
         n_tracks = serializers.IntegerField()
         updated_at = serializers.DateTimeField()
 
     @extend_schema(
         operation_id="playlists_list",
-        summary="Your playlists, most recently changed first",
+        summary="Your playlists, most recently changed first, with those generated for you",
         responses={
             200: OutputSerializer(many=True),
             400: OpenApiResponse(description="limit or offset not a whole number in range"),
@@ -146,7 +156,8 @@ class PlaylistListApi(APIView):
     )
     def get(self, request):
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(playlists_owned_by(user=request.user), request, self)
+        playlists = playlists_owned_by(user=request.user, include_generated=True)
+        page = paginator.paginate_queryset(playlists, request, self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
@@ -301,3 +312,39 @@ class PlaylistTracksMoveApi(PlaylistEditApi):
     )
     def post(self, request, playlist_id: int):
         return self.edit(request, playlist_id=playlist_id, service=playlist_move_entry)
+
+
+class PlaylistSaveApi(APIView):
+    """Save a playlist you may read (a generated one, or a public one) as a new playlist of
+    your own, which you can then change."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema_serializer(component_name="PlaylistSaveInput")
+    class InputSerializer(serializers.Serializer):
+        name = StrictCharField(
+            min_length=1, max_length=NAME_MAX_LENGTH, required=False,
+            help_text="default: the playlist's name (dated for a generated playlist)",
+        )  # fmt: skip
+
+    @extend_schema(
+        operation_id="playlists_save",
+        summary="Save a copy of a playlist as your own",
+        request=InputSerializer,
+        responses={
+            201: PlaylistDetailOutputSerializer,
+            400: OpenApiResponse(description="an empty or too long name"),
+            404: NOT_FOUND,
+        },
+    )
+    def post(self, request, playlist_id: int):
+        playlist = readable_playlist(playlist_id=playlist_id, user=request.user)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            copy = playlist_save_copy(
+                playlist=playlist, owner=request.user, name=serializer.validated_data.get("name")
+            )
+        return playlist_detail_response(
+            playlist_id=copy.pk, user=request.user, status_code=status.HTTP_201_CREATED
+        )

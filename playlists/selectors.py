@@ -8,12 +8,42 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from playlists.models import Playlist, PlaylistEntry
 
 
-def playlists_owned_by(*, user) -> QuerySet[Playlist]:
-    return (
+def playlists_owned_by(*, user, include_generated: bool = False) -> QuerySet[Playlist]:
+    """The user's playlists, most recently changed first: their own ones (those they can
+    change), and with `include_generated` the ones built for them too."""
+    playlists = Playlist.objects.filter(owner=user)
+    if not include_generated:
+        playlists = playlists.filter(generated="")
+    return playlists.annotate(n_tracks=Count("entries")).order_by("-updated_at", "-id")
+
+
+def playlists_generated_for(*, user) -> list[Playlist]:
+    """The playlists built for the user (Weekly Exploration, Daily Jams), in that order."""
+    if not user.is_authenticated:
+        return []
+    playlists = (
         Playlist.objects.filter(owner=user)
+        .exclude(generated="")
         .annotate(n_tracks=Count("entries"))
-        .order_by("-updated_at", "-id")
     )
+    order = list(Playlist.Generated.values)
+    return sorted(playlists, key=lambda playlist: order.index(playlist.generated))
+
+
+def generated_playlist_track_ids(*, owner_ids, generated: str) -> dict[int, list[int]]:
+    """{owner id: track ids in order} of the `generated` playlist of each of `owner_ids`
+    that has one (one query)."""
+    rows = (
+        PlaylistEntry.objects.filter(
+            playlist__owner_id__in=list(owner_ids), playlist__generated=generated
+        )
+        .order_by("playlist__owner_id", "position")
+        .values_list("playlist__owner_id", "track_id")
+    )
+    tracks: dict[int, list[int]] = {}
+    for owner_id, track_id in rows:
+        tracks.setdefault(owner_id, []).append(track_id)
+    return tracks
 
 
 def playlists_visible_to(*, user) -> QuerySet[Playlist]:
@@ -35,12 +65,20 @@ def playlist_for_reading(*, playlist_id: int, user, with_entries: bool = False) 
     return playlists.get(pk=playlist_id)
 
 
+GENERATED_IS_READ_ONLY = (
+    "A generated playlist is rebuilt on each run and cannot be changed; save a copy as your "
+    "own playlist to change it."
+)
+
+
 def playlist_for_writing(*, playlist_id: int, user) -> Playlist:
-    """The user's own playlist; PermissionDenied for someone else's public playlist and
-    Playlist.DoesNotExist for a private one."""
+    """The user's own playlist; PermissionDenied for someone else's public playlist and for a
+    generated one, Playlist.DoesNotExist for someone else's private one."""
     playlist = playlist_for_reading(playlist_id=playlist_id, user=user)
     if playlist.owner_id != user.pk:
         raise PermissionDenied("Only the owner can change this playlist.")
+    if playlist.is_generated:
+        raise PermissionDenied(GENERATED_IS_READ_ONLY)
     return playlist
 
 

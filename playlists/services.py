@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,6 +14,12 @@ from playlists.models import Playlist, PlaylistEntry
 
 NAME_MAX_LENGTH = Playlist._meta.get_field("name").max_length
 MAX_TRACKS_PER_ADD = 500
+GENERATED_DESCRIPTIONS = {
+    Playlist.Generated.WEEKLY_EXPLORATION: "Tracks you have never played, picked for you from "
+    "your recommendations, at most two per artist. Rebuilt every week.",
+    Playlist.Generated.DAILY_JAMS: "Tracks you liked or played but not in the last 60 days, "
+    "mixed with close picks, at most two per artist. Rebuilt every day.",
+}
 
 
 def _clean_name(name: str) -> str:
@@ -151,3 +157,64 @@ def playlist_move_entry(*, playlist: Playlist, from_position: int, to_position: 
     entries.filter(pk=moved_id).update(position=to_position)
     _touch(playlist)
     return playlist
+
+
+@transaction.atomic
+def playlist_save_copy(*, playlist: Playlist, owner, name: str | None = None) -> Playlist:
+    """A new playlist of `owner`'s own (private, editable) with `playlist`'s tracks in order:
+    how a listener keeps a generated playlist before its next rebuild. The name defaults to
+    the playlist's, dated for a generated one."""
+    if name is None:
+        name = playlist.name
+        if playlist.is_generated:
+            name = f"{name} · {timezone.localdate():%d %b %Y}"
+    copy = playlist_create(
+        owner=owner, name=name, description=playlist.description if playlist.is_generated else ""
+    )
+    track_ids = list(playlist.entries.order_by("position").values_list("track_id", flat=True))
+    PlaylistEntry.objects.bulk_create(
+        PlaylistEntry(playlist=copy, track_id=track_id, position=position)
+        for position, track_id in enumerate(track_ids)
+    )
+    return copy
+
+
+@transaction.atomic
+def generated_playlists_replace(*, track_ids: Mapping[tuple[int, str], Sequence[int]]) -> int:
+    """Replace the generated playlists given as {(owner id, Playlist.Generated value): track
+    ids in order}: each one created if missing, its entries replaced, its updated_at moved.
+    One transaction for the whole batch (a few queries however many owners); returns the
+    number of entries written."""
+    if unknown := {kind for _, kind in track_ids} - set(Playlist.Generated.values):
+        raise ValidationError({"generated": f"Unknown generated playlist {sorted(unknown)[0]}."})
+    owner_ids = {owner_id for owner_id, _ in track_ids}
+    existing = {
+        (playlist.owner_id, playlist.generated): playlist
+        for playlist in Playlist.objects.select_for_update().filter(
+            owner_id__in=owner_ids, generated__in={kind for _, kind in track_ids}
+        )
+    }
+    missing = [
+        Playlist(
+            owner_id=owner_id,
+            generated=kind,
+            name=Playlist.Generated(kind).label,
+            description=GENERATED_DESCRIPTIONS[kind],
+        )
+        for owner_id, kind in track_ids
+        if (owner_id, kind) not in existing
+    ]
+    for playlist in Playlist.objects.bulk_create(missing):
+        existing[(playlist.owner_id, playlist.generated)] = playlist
+    playlists = [existing[key] for key in track_ids]
+    PlaylistEntry.objects.filter(playlist__in=playlists).delete()
+    entries = PlaylistEntry.objects.bulk_create(
+        [
+            PlaylistEntry(playlist=existing[key], track_id=track_id, position=position)
+            for key, ids in track_ids.items()
+            for position, track_id in enumerate(ids)
+        ],
+        batch_size=5000,
+    )
+    Playlist.objects.filter(pk__in=[p.pk for p in playlists]).update(updated_at=timezone.now())
+    return len(entries)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:playlist_id>/", apis.PlaylistDetailApi.as_view(), name="api-detail"),
     path("<int:playlist_id>/update/", apis.PlaylistUpdateApi.as_view(), name="api-update"),
     path("<int:playlist_id>/delete/", apis.PlaylistDeleteApi.as_view(), name="api-delete"),
+    path("<int:playlist_id>/save/", apis.PlaylistSaveApi.as_view(), name="api-save"),
     path(
         "<int:playlist_id>/tracks/add/",
         apis.PlaylistTracksAddApi.as_view(),

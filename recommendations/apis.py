@@ -1,7 +1,12 @@
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+import math
+import re
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.fields import empty
 from rest_framework.response import Response
+from rest_framework.utils import html
 from rest_framework.views import APIView
 
 from playlists.models import Playlist
@@ -9,7 +14,13 @@ from playlists.selectors import playlist_for_reading
 from recommendations.continuation_selectors import MAX_CONTINUATION, MAX_INPUT_TRACKS
 from recommendations.continuation_services import continuation_page, playlist_continuation_page
 from recommendations.retrieval import RETRIEVAL_BACKENDS, retrieval_backend
-from recommendations.selectors import MAX_RECOMMENDATIONS, user_readable_by, users_similar_to
+from recommendations.selectors import (
+    DEFAULT_MAX_PER_ARTIST,
+    MAX_RECOMMENDATIONS,
+    Slate,
+    user_readable_by,
+    users_similar_to,
+)
 from recommendations.services import recommendation_page_for_user, similar_tracks_page
 from tunedin.parsers import JSONParser
 from tunedin.schema import (
@@ -34,6 +45,28 @@ def _readable_user(request, user_id: int):
     return user
 
 
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": 1})
+class DiversityField(serializers.FloatField):
+    """λ in [0, 1]: a JSON number, or a plain decimal (`0.3`) in a query string; not NaN,
+    an infinity, a boolean or text like `1e0`."""
+
+    def get_value(self, dictionary):
+        if not html.is_html_input(dictionary):
+            return super().get_value(dictionary)
+        value = dictionary.get(self.field_name, empty)  # an empty `?diversity=` is refused
+        if isinstance(value, str) and _DECIMAL.fullmatch(value) and len(value) <= 20:
+            return float(value)
+        return value  # any other text is refused by to_internal_value
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float) or not math.isfinite(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ScoredTrackSerializer(serializers.Serializer):
     track_id = serializers.IntegerField(source="track.pk")
     title = serializers.CharField(source="track.title")
@@ -54,7 +87,26 @@ class UserRecommendationsApi(APIView):
     class RecommendationQuerySerializer(serializers.Serializer):
         n = StrictIntegerField(min_value=1, max_value=MAX_RECOMMENDATIONS, default=50)
         offset = StrictIntegerField(min_value=0, max_value=MAX_RECOMMENDATIONS, default=0)
-        backend = StrictChoiceField(choices=RETRIEVAL_BACKENDS, required=False)
+        backend = StrictChoiceField(
+            choices=RETRIEVAL_BACKENDS,
+            required=False,
+            help_text="vector search for a served factor model (default: RETRIEVAL_BACKEND); "
+            "a served ranker or item-item model scores exactly and ignores it",
+        )
+        max_per_artist = StrictIntegerField(
+            min_value=0,
+            max_value=MAX_RECOMMENDATIONS,
+            default=DEFAULT_MAX_PER_ARTIST,
+            help_text="at most this many tracks of an artist ahead of the other artists' "
+            "tracks (the extra ones come after them); 0: no cap",
+        )
+        diversity = DiversityField(
+            min_value=0.0,
+            max_value=1.0,
+            required=False,
+            help_text="MMR re-rank on the tracks' tags: 0 keeps the model's order, 1 puts "
+            "the track least like those above it next (default: no re-rank)",
+        )
 
     class RecommendationListSerializer(serializers.Serializer):
         user_id = serializers.IntegerField()
@@ -65,11 +117,16 @@ class UserRecommendationsApi(APIView):
         parameters=[RecommendationQuerySerializer],
         responses={
             200: RecommendationListSerializer,
-            400: OpenApiResponse(description="n or offset out of range, or an unknown backend"),
+            400: OpenApiResponse(
+                description="n, offset, max_per_artist or diversity out of range, or an "
+                "unknown backend"
+            ),
             404: USER_NOT_FOUND,
         },
         description="Top tracks for a user, excluding every track they already interacted "
-        "with. `model_version` is null when no model is active (popularity or tags).",
+        "with and every track or artist they asked not to be recommended "
+        "(/api/do-not-recommend), with at most `max_per_artist` tracks of an artist ahead of "
+        "the rest. `model_version` is null when no model is active (popularity or tags).",
     )
     def get(self, request, user_id: int):
         params = self.RecommendationQuerySerializer(data=request.query_params)
@@ -77,7 +134,8 @@ class UserRecommendationsApi(APIView):
         user = _readable_user(request, user_id)
         options = dict(params.validated_data)
         backend = retrieval_backend(options.pop("backend", None))
-        page = recommendation_page_for_user(user=user, backend=backend, **options)
+        slate = Slate(options.pop("max_per_artist"), options.pop("diversity", None))
+        page = recommendation_page_for_user(user=user, backend=backend, slate=slate, **options)
         return Response(
             {"user_id": user.pk, "model_version": page.model_version, "items": page.items}
         )
@@ -134,7 +192,7 @@ class SimilarTracksApi(APIView):
     def get(self, request, track_id: int):
         params = self.SimilarTracksQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        page = similar_tracks_page(track_id=track_id, **params.validated_data)
+        page = similar_tracks_page(track_id=track_id, user=request.user, **params.validated_data)
         if page is None:
             raise NotFound("No track with this id.")
         return Response(page)
@@ -155,7 +213,11 @@ class ContextSerializer(serializers.Serializer):
 class ContinuationOptionsSerializer(serializers.Serializer):
     k = StrictIntegerField(min_value=1, max_value=MAX_CONTINUATION, default=20)
     context = ContextSerializer(required=False, help_text="default: now")
-    use_ann = StrictBooleanField(default=False)
+    use_ann = StrictBooleanField(
+        default=False,
+        help_text="FAISS HNSW over a served neural model's vectors; a served ranker, Markov "
+        "chain or session-kNN scores exactly and ignores it",
+    )
     exclude = serializers.ListField(child=id_field(), max_length=1000, default=list)
     max_per_artist = StrictIntegerField(
         min_value=1, max_value=MAX_CONTINUATION, allow_null=True, default=2
@@ -191,7 +253,9 @@ class ContinueApi(APIView):
         serializer = self.ContinueInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         options = _continuation_options(dict(serializer.validated_data))
-        return Response(continuation_page(track_ids=options.pop("tracks"), **options))
+        return Response(
+            continuation_page(track_ids=options.pop("tracks"), user=request.user, **options)
+        )
 
 
 class PlaylistContinueApi(APIView):
@@ -224,4 +288,4 @@ class PlaylistContinueApi(APIView):
         except Playlist.DoesNotExist:
             raise NotFound("No playlist with this id.") from None
         options = _continuation_options({**serializer.validated_data, **query.validated_data})
-        return Response(playlist_continuation_page(playlist=playlist, **options))
+        return Response(playlist_continuation_page(playlist=playlist, user=request.user, **options))

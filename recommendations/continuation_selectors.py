@@ -15,6 +15,8 @@ from catalog.models import Track
 from feedback.context import interaction_context
 from mltasks.ml.eval.seq_metrics import rerank_max_per_artist
 from mltasks.ml.eval.topk import top_k_indices
+from mltasks.ml.scorers.base import SequenceContext
+from mltasks.ml.scorers.neural import NeuralSequenceScorer
 from recommendations.selectors import ScoredTrack
 from recommendations.serving import VectorState
 from recommendations.track_cards import track_cards
@@ -46,12 +48,16 @@ def _popular(*, exclude: set[int], k: int) -> list[tuple[int, float]]:
     return [(pk, float(p)) for pk, p in rows.values_list("pk", "popularity")[:k]]
 
 
-def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
-    model, item_artist = state.continuation_model()
-    blocked = [state.track_index[t] for t in exclude if t in state.track_index]
-    # With an artist cap, rank a deeper pool so that enough other artists are in it.
-    pool = min(state.track_ids.shape[0], k * (10 if max_per_artist else 1) + len(blocked))
+def _candidates(*, state, model, indices, hour, dow, blocked, pool, use_ann):
+    """(item rows, scores) best first: by the served pipeline when it is not a single neural
+    model (the ranker, Markov and session-kNN rank exactly; `use_ann` applies to the neural
+    models' vectors only), else by the neural model, over FAISS HNSW with `use_ann`."""
     forward = metrics.MODEL_FORWARD_SECONDS.labels(kind=state.kind, algorithm=state.algorithm)
+    pipeline = state.pipeline()
+    if pipeline is not None and not isinstance(pipeline, NeuralSequenceScorer):
+        context = SequenceContext(items=indices, hour=hour, dow=dow)
+        with forward.time():
+            return pipeline.top_k(context, pool, exclude=np.asarray(blocked, dtype=np.int64))
     search = metrics.ANN_SEARCH_SECONDS.labels(
         kind=state.kind, backend="faiss-hnsw" if use_ann else "exact"
     )
@@ -63,13 +69,23 @@ def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
         keep = rows[0] >= 0
         candidates, candidate_scores = rows[0][keep], scores[0][keep]
         order = top_k_indices(candidate_scores, candidate_scores.size)  # best first, stable
-        candidates, candidate_scores = candidates[order], candidate_scores[order]
-    else:
-        with forward.time():
-            scores = model.score(indices, hour, dow)
-        with search.time():
-            candidates = top_k_indices(scores, pool)
-        candidate_scores = scores[candidates]
+        return candidates[order], candidate_scores[order]
+    with forward.time():
+        scores = model.score(indices, hour, dow)
+    with search.time():
+        candidates = top_k_indices(scores, pool)
+    return candidates, scores[candidates]
+
+
+def _ranked(*, state, indices, hour, dow, exclude, k, use_ann, max_per_artist):
+    model, item_artist = state.continuation_model()
+    blocked = [state.track_index[t] for t in exclude if t in state.track_index]
+    # With an artist cap, rank a deeper pool so that enough other artists are in it.
+    pool = min(state.track_ids.shape[0], k * (10 if max_per_artist else 1) + len(blocked))
+    candidates, candidate_scores = _candidates(
+        state=state, model=model, indices=indices, hour=hour, dow=dow, blocked=blocked,
+        pool=pool, use_ann=use_ann,
+    )  # fmt: skip
     allowed = ~np.isin(candidates, blocked)
     candidates, candidate_scores = candidates[allowed], candidate_scores[allowed]
     if max_per_artist and item_artist is not None:

@@ -16,7 +16,7 @@ from recommendations.continuation_selectors import (
     continuation_payload,
     playlist_track_ids,
 )
-from recommendations.services import cached_payload
+from recommendations.services import blocked_tracks_for, cached_payload
 from recommendations.serving import active_state
 
 
@@ -36,12 +36,14 @@ def continuation_page(
     use_ann: bool = False,
     exclude: list[int] | None = None,
     max_per_artist: int | None = 2,
+    user=None,
 ) -> dict:
     """The k tracks most likely to come next after `track_ids` (oldest first), as plain data
-    (the API's payload, see continuation_selectors.continuation_payload). Input tracks and
-    `exclude` never come back. Hour and weekday default to now's."""
+    (the API's payload, see continuation_selectors.continuation_payload). Input tracks,
+    `exclude` and the tracks `user` asked not to be recommended never come back: they are
+    left out of the ranking itself. Hour and weekday default to now's."""
     hour, dow = continuation_context(hour=hour, dow=dow)
-    blocked = set(track_ids) | set(exclude or [])
+    blocked = set(track_ids) | set(exclude or []) | blocked_tracks_for(user=user).track_ids
     state = active_state(ModelVersion.Kind.CONTINUATION)
     if state is None:
         return continuation_fallback_payload(track_ids=track_ids, exclude=blocked, k=k)

@@ -84,9 +84,32 @@ class PgvectorBackend:
         return [(track_id, -float(distance)) for track_id, distance in rows]
 
 
+class AutoBackend:
+    """Exact search up to settings.RETRIEVAL_APPROXIMATE_ABOVE items, FAISS HNSW above (the
+    default: exact is cheap on a small catalog, the graph keeps a large one fast; the scale
+    bench reports HNSW's recall@100 against exact)."""
+
+    name = "auto"
+
+    def search(self, *, state: VectorState, query: np.ndarray, exclude: set[int], k: int) -> Scored:
+        return self.chosen(state).search(state=state, query=query, exclude=exclude, k=k)
+
+    @staticmethod
+    def chosen(state: VectorState) -> RetrievalBackend:
+        if state.track_ids.shape[0] > settings.RETRIEVAL_APPROXIMATE_ABOVE:
+            return _BACKENDS[FaissHnswBackend.name]
+        return _BACKENDS[ExactBackend.name]
+
+
 _BACKENDS: dict[str, RetrievalBackend] = {
     backend.name: backend
-    for backend in (ExactBackend(), FaissBackend(), FaissHnswBackend(), PgvectorBackend())
+    for backend in (
+        AutoBackend(),
+        ExactBackend(),
+        FaissBackend(),
+        FaissHnswBackend(),
+        PgvectorBackend(),
+    )
 }
 RETRIEVAL_BACKENDS = tuple(_BACKENDS)  # the names the API accepts
 
@@ -106,5 +129,7 @@ def retrieve(
     *, backend: RetrievalBackend, state: VectorState, query: np.ndarray, exclude: set[int], k: int
 ) -> Scored:
     """`backend.search`, timed in the `tunedin_ann_search_seconds` histogram."""
+    if isinstance(backend, AutoBackend):
+        backend = backend.chosen(state)
     with metrics.ANN_SEARCH_SECONDS.labels(kind=state.kind, backend=backend.name).time():
         return backend.search(state=state, query=query, exclude=exclude, k=k)

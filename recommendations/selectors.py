@@ -5,8 +5,8 @@ Nothing here writes: the caching of what these compute lives in recommendations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -16,14 +16,27 @@ from pgvector.django import CosineDistance
 
 from catalog.models import Artist, Track
 from feedback.models import Interaction
+from feedback.selectors import BlockedTracks
+from mltasks.ml.eval.diversity import max_per_artist_order, mmr_order, penalize_near
 from mltasks.ml.eval.topk import top_k_indices
+from mltasks.ml.scorers.base import HistoryContext
+from mltasks.ml.scorers.explain import Because, explain
+from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.models import ModelVersion, TrackVector, UserVector, padded_vector
+from mltasks.selectors import EVENT_WEIGHTS
 from recommendations.retrieval import RetrievalBackend, retrieve
 from recommendations.serving import VectorState, active_state
 from recommendations.track_cards import TrackCard, track_cards
+from tunedin import metrics
 
 MAX_RECOMMENDATIONS = 200
 RECENT_POSITIVES = 50
+RECENT_DISLIKES = 20  # the dislikes whose neighbours are pushed down
+# A candidate as close as a copy of a disliked track drops by this share of its list's score
+# range (by cosine of the active version's item vectors; less the less alike they are).
+DISLIKE_PENALTY = 0.5
+DEFAULT_MAX_PER_ARTIST = 2  # as ListenBrainz's troi playlists
+NOT_BLOCKED = BlockedTracks()
 
 
 @dataclass(frozen=True)
@@ -57,23 +70,41 @@ class RecommendationList:
 class UserHistory:
     recent_positives: list[int]  # track ids, likes first, then most recent plays
     seen: set[int]  # every track the user interacted with (excluded from recommendations)
+    liked: set[int]  # tracks the user liked
+    positive_weights: dict[int, float]  # track id -> summed weight of its plays and likes
+    disliked: list[int] = field(default_factory=list)  # most recent first, RECENT_DISLIKES
 
 
-def user_history(*, user_id: int, limit: int = 5000) -> UserHistory:
-    rows = (
-        Interaction.objects.filter(user_id=user_id)
-        .order_by("-occurred_at", "-id")
-        .values_list("track_id", "kind")[:limit]
-    )
-    likes, plays, seen = [], [], set()
-    for track_id, kind in rows:
+HISTORY_LIMIT = 5000  # the most recent events a ranking reads of a user
+
+
+def history_from_events(events: Iterable[tuple[int, str]]) -> UserHistory:
+    """A UserHistory from (track id, kind) events, most recent first."""
+    likes, plays, dislikes, seen, weights = [], [], [], set(), {}
+    for track_id, kind in events:
         seen.add(track_id)
         if kind == Interaction.Kind.LIKE:
             likes.append(track_id)
         elif kind == Interaction.Kind.PLAY:
             plays.append(track_id)
+        elif kind == Interaction.Kind.DISLIKE:
+            dislikes.append(track_id)
+        if kind in (Interaction.Kind.LIKE, Interaction.Kind.PLAY):
+            weights[track_id] = weights.get(track_id, 0.0) + EVENT_WEIGHTS[kind]
     positives = list(dict.fromkeys([*likes, *plays]))[:RECENT_POSITIVES]
-    return UserHistory(recent_positives=positives, seen=seen)
+    return UserHistory(
+        recent_positives=positives, seen=seen, liked=set(likes), positive_weights=weights,
+        disliked=list(dict.fromkeys(dislikes))[:RECENT_DISLIKES],
+    )  # fmt: skip
+
+
+def user_history(*, user_id: int, limit: int = HISTORY_LIMIT) -> UserHistory:
+    rows = (
+        Interaction.objects.filter(user_id=user_id)
+        .order_by("-occurred_at", "-id")
+        .values_list("track_id", "kind")[:limit]
+    )
+    return history_from_events(rows)
 
 
 def stored_user_vector(*, state: VectorState, user_id: int) -> np.ndarray | None:
@@ -144,46 +175,205 @@ class Ranking:
     # True when the ranking is built from the user's recent plays (no stored vector yet), so a
     # new play can change it; False when only its exclusions depend on what the user has seen.
     follows_plays: bool
+    artists: dict[int, int] = field(default_factory=dict)  # track id -> artist id
 
 
-def recommendation_ranking(*, user, backend: RetrievalBackend) -> Ranking:
-    """The user's ranking, MAX_RECOMMENDATIONS long: by the active recommender's vectors (the
-    user's own, else folded in from their recent positives), else by their favourite tags and
-    artists, else by popularity; never a track they interacted with."""
-    user_id = user.pk
-    history = user_history(user_id=user_id)
-    state = active_state(ModelVersion.Kind.RECOMMENDER)
-    query = None
+EXPLAINED = 60  # recommendations explained per ranking (the first pages)
+
+
+def _because_code(because: Because, state: VectorState, liked: set[int]) -> str:
+    """A reason code (see `_reason_text`) for a pipeline's explanation."""
+    if because.history_item is not None:
+        track_id = int(state.track_ids[because.history_item])
+        return f"{'liked' if track_id in liked else 'track'}:{track_id}"
+    return {"popular": "popular", "tags": "tags", "artist": "artist"}.get(because.source, "")
+
+
+def pipeline_ranking(
+    *, state: VectorState, pipeline, history: UserHistory, user_id: int, excluded: set[int]
+):
+    """(track id, score, reason code) best first by the version's served pipeline, with the
+    user's plays and likes as the context and the `excluded` tracks (every track they
+    interacted with, and those they asked not to be recommended) left out of the ranking."""
+    tracks = [t for t in history.positive_weights if t in state.track_index]
+    context = HistoryContext(
+        items=[state.track_index[t] for t in tracks],
+        weights=[history.positive_weights[t] for t in tracks],
+        user=state.user_index.get(user_id),
+    )
+    exclude = np.array(
+        [state.track_index[t] for t in excluded if t in state.track_index], dtype=np.int64
+    )
+    with metrics.MODEL_FORWARD_SECONDS.labels(kind=state.kind, algorithm=state.algorithm).time():
+        top, scores = pipeline.top_k(context, MAX_RECOMMENDATIONS, exclude=exclude)
+    reasons = explain(pipeline, context, top[:EXPLAINED], exclude=exclude) if tracks else {}
+    return [
+        (
+            int(state.track_ids[item]),
+            float(score),
+            _because_code(reasons[int(item)], state, history.liked) if int(item) in reasons else "",
+        )
+        for item, score in zip(top.tolist(), scores.tolist(), strict=True)
+    ]
+
+
+def track_artists(*, state: VectorState | None, track_ids: list[int]) -> dict[int, int]:
+    """{track id: artist id}: from the active version's table (read once per version and
+    process), the catalog for tracks it does not know."""
+    artists = {}
     if state is not None:
-        query = stored_user_vector(state=state, user_id=user_id)
-        follows_plays = query is None
-        if query is None:
-            query = folded_in_user_vector(state=state, track_ids=history.recent_positives)
-    if query is not None:
-        ranked = retrieve(
-            backend=backend, state=state, query=query, exclude=history.seen, k=MAX_RECOMMENDATIONS
+        table = state.derived(
+            "track-artists",
+            lambda: dict(
+                Track.objects.filter(pk__in=state.track_ids.tolist()).values_list("pk", "artist_id")
+            ),
         )
-        because = _explain(
-            state=state, candidates=[t for t, _ in ranked], positives=history.recent_positives
+        artists = {t: table[t] for t in track_ids if t in table}
+    if missing := [t for t in track_ids if t not in artists]:
+        artists |= dict(Track.objects.filter(pk__in=missing).values_list("pk", "artist_id"))
+    return artists
+
+
+def disliked_push_down(
+    *, state: VectorState | None, ranked: list[tuple[int, float, str]], disliked: list[int]
+) -> list[tuple[int, float, str]]:
+    """`ranked` with the candidates close to the user's disliked tracks (by cosine of the
+    version's item vectors) lowered by up to DISLIKE_PENALTY of the list's score range, and
+    sorted again (stable)."""
+    if state is None or not ranked:
+        return ranked
+    avoided = [state.track_index[t] for t in disliked if t in state.track_index]
+    if not avoided:
+        return ranked
+    rows = [state.track_index.get(t) for t, _, _ in ranked]
+    known = [i for i, row in enumerate(rows) if row is not None]
+    scores = np.array([score for _, score, _ in ranked], dtype=np.float64)
+    scores[known] = penalize_near(
+        scores[known],
+        state.unit_item_vectors[[rows[i] for i in known]],
+        state.unit_item_vectors[avoided],
+        DISLIKE_PENALTY,
+    )
+    order = np.argsort(-scores, kind="stable")
+    return [(ranked[i][0], float(scores[i]), ranked[i][2]) for i in order.tolist()]
+
+
+def _ranked_by_model(*, user, backend, history, excluded) -> Ranking | None:
+    """The ranking by the active recommender (None without one, or without anything to
+    query it with)."""
+    state = active_state(ModelVersion.Kind.RECOMMENDER)
+    if state is None:
+        return None
+    pipeline = state.pipeline()
+    if pipeline is not None and not isinstance(pipeline, FactorScorer) and history.positive_weights:
+        ranked = pipeline_ranking(
+            state=state, pipeline=pipeline, history=history, user_id=user.pk, excluded=excluded
         )
-        items = [(t, s, f"track:{because[t]}" if t in because else "") for t, s in ranked]
-        return Ranking(state.version_id, items, follows_plays)
-    # Without a model, plays only exclude; with one, the first plays give a fold-in query.
-    follows_plays = state is not None
-    cold = _cold_start_for(user=user, seen=history.seen, k=MAX_RECOMMENDATIONS)
-    if cold:
-        return Ranking(None, [(t, s, "tags") for t, s in cold], follows_plays)
-    popular = _popular_for(seen=history.seen, k=MAX_RECOMMENDATIONS)
-    return Ranking(None, [(t, s, "popular") for t, s in popular], follows_plays)
+        return Ranking(state.version_id, ranked, follows_plays=True)
+    query = stored_user_vector(state=state, user_id=user.pk)
+    follows_plays = query is None
+    if query is None:
+        query = folded_in_user_vector(state=state, track_ids=history.recent_positives)
+    if query is None:
+        return None
+    ranked = retrieve(
+        backend=backend, state=state, query=query, exclude=excluded, k=MAX_RECOMMENDATIONS
+    )
+    because = _explain(
+        state=state, candidates=[t for t, _ in ranked], positives=history.recent_positives
+    )
+    items = [(t, s, f"track:{because[t]}" if t in because else "") for t, s in ranked]
+    return Ranking(state.version_id, items, follows_plays)
+
+
+def recommendation_ranking(
+    *,
+    user,
+    backend: RetrievalBackend,
+    history: UserHistory | None = None,
+    blocked: BlockedTracks = NOT_BLOCKED,
+) -> Ranking:
+    """The user's ranking, MAX_RECOMMENDATIONS long: by the active recommender's served
+    pipeline (a learned ranker, an item-item model, ...) over the user's plays and likes; for a
+    factor model by its vectors (the user's own, else folded in from their recent positives);
+    else by their favourite tags and artists, else by popularity. Never a track they
+    interacted with nor one they asked not to be recommended (`blocked`): both are left out
+    of the ranking itself. Tracks close to ones they disliked are pushed down.
+
+    `history` is read from the log when not given (a batch job passes it in)."""
+    history = history or user_history(user_id=user.pk)
+    excluded = history.seen | blocked.track_ids
+    state = active_state(ModelVersion.Kind.RECOMMENDER)
+    ranking = _ranked_by_model(user=user, backend=backend, history=history, excluded=excluded)
+    if ranking is None:
+        # Without a model, plays only exclude; with one, the first plays give a fold-in query.
+        follows_plays = state is not None
+        if cold := _cold_start_for(user=user, seen=excluded, k=MAX_RECOMMENDATIONS):
+            ranking = Ranking(None, [(t, s, "tags") for t, s in cold], follows_plays)
+        else:
+            popular = _popular_for(seen=excluded, k=MAX_RECOMMENDATIONS)
+            ranking = Ranking(None, [(t, s, "popular") for t, s in popular], follows_plays)
+    ranked = disliked_push_down(state=state, ranked=ranking.ranked, disliked=history.disliked)
+    artists = track_artists(state=state, track_ids=[t for t, _, _ in ranked])
+    return Ranking(ranking.version_id, ranked, ranking.follows_plays, artists)
+
+
+def _tag_vectors(track_ids: list[int]) -> np.ndarray:
+    """(len(track_ids), n_tags) 0/1 rows: each track's tags (from the track cards)."""
+    cards = track_cards(track_ids)
+    vocabulary: dict[str, int] = {}
+    rows = [
+        [vocabulary.setdefault(tag, len(vocabulary)) for tag in cards[t].tags] if t in cards else []
+        for t in track_ids
+    ]
+    vectors = np.zeros((len(track_ids), max(1, len(vocabulary))), dtype=np.float32)
+    for row, columns in enumerate(rows):
+        vectors[row, columns] = 1.0
+    return vectors
+
+
+@dataclass(frozen=True)
+class Slate:
+    """How the pages of a ranking are cut: an MMR re-rank over the tracks' tag vectors when
+    `diversity` (λ in [0, 1]) is given, then at most `max_per_artist` tracks of an artist
+    ahead of the others (None or 0: no cap)."""
+
+    max_per_artist: int | None = DEFAULT_MAX_PER_ARTIST
+    diversity: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.max_per_artist or 0}:{self.diversity or 0}"
+
+
+DEFAULT_SLATE = Slate()
+
+
+def slate_order(
+    *, ranked: list[tuple[int, float, str]], artists: dict[int, int], slate: Slate
+) -> list[tuple[int, float, str]]:
+    """`ranked` re-ordered by `slate`: the tracks over their artist's cap move behind the
+    others, in order; nothing is dropped."""
+    if slate.diversity:
+        scores = np.array([score for _, score, _ in ranked], dtype=np.float64)
+        order = mmr_order(scores, _tag_vectors([t for t, _, _ in ranked]), slate.diversity)
+        ranked = [ranked[i] for i in order.tolist()]
+    if slate.max_per_artist:
+        artist_ids = np.array([artists.get(t, -1) for t, _, _ in ranked], dtype=np.int64)
+        order = max_per_artist_order(artist_ids, slate.max_per_artist)
+        ranked = [ranked[i] for i in order.tolist()]
+    return ranked
 
 
 def _reason_text(
     *, code: str, tag_names: Sequence[str], titles: dict[int, str], user_tags: set[str]
 ) -> str:
-    if code.startswith("track:"):
-        liked = titles.get(int(code.split(":", 1)[1]))
-        if liked:
-            return f"Because you listened to “{liked}”"
+    if code.startswith(("track:", "liked:")):
+        kind, _, track_id = code.partition(":")
+        title = titles.get(int(track_id))
+        if title:
+            verb = "liked" if kind == "liked" else "listened to"
+            return f"Because you {verb} “{title}”"
     shared = [name for name in tag_names if name in user_tags]
     if shared:
         return f"Because you like {shared[0]}"
@@ -205,7 +395,7 @@ class RecommendationPage:
 def _page_reasons(*, user, page: list, cards: dict[int, TrackCard]) -> dict[int, str]:
     """The reason shown next to each track of a ranked page, by track id."""
     reason_track_ids = {
-        int(code.split(":", 1)[1]) for _, _, code in page if code.startswith("track:")
+        int(code.split(":", 1)[1]) for _, _, code in page if code.startswith(("track:", "liked:"))
     }
     titles = {pk: card.title for pk, card in track_cards(reason_track_ids).items()}
     user_tags = set(user.favourite_tags.values_list("name", flat=True)) if user.pk else set()
@@ -244,10 +434,11 @@ def ranking_page_items(*, user, ranked: list, n: int, offset: int) -> list[dict]
     ]  # fmt: skip
 
 
-def _similar_by_tags(*, track: Track, n: int) -> list[ScoredTrack]:
+def _similar_by_tags(*, track: Track, n: int, exclude: frozenset[int]) -> list[ScoredTrack]:
     tag_ids = list(track.tag_links.values_list("tag_id", flat=True))
     rows = (
         Track.objects.exclude(pk=track.pk)
+        .exclude(pk__in=exclude)
         .filter(Q(tag_links__tag_id__in=tag_ids) | Q(artist_id=track.artist_id))
         .annotate(shared=Count("tag_links", filter=Q(tag_links__tag_id__in=tag_ids)))
         .select_related("artist")
@@ -256,26 +447,33 @@ def _similar_by_tags(*, track: Track, n: int) -> list[ScoredTrack]:
     return [ScoredTrack(track=t, score=float(t.shared) / max(1, len(tag_ids))) for t in rows]
 
 
-def tracks_similar_to(*, track: Track, n: int, use_ann: bool = False) -> list[ScoredTrack]:
+def tracks_similar_to(
+    *, track: Track, n: int, use_ann: bool = False, exclude: frozenset[int] = frozenset()
+) -> list[ScoredTrack]:
     """Nearest tracks by cosine of the active recommender's item vectors: pgvector HNSW by
-    default, FAISS HNSW with `use_ann`; tag overlap when no model is active."""
+    default, FAISS HNSW with `use_ann`; tag overlap when no model is active. Tracks of
+    `exclude` (a listener's do-not-recommend marks) are left out of the search itself."""
     state = active_state(ModelVersion.Kind.RECOMMENDER)
     if state is None or track.pk not in state.track_index:
-        return _similar_by_tags(track=track, n=n)
+        return _similar_by_tags(track=track, n=n, exclude=exclude)
     query = state.unit_item_vectors[state.track_index[track.pk]]
     if use_ann:
-        scores, rows = state.faiss_index("hnsw-cos").search(query.reshape(1, -1), n + 1)
+        # Deep enough that n remain after dropping the track itself and the excluded ones.
+        depth = min(n + 1 + len(exclude), state.track_ids.shape[0])
+        scores, rows = state.faiss_index("hnsw-cos").search(query.reshape(1, -1), depth)
         pairs = [
             (int(state.track_ids[r]), float(s))
             for r, s in zip(rows[0], scores[0], strict=True)
             if r >= 0 and int(state.track_ids[r]) != track.pk
-        ][:n]
+            and int(state.track_ids[r]) not in exclude
+        ][:n]  # fmt: skip
     else:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(100, 2 * n)])
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(100, 2 * n + len(exclude))])
             rows = (
                 TrackVector.objects.filter(model_version_id=state.version_id)
                 .exclude(track_id=track.pk)
+                .exclude(track_id__in=exclude)
                 .annotate(distance=CosineDistance("embedding", padded_vector(query).tolist()))
                 .order_by("distance")
                 .values_list("track_id", "distance")[:n]
@@ -285,7 +483,9 @@ def tracks_similar_to(*, track: Track, n: int, use_ann: bool = False) -> list[Sc
     return [ScoredTrack(track=tracks[t], score=s) for t, s in pairs if t in tracks]
 
 
-def similar_tracks_payload(*, track_id: int, n: int, use_ann: bool = False) -> dict | None:
+def similar_tracks_payload(
+    *, track_id: int, n: int, use_ann: bool = False, exclude: frozenset[int] = frozenset()
+) -> dict | None:
     """`tracks_similar_to` as plain data (the API's payload: {"track_id", "items": [{"track_id",
     "title", "artist", "score"}]}), None for an unknown track."""
     track = Track.objects.select_related("artist").filter(pk=track_id).first()
@@ -294,7 +494,7 @@ def similar_tracks_payload(*, track_id: int, n: int, use_ann: bool = False) -> d
     items = [
         {"track_id": item.track.pk, "title": item.track.title,
          "artist": item.track.artist.name, "score": item.score}
-        for item in tracks_similar_to(track=track, n=n, use_ann=use_ann)
+        for item in tracks_similar_to(track=track, n=n, use_ann=use_ann, exclude=exclude)
     ]  # fmt: skip
     return {"track_id": track.pk, "items": items}
 

@@ -7,24 +7,32 @@ the APIs and pages call, so that every cache fill happens in one place.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 
 from django.core.cache import cache
+from django.utils import timezone
 
-from feedback.models import Interaction
+from feedback.models import DoNotRecommend, Interaction
+from feedback.selectors import BlockedTracks, do_not_recommend_blocked_for
 from mltasks.models import ModelVersion, UserVector, padded_vector
 from mltasks.served_scores import served_scores_record
 from recommendations.retrieval import RETRIEVAL_BACKENDS, RetrievalBackend, retrieval_backend
 from recommendations.selectors import (
+    DEFAULT_SLATE,
+    NOT_BLOCKED,
     RecommendationList,
     RecommendationPage,
+    Slate,
     folded_in_user_vector,
     ranking_page_items,
     ranking_page_tracks,
     recommendation_ranking,
     similar_tracks_payload,
+    slate_order,
     user_history,
 )
 from recommendations.serving import active_state
@@ -53,6 +61,37 @@ def cached_payload(*, key: str, list_name: str, build: Callable[[], dict | None]
     return payload
 
 
+# ----------------------------------------------------------------------------- do not recommend
+
+
+def _blocked_cache_key(user_id: int) -> str:
+    return f"dnr:u{user_id}"
+
+
+def blocked_tracks_for(*, user) -> BlockedTracks:
+    """What the user's do-not-recommend marks keep out of their lists now (nothing for an
+    anonymous visitor). Cached per user until a mark changes (feedback drops the key) or the
+    first mark in force lapses (`changes_at`), so a cached list costs no query for it."""
+    if user is None or not user.is_authenticated:
+        return NOT_BLOCKED
+    key = _blocked_cache_key(user.pk)
+    blocked = cache.get(key)
+    if blocked is None or (blocked.changes_at and blocked.changes_at <= timezone.now()):
+        blocked = do_not_recommend_blocked_for(user_id=user.pk)
+        cache.set(key, blocked)
+    return blocked
+
+
+def blocked_digest(blocked: BlockedTracks) -> str:
+    """A short key part naming a set of blocked tracks ("" for none), for cached lists."""
+    if not blocked.track_ids:
+        return ""
+    return hashlib.sha1(repr(sorted(blocked.track_ids)).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- user rankings
+
+
 def _rec_cache_key(*, version_id: int | None, user_id: int, backend: str) -> str:
     return f"rec:v{version_id or 0}:u{user_id}:{backend}"
 
@@ -67,10 +106,13 @@ def recommendation_cache_keys(*, version_id: int | None, user_id: int) -> list[s
 def _ranking_entry(
     *, user, backend: RetrievalBackend, store_miss: bool = True
 ) -> tuple[str, dict, bool]:
-    """(cache key, {"version", "ranked", "follows_plays", "pages"}, hit) for the user's ranking.
+    """(cache key, {"version", "ranked", "artists", "follows_plays", "valid_until",
+    "pages"}, hit) for the user's ranking.
 
     One cache entry per (model version, user, backend) holds the ranked ids and the pages
-    already rendered from them, so a cached request is one Redis read; feedback deletes it.
+    already rendered from them, so a cached request is one Redis read; feedback and
+    do-not-recommend changes delete it, and it is not used past `valid_until` (the moment the
+    first of the user's do-not-recommend marks lapses; None: no such moment).
     With store_miss=False a new ranking is not written: the caller writes it with its page.
     """
     state = active_state(ModelVersion.Kind.RECOMMENDER)
@@ -78,14 +120,19 @@ def _ranking_entry(
         version_id=state.version_id if state else None, user_id=user.pk, backend=backend.name
     )
     entry = cache.get(key)
+    if entry is not None and entry.get("valid_until") and time.time() >= entry["valid_until"]:
+        entry = None  # a do-not-recommend mark in it has lapsed
     hit = entry is not None
     metrics.recommendation_cache_lookup(list_name="user", hit=hit)
     if not hit:
-        ranking = recommendation_ranking(user=user, backend=backend)
+        blocked = blocked_tracks_for(user=user)
+        ranking = recommendation_ranking(user=user, backend=backend, blocked=blocked)
         entry = {
             "version": ranking.version_id,
             "ranked": ranking.ranked,
+            "artists": ranking.artists,
             "follows_plays": ranking.follows_plays,
+            "valid_until": blocked.changes_at.timestamp() if blocked.changes_at else None,
             "pages": {},
         }
         if store_miss:
@@ -98,31 +145,48 @@ def _ranking_entry(
     return key, entry, hit
 
 
+def _slated(entry: dict, slate: Slate) -> list:
+    return slate_order(ranked=entry["ranked"], artists=entry.get("artists", {}), slate=slate)
+
+
 def recommendations_for_user(
-    *, user, n: int, offset: int = 0, backend: RetrievalBackend | None = None
+    *,
+    user,
+    n: int,
+    offset: int = 0,
+    backend: RetrievalBackend | None = None,
+    slate: Slate = DEFAULT_SLATE,
 ) -> RecommendationList:
-    """The user's top-n tracks (after `offset`), excluding every track they interacted with;
-    `backend` defaults to settings.RETRIEVAL_BACKEND."""
+    """The user's top-n tracks (after `offset`), excluding every track they interacted with
+    or asked not to be recommended, cut by `slate` (at most 2 tracks of an artist ahead of
+    the others by default); `backend` defaults to settings.RETRIEVAL_BACKEND."""
     _, entry, hit = _ranking_entry(user=user, backend=backend or retrieval_backend())
-    items = ranking_page_tracks(user=user, ranked=entry["ranked"], n=n, offset=offset)
+    ranked = _slated(entry, slate)
+    items = ranking_page_tracks(user=user, ranked=ranked, n=n, offset=offset)
     return RecommendationList(
         user_id=user.pk, model_version=entry["version"], items=items, cached=hit
     )
 
 
 def recommendation_page_for_user(
-    *, user, n: int, offset: int = 0, backend: RetrievalBackend | None = None
+    *,
+    user,
+    n: int,
+    offset: int = 0,
+    backend: RetrievalBackend | None = None,
+    slate: Slate = DEFAULT_SLATE,
 ) -> RecommendationPage:
     """The same list as `recommendations_for_user`, as plain data, served from the cache."""
     backend = backend or retrieval_backend()
     key, entry, hit = _ranking_entry(user=user, backend=backend, store_miss=False)
-    page_key = f"{n}:{offset}"
+    page_key = f"{n}:{offset}:{slate.key}"
     if page_key in entry["pages"]:
         return RecommendationPage(
             user_id=user.pk, model_version=entry["version"], items=entry["pages"][page_key],
             cached=True,
         )  # fmt: skip
-    items = ranking_page_items(user=user, ranked=entry["ranked"], n=n, offset=offset)
+    ranked = _slated(entry, slate)
+    items = ranking_page_items(user=user, ranked=ranked, n=n, offset=offset)
     if len(entry["pages"]) < MAX_CACHED_PAGES:
         entry["pages"][page_key] = items
     if not hit or page_key in entry["pages"]:
@@ -132,14 +196,21 @@ def recommendation_page_for_user(
     )
 
 
-def similar_tracks_page(*, track_id: int, n: int, use_ann: bool = False) -> dict | None:
-    """`selectors.similar_tracks_payload`, None for an unknown track. With an active model the
-    page is cached per model version, so a repeated request is one Redis read."""
-    build = partial(similar_tracks_payload, track_id=track_id, n=n, use_ann=use_ann)
+def similar_tracks_page(*, track_id: int, n: int, use_ann: bool = False, user=None) -> dict | None:
+    """`selectors.similar_tracks_payload`, None for an unknown track, without the tracks
+    `user` asked not to be recommended. With an active model the page is cached per model
+    version (and set of blocked tracks), so a repeated request is one Redis read."""
+    blocked = blocked_tracks_for(user=user)
+    build = partial(
+        similar_tracks_payload, track_id=track_id, n=n, use_ann=use_ann,
+        exclude=blocked.track_ids,
+    )  # fmt: skip
     state = active_state(ModelVersion.Kind.RECOMMENDER)
     if state is None:
         return build()
     key = f"similar:v{state.version_id}:t{track_id}:n{n}:{'ann' if use_ann else 'exact'}"
+    if digest := blocked_digest(blocked):
+        key += f":x{digest}"
     return cached_payload(key=key, list_name="similar", build=build)
 
 
@@ -198,17 +269,32 @@ def recommendations_drop_tracks(*, user, track_ids: set[int]) -> None:
 
 def user_feedback_received(*, user, kinds: set[str], track_ids: set[int]) -> None:
     """After new feedback commits. A like folds into the user's vector, which changes their
-    whole ranking: their cached lists are dropped. Any other event makes its tracks seen: the
-    cached lists that contain them, or that follow the user's plays, are dropped (for a user
-    with a vector most plays are of tracks outside their recommendations, so their cache
-    survives the listening)."""
+    whole ranking: their cached lists are dropped. So does a dislike, which pushes down the
+    disliked track's neighbours. Any other event makes its tracks seen: the cached lists that
+    contain them, or that follow the user's plays, are dropped (for a user with a vector most
+    plays are of tracks outside their recommendations, so their cache survives the
+    listening)."""
     if Interaction.Kind.LIKE in kinds:
         user_vector_fold_in(user=user)
+        recommendations_invalidate(user=user)
+    elif Interaction.Kind.DISLIKE in kinds:
         recommendations_invalidate(user=user)
     else:
         recommendations_drop_tracks(user=user, track_ids=track_ids)
 
 
+def do_not_recommend_changed(*, user) -> None:
+    """After a change to the user's do-not-recommend marks commits: their blocked set and
+    their cached rankings are dropped (similar tracks and continuations are cached under the
+    blocked set they were built with, so a new set misses those by itself)."""
+    cache.delete(_blocked_cache_key(user.pk))
+    recommendations_invalidate(user=user)
+
+
 def feedback_recorded_receiver(sender, *, user, kinds, track_ids, **kwargs) -> None:
-    """`feedback.signals.feedback_recorded` -> `user_feedback_received` (see apps.py)."""
-    user_feedback_received(user=user, kinds=kinds, track_ids=track_ids)
+    """`feedback.signals.feedback_recorded` -> `user_feedback_received`, or
+    `do_not_recommend_changed` for a change of marks (see apps.py)."""
+    if sender is DoNotRecommend:
+        do_not_recommend_changed(user=user)
+    else:
+        user_feedback_received(user=user, kinds=kinds, track_ids=track_ids)

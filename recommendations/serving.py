@@ -1,8 +1,10 @@
 """Serving state: the active model versions, loaded whole, once per process.
 
-A version's state is everything a request reads of it: the vectors, the FAISS indexes, the
-sequence model, the artist centroids. It is built beside the old one and swapped in with one
-assignment, so a request never sees half a model and never waits on training.
+A version's state is everything a request reads of it: the served pipeline (any scorer of
+mltasks.ml.scorers: item-item, sequence, neural, factor, or the learned ranker over several),
+the vectors of its factor / neural model, the FAISS indexes, the artist centroids. It is built
+beside the old one and swapped in with one assignment, so a request never sees half a model and
+never waits on training.
 
 A web worker loads every active version at boot and then follows activations with a watcher
 thread (`serving_watch_start`, from gunicorn's post_worker_init): every few seconds it reads the
@@ -25,11 +27,13 @@ import numpy as np
 from django.db import close_old_connections
 
 from catalog.models import Track
+from mltasks.artifact_store import artifact_directory_of
 from mltasks.indexes import build_faiss_index
 from mltasks.ml.artifacts import (
     ServingVectors,
     faiss_index_path,
     load_continuation_artifact,
+    load_served_scorer,
     load_serving_vectors,
 )
 from mltasks.models import ModelVersion
@@ -98,6 +102,11 @@ class VectorState:
 
         return self.derived("model", load)
 
+    def pipeline(self):
+        """The version's served pipeline (a mltasks.ml.scorers Scorer over this state's track
+        order), None for a version that saved none (its vectors are its model)."""
+        return self.derived("pipeline", lambda: load_served_scorer(self.directory))
+
     def faiss_index(self, name: str):
         """`hnsw-ip` / `flat-ip` over item vectors, `hnsw-cos` over unit vectors (lazy)."""
 
@@ -136,6 +145,7 @@ class VectorState:
         """Load now what requests would otherwise load on first use."""
         for name in SERVED_FAISS_INDEXES.get(self.kind, ()):
             self.faiss_index(name)
+        self.pipeline()
         if self.kind == ModelVersion.Kind.CONTINUATION:
             self.continuation_model()
         else:
@@ -146,7 +156,7 @@ class VectorState:
 def load_vector_state(version: ModelVersion) -> VectorState:
     """The version's whole serving state, loaded (OSError, KeyError or ValueError when its
     artifacts are missing or broken)."""
-    directory = Path(version.artifact_path)
+    directory = artifact_directory_of(version_id=version.pk, artifact_path=version.artifact_path)
     return VectorState(
         version_id=version.pk,
         kind=version.kind,

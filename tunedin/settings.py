@@ -5,10 +5,12 @@ from base64 import b64encode
 from datetime import timedelta
 from hashlib import sha256
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -245,12 +247,67 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Two queues: training runs (mltasks.tasks.train_*) on `training`, so that training workers can
+# live on other (GPU) hosts; every other task on the default queue. A worker started without
+# --queues consumes both (`make run`); docker-compose.yml and deploy/k8s/ run one kind of worker
+# per queue (`--queues celery` / `--queues training`).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+TRAINING_QUEUE = "training"
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(TRAINING_QUEUE))
+CELERY_TASK_ROUTES = {"mltasks.tasks.train_*": {"queue": TRAINING_QUEUE}}
 # Workers log through LOGGING below (JSON, with request ids), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Machine learning.
 ARTIFACTS_DIR = Path(env("ARTIFACTS_DIR", default=str(BASE_DIR / "var" / "artifacts")))
-RETRIEVAL_BACKEND = env("RETRIEVAL_BACKEND", default="exact")
+# Model artifacts are shared through the `artifacts` storage (mltasks/artifact_store.py): the
+# trainer uploads a version's files once, every other process reads them through its local
+# cache. ARTIFACT_STORAGE_URL: empty = the local filesystem (var/artifact-store, read in place),
+# file:///path = a directory (e.g. a shared volume), s3://bucket[/prefix] = S3 or an
+# S3-compatible store (MinIO) through django-storages.
+ARTIFACT_STORAGE_URL = env("ARTIFACT_STORAGE_URL", default="")
+ARTIFACT_CACHE_DIR = Path(
+    env("ARTIFACT_CACHE_DIR", default=str(BASE_DIR / "var" / "artifact-cache"))
+)
+_artifact_store = urlsplit(ARTIFACT_STORAGE_URL)
+if not ARTIFACT_STORAGE_URL or (
+    _artifact_store.scheme == "file"
+    and not _artifact_store.netloc
+    and _artifact_store.path.startswith("/")
+):
+    STORAGES["artifacts"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": _artifact_store.path or str(BASE_DIR / "var" / "artifact-store")},
+    }
+elif _artifact_store.scheme == "s3" and _artifact_store.netloc:
+    _artifact_s3_endpoint = env("ARTIFACT_S3_ENDPOINT_URL", default="") or None
+    STORAGES["artifacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": _artifact_store.netloc,
+            "location": _artifact_store.path.strip("/"),
+            # Empty keys: boto3's own chain (AWS_* variables, instance or pod role).
+            "access_key": env("ARTIFACT_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env("ARTIFACT_S3_SECRET_ACCESS_KEY", default="") or None,
+            "region_name": env("ARTIFACT_S3_REGION", default="") or None,
+            "endpoint_url": _artifact_s3_endpoint,
+            # MinIO and moto answer on one host name: path-style keys there.
+            "addressing_style": "path" if _artifact_s3_endpoint else None,
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": False,
+            # A download larger than this spools to a temporary file, not to memory.
+            "max_memory_size": 16 * 1024 * 1024,
+        },
+    }
+else:
+    raise ImproperlyConfigured(
+        f"ARTIFACT_STORAGE_URL={ARTIFACT_STORAGE_URL!r}: expected empty (var/artifact-store), "
+        "file:///absolute/path or s3://bucket[/prefix]"
+    )
+RETRIEVAL_BACKEND = env("RETRIEVAL_BACKEND", default="auto")
+# With RETRIEVAL_BACKEND=auto: exact search up to this many tracks, FAISS HNSW above.
+RETRIEVAL_APPROXIMATE_ABOVE = env.int("RETRIEVAL_APPROXIMATE_ABOVE", default=50_000)
 SESSION_GAP_MIN = env.int("SESSION_GAP_MIN", default=45)
 VOCAB_MIN_FREQ = env.int("VOCAB_MIN_FREQ", default=5)
 MAX_SEQ_LEN = env.int("MAX_SEQ_LEN", default=50)
@@ -288,6 +345,16 @@ LOGGING = {
 TRAINING_BUDGET_SECONDS = env.float("TRAINING_BUDGET_SECONDS", default=60.0)
 TRAINING_MAX_EPOCHS = env.int("TRAINING_MAX_EPOCHS", default=200)
 TRAINING_SEED = env.int("TRAINING_SEED", default=2020)
+# The models a training run may serve, by name (empty: every model it trains, the learned
+# ranker included; the best on validation serves). E.g. "SASRec,GRU4Rec" serves only models
+# with vectors, so approximate search applies to every request.
+SERVED_CANDIDATES = tuple(env.list("SERVED_CANDIDATES", default=[]))
+# Where LightGCN, SASRec and GRU4Rec train: auto (CUDA when torch sees a GPU) | cpu | cuda.
+TRAINING_DEVICE = env("TRAINING_DEVICE", default="cpu")
+# Base seconds of the hyper-parameter search (optuna TPE on validation) before each LightGCN,
+# SASRec and GRU4Rec fit, scaled with the number of interactions (mltasks.ml.tuning); 0 = no
+# search, the settings tuned on HetRec.
+TRAINING_SEARCH_SECONDS = env.float("TRAINING_SEARCH_SECONDS", default=20.0)
 
 # Operations: the version /healthz reports, metrics (tunedin/metrics.py) and drift monitoring.
 APP_VERSION = env("APP_VERSION", default="0.1.0")

@@ -152,3 +152,58 @@ def metrics_table(metrics: dict) -> MetricsTable:
     flat = {}
     _flatten("", metrics, flat)
     return MetricsTable(columns=["value"], rows=[(k, [_format(v)]) for k, v in flat.items()])
+
+
+@dataclass(frozen=True)
+class Bar:
+    name: str
+    value: float
+    share: float  # of the largest value, 0..1
+    y: float  # top of the bar in the SVG
+    width: float  # bar length in the SVG
+
+
+@dataclass(frozen=True)
+class BarChart:
+    """Horizontal bars, largest first (e.g. a ranker's feature importances)."""
+
+    title: str
+    width: int
+    height: int
+    label_width: int
+    bar_height: int
+    bars: list[Bar]
+
+
+def bar_chart(
+    values: dict, *, title: str, limit: int = 15, width: int = 520, bar_height: int = 16
+) -> BarChart | None:
+    """The `limit` largest numeric values of `values` as bars (None when there is none > 0)."""
+    pairs = sorted(
+        ((str(name), float(value)) for name, value in (values or {}).items() if _is_number(value)),
+        key=lambda pair: -pair[1],
+    )
+    pairs = [(name, value) for name, value in pairs if value > 0][:limit]
+    if not pairs:
+        return None
+    label_width = 190
+    top_value = pairs[0][1]
+    space = width - label_width - 70
+    bars = [
+        Bar(
+            name=name,
+            value=value,
+            share=value / top_value,
+            y=index * (bar_height + 4),
+            width=round(max(1.0, space * value / top_value), 1),
+        )
+        for index, (name, value) in enumerate(pairs)
+    ]
+    return BarChart(
+        title=title,
+        width=width,
+        height=len(bars) * (bar_height + 4),
+        label_width=label_width,
+        bar_height=bar_height,
+        bars=bars,
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from mltasks.models import ModelVersion
 from mltasks.selectors import model_version_activation_check, model_versions_recent
-from web.charts import Chart, MetricsTable, history_charts, metrics_table
+from web.charts import BarChart, Chart, MetricsTable, bar_chart, history_charts, metrics_table
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,46 @@ class ActivationDecision:
 
 
 @dataclass(frozen=True)
+class PipelineChoice:
+    """Which pipeline serves and why (`ModelVersion.metrics["selection"]`), with the served
+    form's test metrics and the learned ranker's feature importances."""
+
+    served: str
+    reason: str
+    protocol: str
+    ranker: str  # "trained", or why not
+    vectors_model: str  # whose vectors serve similar tracks and approximate search
+    served_test: dict
+    importances: BarChart | None
+
+    @classmethod
+    def of(cls, metrics: dict) -> PipelineChoice | None:
+        """None for versions trained before pipelines were selected."""
+        selection = metrics.get("selection") if isinstance(metrics, dict) else None
+        if not isinstance(selection, dict) or "served" not in selection:
+            return None
+        ranker = metrics.get("ranker") or {}
+        return cls(
+            served=str(selection["served"]),
+            reason=str(selection.get("reason", "")),
+            protocol=str(selection.get("protocol", "")),
+            ranker=str(selection.get("ranker", "")),
+            vectors_model=str(metrics.get("vectors_model", "")),
+            served_test=metrics.get("served_test") or {},
+            importances=bar_chart(
+                ranker.get("feature_importances") or {}, title="Ranker feature importance (gain)"
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class VersionRow:
     version: ModelVersion
     charts: list[Chart]
     metrics: MetricsTable
     can_activate: bool
     activation: ActivationDecision | None
+    pipeline: PipelineChoice | None
 
 
 @dataclass(frozen=True)
@@ -70,6 +104,7 @@ def dashboard_sections(*, per_kind: int = 10) -> list[KindSection]:
                 metrics=metrics_table(version.metrics),
                 can_activate=model_version_activation_check(version=version).allowed,
                 activation=ActivationDecision.of(version.metrics),
+                pipeline=PipelineChoice.of(version.metrics),
             )
             for version in model_versions_recent(kind=kind, n=per_kind)
         ]

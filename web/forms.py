@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
+from django.utils import timezone
 
 from catalog.models import Artist, Tag
 from feedback.models import Interaction
@@ -145,3 +148,44 @@ class EntryMoveForm(forms.Form):
 
 class PlaylistTrackForm(forms.Form):
     track = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class RecommendAgainForm(ShownTracksForm):
+    """A track or an artist (exactly one) to take off the "don't recommend" list, sent from a
+    Discover card (`card`: its track) or from a track or artist page (`page_track` /
+    `page_artist`: what the page shows, so that its buttons can be drawn again)."""
+
+    track = forms.IntegerField(min_value=1, max_value=MAX_TRACK_ID, required=False)
+    artist = forms.IntegerField(min_value=1, max_value=MAX_TRACK_ID, required=False)
+    card = forms.IntegerField(min_value=1, max_value=MAX_TRACK_ID, required=False)
+    page_track = forms.IntegerField(min_value=1, max_value=MAX_TRACK_ID, required=False)
+    page_artist = forms.IntegerField(min_value=1, max_value=MAX_TRACK_ID, required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("track")) == bool(cleaned.get("artist")):
+            raise forms.ValidationError("Choose a track or an artist.")
+        return cleaned
+
+
+class DoNotRecommendForm(RecommendAgainForm):
+    """ "Don't recommend" a track or an artist, optionally until a day (the mark lapses at the
+    start of it, in the site's time zone)."""
+
+    until = forms.DateField(
+        required=False, label="Until", widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Leave empty for good.",
+    )  # fmt: skip
+
+    def clean_until(self):
+        until = self.cleaned_data.get("until")
+        if until is not None and until <= timezone.localdate():
+            raise forms.ValidationError("Choose a day after today, or leave it empty.")
+        return until
+
+    def until_moment(self):
+        """The mark's `until`: the start of the chosen day, None for good."""
+        until = self.cleaned_data.get("until")
+        if until is None:
+            return None
+        return timezone.make_aware(datetime.combine(until, time.min))

@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from web.views import accounts, catalog, dashboard, playlists
+from web.views import accounts, catalog, dashboard, listener, playlists
 
 account_urlpatterns = [
     path("signup/", accounts.sign_up, name="signup"),
@@ -39,6 +39,7 @@ playlist_urlpatterns = [
         name="entry-move",
     ),
     path("<int:playlist_id>/continue/", playlists.playlist_continue, name="continue"),
+    path("<int:playlist_id>/save/", playlists.playlist_save, name="save"),
 ]
 
 urlpatterns = [
@@ -49,6 +50,9 @@ urlpatterns = [
     path("tracks/<int:track_id>/feedback/", catalog.track_feedback, name="track-feedback"),
     path("artists/<int:artist_id>/", catalog.artist_page, name="artist-detail"),
     path("tags/<int:tag_id>/", catalog.tag_page, name="tag-detail"),
+    path("not-recommended/", listener.not_recommended, name="not-recommended"),
+    path("not-recommended/add/", listener.do_not_recommend, name="do-not-recommend"),
+    path("not-recommended/remove/", listener.recommend_again, name="recommend-again"),
     path("accounts/", include(account_urlpatterns)),
     path("dashboard/", include(dashboard_urlpatterns)),
 ]

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from devstack import services
+from devstack.__main__ import serve_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +30,9 @@ def scratch_var(monkeypatch):
     monkeypatch.setenv("TUNEDIN_VAR_DIR", str(directory))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("ARTIFACT_STORAGE_URL", raising=False)
     yield directory
-    services.stop_services(["postgres", "redis"])
+    services.stop_services(["postgres", "redis", "s3"])
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -66,6 +68,66 @@ def test_configured_urls_are_used_as_they_are(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://somewhere/else")
     monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6379/0")
     assert services.ensure_services() == ({}, [])
+    monkeypatch.setenv("ARTIFACT_STORAGE_URL", "s3://a-bucket-elsewhere")
+    assert services.ensure_services(s3=True) == ({}, [])
+
+
+def test_the_s3_store_starts_with_its_bucket_is_reused_and_stops(scratch_var, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://somewhere/else")  # only S3 is started here
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6379/0")
+    assert services.ensure_services() == ({}, [])  # not without asking: `make run` stays lean
+    assert not services.s3_running()
+
+    environment, started = services.ensure_services(s3=True)
+
+    assert started == ["s3"]
+    url = environment["ARTIFACT_S3_ENDPOINT_URL"]
+    assert environment == services.s3_environment(url)
+    assert environment["ARTIFACT_STORAGE_URL"] == f"s3://{services.S3_BUCKET}"
+    client = services.s3_client(url)  # a real S3 API over HTTP
+    client.put_object(Bucket=services.S3_BUCKET, Key="kept", Body=b"artifact")
+    again, started_again = services.ensure_services(s3=True)
+    assert (again, started_again) == (environment, [])  # reused, not started twice
+    assert client.get_object(Bucket=services.S3_BUCKET, Key="kept")["Body"].read() == b"artifact"
+    assert services.status()["s3"]["running"] is True
+
+    services.stop_services(started)
+    assert not services.s3_running()
+    restarted = services.start_s3()  # a new server: in memory, so empty, with its bucket
+    assert restarted.started_here
+    listed = services.s3_client(restarted.url).list_objects_v2(Bucket=services.S3_BUCKET)
+    assert listed["KeyCount"] == 0
+
+
+def test_the_devstack_worker_consumes_the_default_and_the_training_queue():
+    """`make run` has one worker: it must run training as well as everything else."""
+    from celery import Celery
+    from django.conf import settings
+
+    # An empty broker database of the same Redis: no queued task of the suite is run here.
+    broker = re.sub(r"/\d*$", "/7", os.environ["REDIS_URL"])
+    node = f"devstack-test-{uuid.uuid4().hex[:8]}"
+    (worker_command,) = [c for c in serve_commands(bind="-", workers=None) if "worker" in c]
+    worker_command = [part if part != "worker@%h" else f"{node}@%h" for part in worker_command]
+    worker = subprocess.Popen(
+        worker_command, cwd=ROOT, env={**os.environ, "REDIS_URL": broker, "LOG_FORMAT": "text"}
+    )
+    probe = Celery(broker=broker)
+    try:
+        deadline, queues = time.monotonic() + 90, None
+        while queues is None and time.monotonic() < deadline and worker.poll() is None:
+            replies = probe.control.inspect(
+                destination=[f"{node}@{socket.gethostname()}"], timeout=1
+            ).active_queues()
+            queues = next(iter(replies.values()), None) if replies else None
+    finally:
+        worker.send_signal(signal.SIGQUIT)  # a cold shutdown: it has nothing to finish
+        worker.wait(timeout=60)
+        probe.close()
+    assert queues is not None, "the worker did not answer"
+    assert sorted(queue["name"] for queue in queues) == sorted(
+        [settings.CELERY_TASK_DEFAULT_QUEUE, settings.TRAINING_QUEUE]
+    )
 
 
 def _free_port() -> int:

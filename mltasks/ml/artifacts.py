@@ -28,6 +28,7 @@ from mltasks.ml.scorers.base import Scorer
 from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.ml.scorers.item_item import ItemItemScorer
 from mltasks.ml.scorers.neural import NeuralSequenceScorer
+from mltasks.ml.scorers.popularity import PopularityScorer
 from mltasks.ml.scorers.sequence import MarkovScorer, SessionKNNScorer
 
 if TYPE_CHECKING:
@@ -40,14 +41,18 @@ RECOMMENDER_ARTIFACT = "recommender"
 CONTINUATION_ARTIFACT_FILE = "artifact.json"
 CONTINUATION_MODEL_FOLDER = "model"
 CONTINUATION_EMBEDDINGS_FILE = "item_embeddings.npy"
+SERVED_PIPELINE_FOLDER = "pipeline"  # a version's served scorer (`save_scorer`)
 SCORER_FILE = "scorer.json"
 SCORER_ARRAYS_FILE = "scorer.npz"
 SCORER_MODEL_FOLDER = "model"
+SCORER_COMPONENTS_FOLDER = "components"  # a ranker's scorers, one folder each
+SCORER_BOOSTER_FILE = "ranker.txt"  # a ranker's LightGBM model (its text format)
 # The scorers saved as arrays alone, by family (a neural scorer also has its network).
 SCORER_FAMILIES: dict[str, type[Scorer]] = {
     scorer.family: scorer
-    for scorer in (FactorScorer, ItemItemScorer, MarkovScorer, SessionKNNScorer)
+    for scorer in (FactorScorer, ItemItemScorer, MarkovScorer, SessionKNNScorer, PopularityScorer)
 }
+RANKER_FAMILY = "ranker"  # mltasks.ml.scorers.ranker.RankerPipeline (imports LightGBM)
 
 
 def faiss_index_path(directory: str | Path, kind: str) -> Path:
@@ -181,6 +186,10 @@ def load_recommender_artifact(path: str | Path) -> RecommenderResult:
         tag_names=metadata.get("tag_names", []),
         models=models,
         served_params=metadata.get("served_params", {}),
+        selection=metadata.get("selection", {}),
+        served_test=metadata.get("served_test", {}),
+        vectors_model=metadata.get("vectors_model", ""),
+        ranker=metadata.get("ranker", {}),
     )
 
 
@@ -194,6 +203,7 @@ def _portable_ids(ids: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- continuation
 
 _CONTINUATION_REPORT = ("metrics", "history", "timings", "params", "split_summary", "seed")
+_CONTINUATION_SELECTION = ("selection", "ranker", "vectors_model_name")
 
 
 def save_continuation_artifact(result: ContinuationResult, directory: str | Path) -> Path:
@@ -201,6 +211,8 @@ def save_continuation_artifact(result: ContinuationResult, directory: str | Path
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     result.served_model.save(directory / CONTINUATION_MODEL_FOLDER)
+    if result.served_scorer is not None:
+        save_scorer(result.served_scorer, directory / SERVED_PIPELINE_FOLDER)
     np.save(
         directory / CONTINUATION_EMBEDDINGS_FILE,
         result.output_item_embeddings.astype(np.float32),
@@ -214,6 +226,7 @@ def save_continuation_artifact(result: ContinuationResult, directory: str | Path
         "item_artist": None if result.item_artist is None else result.item_artist.tolist(),
         "artist_ids": None if result.artist_ids is None else result.artist_ids.tolist(),
         **{key: getattr(result, key) for key in _CONTINUATION_REPORT},
+        **{key: getattr(result, key) for key in _CONTINUATION_SELECTION},
     }
     (directory / CONTINUATION_ARTIFACT_FILE).write_text(
         json.dumps(payload, indent=1, default=json_default)
@@ -237,8 +250,8 @@ def load_continuation_valid_targets(directory: str | Path) -> dict[str, str] | N
 
 
 def load_continuation_artifact(directory: str | Path) -> ContinuationResult:
-    """Inverse of save_continuation_artifact; `models` holds only the served model, no test
-    rankings."""
+    """Inverse of save_continuation_artifact; `models` holds only the vectors model, no test
+    rankings and no served scorer (`load_served_scorer` reads it)."""
     # Imported here: the sequence models pull in torch, which loading serving vectors does not
     # need (a web process pays for it when it first continues a sequence).
     from mltasks.ml.seq.continuation import ContinuationResult, load_neural_model
@@ -258,8 +271,18 @@ def load_continuation_artifact(directory: str | Path) -> ContinuationResult:
         item_artist=None if item_artist is None else np.array(item_artist, dtype=np.int64),
         artist_ids=None if artist_ids is None else np.array(artist_ids, dtype=str),
         **{key: payload[key] for key in _CONTINUATION_REPORT},
-        models={payload["served_model_name"]: model},
+        **{key: payload[key] for key in _CONTINUATION_SELECTION if key in payload},
+        models={payload.get("vectors_model_name") or payload["served_model_name"]: model},
     )
+
+
+def load_served_scorer(directory: str | Path) -> Scorer | None:
+    """The served pipeline a version saved under `SERVED_PIPELINE_FOLDER`, None when it saved
+    none (a version from before pipelines: serve its vectors)."""
+    folder = Path(directory) / SERVED_PIPELINE_FOLDER
+    if not (folder / SCORER_FILE).exists():
+        return None
+    return load_scorer(folder)
 
 
 # ----------------------------------------------------------------------------- scorers
@@ -267,12 +290,18 @@ def load_continuation_artifact(directory: str | Path) -> ContinuationResult:
 
 def save_scorer(scorer: Scorer, directory: str | Path) -> Path:
     """Write `scorer` into `directory` (created if needed); `load_scorer` reads it back."""
-    if scorer.family not in SCORER_FAMILIES and not isinstance(scorer, NeuralSequenceScorer):
+    savable = scorer.family in SCORER_FAMILIES or scorer.family == RANKER_FAMILY
+    if not savable and not isinstance(scorer, NeuralSequenceScorer):
         raise ValueError(f"a {type(scorer).__name__} cannot be saved (family {scorer.family!r})")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if isinstance(scorer, NeuralSequenceScorer):
         scorer.model.save(directory / SCORER_MODEL_FOLDER)
+    if scorer.family == RANKER_FAMILY:
+        for position, component in enumerate(scorer.scorers.values()):
+            save_scorer(component, directory / SCORER_COMPONENTS_FOLDER / str(position))
+        if scorer.booster is not None:
+            scorer.booster.save_model(str(directory / SCORER_BOOSTER_FILE))
     np.savez(directory / SCORER_ARRAYS_FILE, **scorer.arrays())
     payload = {"family": scorer.family, "n_items": scorer.n_items, "params": scorer.params()}
     (directory / SCORER_FILE).write_text(json.dumps(payload, indent=1, default=json_default))
@@ -292,6 +321,34 @@ def load_scorer(directory: str | Path) -> Scorer:
 
         model = load_neural_model(directory / SCORER_MODEL_FOLDER)
         return NeuralSequenceScorer(model=model, popularity=arrays.get("popularity"))
+    if family == RANKER_FAMILY:
+        return _load_ranker(directory, payload["params"], arrays)
     if family not in SCORER_FAMILIES:
         raise ValueError(f"unknown scorer family {family!r}")
     return SCORER_FAMILIES[family].from_arrays(arrays, payload["params"])
+
+
+def _load_ranker(directory: Path, params: dict, arrays: dict[str, np.ndarray]) -> Scorer:
+    # Imported here: LightGBM loads only where a ranker is served.
+    import lightgbm
+
+    from mltasks.ml.scorers.ranker import ItemFeatures, RankerPipeline
+
+    scorers = {
+        name: load_scorer(directory / SCORER_COMPONENTS_FOLDER / str(position))
+        for position, name in enumerate(params["scorers"])
+    }
+    booster_path = directory / SCORER_BOOSTER_FILE
+    booster = lightgbm.Booster(model_file=str(booster_path)) if booster_path.exists() else None
+    pipeline = RankerPipeline(
+        scorers=scorers,
+        item_features=ItemFeatures.from_arrays(arrays),
+        context_kind=params["context_kind"],
+        booster=booster,
+        n_candidates=params["n_candidates"],
+        candidate_scorers=params["candidate_scorers"],
+        name=params.get("name", "TunedIn-ranker"),
+    )
+    if pipeline.feature_names != params["feature_names"]:
+        raise ValueError("the saved ranker's features do not match this code's")
+    return pipeline

@@ -2,8 +2,11 @@
 when it beats MostPop and is at least as good as the active version on the same held-out data.
 
 Real training runs on a tiny demo world, weakened by their training budget or epoch count
-(never by touching a metric); the comparison's branches that need new data or broken artifacts
-are driven with hand-made vectors.
+(never by touching a metric). By default a run serves the best of everything it trains (the
+ranker, Markov, session-kNN...), which a weak neural model cannot spoil; the runs that test the
+rule itself restrict what may be served (SERVED_CANDIDATES) to the neural models, or to
+LightGCN. The comparison's branches that need new data or broken artifacts are driven with
+hand-made vectors.
 """
 
 import io
@@ -19,6 +22,7 @@ from django.test import Client, override_settings
 from catalog.tests.factories import UserFactory
 from mltasks.ml.artifacts import ServingVectors, save_serving_vectors
 from mltasks.ml.data.interactions import Interactions
+from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.models import ModelVersion
 from mltasks.services import model_version_activate, model_version_train
 from mltasks.tests.conftest import world_delete
@@ -36,6 +40,8 @@ ONE_BATCH = {"TRAINING_BUDGET_SECONDS": 1e-4, "TRAINING_MAX_EPOCHS": 1}  # stops
 ONE_EPOCH = {"TRAINING_BUDGET_SECONDS": 600.0, "TRAINING_MAX_EPOCHS": 1}
 THREE_EPOCHS = {"TRAINING_BUDGET_SECONDS": 600.0, "TRAINING_MAX_EPOCHS": 3}
 FORTY_EPOCHS = {"TRAINING_BUDGET_SECONDS": 600.0, "TRAINING_MAX_EPOCHS": 40}
+NEURAL_ONLY = {"SERVED_CANDIDATES": ("SASRec", "GRU4Rec")}
+LIGHTGCN_ONLY = {"SERVED_CANDIDATES": ("LightGCN",)}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def statuses(*versions: ModelVersion) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def one_batch_continuation(train):
-    return train("continuation", **ONE_BATCH)
+    return train("continuation", **ONE_BATCH, **NEURAL_ONLY)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +86,12 @@ def three_epoch_continuation(one_batch_continuation, train, django_db_blocker):
     """Staff activated the one-batch version by hand; then three epochs are trained."""
     with django_db_blocker.unblock():
         model_version_activate(version=one_batch_continuation)
-    return train("continuation", **THREE_EPOCHS)
+    return train("continuation", **THREE_EPOCHS, **NEURAL_ONLY)
 
 
 @pytest.fixture(scope="module")
 def one_epoch_continuation(three_epoch_continuation, train):
-    return train("continuation", **ONE_EPOCH)
+    return train("continuation", **ONE_EPOCH, **NEURAL_ONLY)
 
 
 @pytest.mark.django_db
@@ -115,7 +121,9 @@ def test_a_version_better_than_the_active_one_replaces_it(
     own_valid = one_batch_continuation.metrics["activation"]["new_metric"]
     assert decision["active_metric_on_new_split"] == pytest.approx(own_valid, abs=0.01)
     comparison = decision["comparison"]
-    assert comparison["evaluated"] == three_epoch_continuation.params["split"]["valid_cases"]
+    # Compared on the validation cases the new pipeline was not fitted on (the selection half).
+    assert comparison["evaluated"] == three_epoch_continuation.metrics["selection"]["cases"]
+    assert comparison["evaluated"] < three_epoch_continuation.params["split"]["valid_cases"]
     assert comparison["active_scored_by_popularity"] == 0
     assert comparison["leak"]["active_own_validation_targets"] == comparison["evaluated"]
     assert "favours it" in comparison["leak"]["note"]
@@ -143,14 +151,51 @@ def test_a_version_worse_than_the_active_one_stays_ready_and_staff_can_still_act
     assert statuses(one_epoch_continuation, three_epoch_continuation) == ("active", "retired")
 
 
+@pytest.fixture(scope="module")
+def default_continuation(one_epoch_continuation, train, django_db_blocker):
+    """Every model may serve (the default), at three epochs; returns the neural-only version
+    that was active before it, and it."""
+    with django_db_blocker.unblock():
+        active = ModelVersion.objects.get(kind="continuation", status=ModelVersion.Status.ACTIVE)
+    return active, train("continuation", **THREE_EPOCHS)
+
+
+@pytest.mark.django_db
+def test_by_default_the_served_pipeline_is_the_best_on_validation_and_replaces_a_worse_one(
+    default_continuation,
+):
+    active, version = default_continuation
+    version = fresh(version)
+    selection = version.metrics["selection"]
+    scores = selection["scores"]
+
+    assert set(scores) >= {"MostPop", "Markov", "SKNN", "SASRec", "GRU4Rec"}
+    assert version.metrics["served"] == selection["served"] == max(scores, key=scores.get)
+    for baseline in ("MostPop", "Markov", "SKNN"):
+        assert scores[selection["served"]] >= scores[baseline]
+    # The neural-only version it is compared with serves SASRec or GRU4Rec at a few epochs;
+    # this run serves what beats them on the same cases, so it replaces it.
+    assert active.metrics["served"] in ("SASRec", "GRU4Rec")
+    decision = version.metrics["activation"]
+    assert decision["active_version"] == active.pk
+    assert decision["activated"] is True and version.status == ModelVersion.Status.ACTIVE
+    assert decision["new_metric"] >= decision["active_metric_on_new_split"]
+
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True))
+    page = staff.get("/dashboard/models/").content.decode()
+    assert f"Served pipeline: {selection['served']}." in page
+    assert selection["reason"] in page
+
+
 # ----------------------------------------------------------------------------- recommender
 
 
 @pytest.fixture(scope="module")
 def recommender_runs(train):
     """Forty LightGCN epochs, then one: the same data, so the same split."""
-    strong = train("recommender", **FORTY_EPOCHS)
-    weak = train("recommender", **ONE_EPOCH)
+    strong = train("recommender", **FORTY_EPOCHS, **LIGHTGCN_ONLY)
+    weak = train("recommender", **ONE_EPOCH, **LIGHTGCN_ONLY)
     return strong, weak
 
 
@@ -166,9 +211,10 @@ def test_a_recommender_worse_on_the_identical_split_stays_ready(recommender_runs
     assert decision["held_out"] == "identical split"
     assert decision["active_version"] == strong.pk
     served = strong.metrics["served"]
+    assert served == "LightGCN"
     assert (
         decision["active_metric_on_new_split"]
-        == strong.metrics["models"][served]["valid"]["nDCG@20"]
+        == strong.metrics["models"][served]["selection"]["nDCG@20"]
     )
     assert decision["new_metric"] < decision["active_metric_on_new_split"]
     assert decision["activated"] is False and "worse than the active version" in decision["reason"]
@@ -190,6 +236,10 @@ def held_out_world(seed: int = 0, n_users: int = 80, n_items: int = 40):
         train[user, held], valid[user, held] = 0.0, 1.0
     halves = np.repeat(np.eye(2, dtype=np.float32), n_items // 2, axis=0)  # item -> its half
     return sp.csr_matrix(train), sp.csr_matrix(valid), halves
+
+
+def factor(user_vectors, item_vectors) -> FactorScorer:
+    return FactorScorer(item_vectors=item_vectors, user_vectors=user_vectors)
 
 
 def a_version(*, kind=ModelVersion.Kind.RECOMMENDER, **fields) -> ModelVersion:
@@ -230,7 +280,7 @@ def test_pairs_the_active_recommender_never_saw_are_compared_without_leak(tmp_pa
     held_out = RecommenderHeldOut(
         user_ids=np.arange(n_users) + 1000, item_ids=np.arange(40) + 1000, train=train,
         valid=valid, valid_first_seen=first_seen,
-        valid_fit=(np.asarray(train @ halves) / 8, halves),
+        valid_scorer=factor(np.asarray(train @ halves) / 8, halves),
     )  # fmt: skip
 
     decision = activation_decide(version=a_version(), held_out=held_out, active=active)
@@ -256,7 +306,7 @@ def test_with_too_few_unseen_pairs_the_whole_split_is_compared_and_the_leak_is_c
     first_seen[: MIN_UNSEEN_USERS - 1] = data_end.timestamp() + 60.0  # at most 49 users
     held_out = RecommenderHeldOut(
         user_ids=np.arange(train.shape[0]) + 1000, item_ids=np.arange(40) + 1000, train=train,
-        valid=valid, valid_first_seen=first_seen, valid_fit=(np.zeros((80, 2)), halves),
+        valid=valid, valid_first_seen=first_seen, valid_scorer=factor(np.zeros((80, 2)), halves),
     )  # fmt: skip
 
     decision = activation_decide(version=a_version(), held_out=held_out, active=active)
@@ -281,7 +331,7 @@ def test_users_and_tracks_the_active_version_does_not_know_are_scored_as_serving
     held_out = RecommenderHeldOut(
         user_ids=np.arange(80) + 1000, item_ids=np.arange(40) + 1000, train=train, valid=valid,
         valid_first_seen=np.full(valid.nnz, data_end.timestamp() + 1.0),
-        valid_fit=(np.asarray(train @ halves) / 8, halves),
+        valid_scorer=factor(np.asarray(train @ halves) / 8, halves),
     )  # fmt: skip
 
     comparison = activation_decide(version=a_version(), held_out=held_out, active=active)[
@@ -301,7 +351,7 @@ def test_an_active_version_without_artifacts_cannot_be_compared_and_the_reason_s
     active.activate()
     held_out = RecommenderHeldOut(
         user_ids=np.arange(80) + 1000, item_ids=np.arange(40) + 1000, train=train, valid=valid,
-        valid_first_seen=np.zeros(valid.nnz), valid_fit=(np.zeros((80, 2)), halves),
+        valid_first_seen=np.zeros(valid.nnz), valid_scorer=factor(np.zeros((80, 2)), halves),
     )  # fmt: skip
 
     decision = activation_decide(version=a_version(), held_out=held_out, active=active)
@@ -328,7 +378,7 @@ def test_each_held_out_pair_is_dated_by_its_first_positive_event():
 def test_the_train_command_prints_why_a_version_was_not_activated(train):
     """`manage.py train` says what the activation rule decided, not only the metrics."""
     output = io.StringIO()
-    with override_settings(**ONE_BATCH):
+    with override_settings(**ONE_BATCH, **NEURAL_ONLY):
         call_command("train", "--kind", "continuation", stdout=output)
     version = ModelVersion.objects.filter(kind="continuation").latest("pk")
 

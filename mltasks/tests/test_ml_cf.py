@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mltasks.ml.artifacts import load_recommender_artifact, save_recommender_artifact
+from mltasks.ml.artifacts import (
+    load_recommender_artifact,
+    load_scorer,
+    save_recommender_artifact,
+    save_scorer,
+)
 from mltasks.ml.bench.cf import quick_config, run_cf_benchmark
 from mltasks.ml.cf.baselines import EASE, ItemKNN, MostPop, factorize_scores
 from mltasks.ml.cf.content import (
@@ -27,6 +32,7 @@ from mltasks.ml.data.item_tags import ItemTags
 from mltasks.ml.data.splits import cf_random_split, held_out_items
 from mltasks.ml.eval.ranking import evaluate_scorer, rank_users
 from mltasks.ml.eval.topk import exclude_items, top_k_indices
+from mltasks.ml.scorers.base import HistoryContext
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cf"
 
@@ -445,7 +451,7 @@ def _small_config(**changes) -> RecommenderConfig:
     )
 
 
-def test_recommender_serves_a_dot_product_model_chosen_on_validation(planted, tmp_path):
+def test_recommender_serves_the_best_candidate_on_the_selection_half(planted, tmp_path):
     log, _, _, item_cluster = planted
     tags = sp.csr_matrix(
         (np.ones(log.n_items), (np.arange(log.n_items), item_cluster)), shape=(log.n_items, 4)
@@ -454,20 +460,33 @@ def test_recommender_serves_a_dot_product_model_chosen_on_validation(planted, tm
         interactions=log,
         item_tags=tags,
         tag_names=["a", "b", "c", "d"],
+        item_artist=item_cluster,
         config=_small_config(serve_fit="all"),
         seed=2020,
     )
     names = [m.name for m in result.models if m.name != "EASE+tags"]
-    assert names == ["MostPop", "ItemKNN", "EASE", "LightGCN", "EASE-SVD", "TunedIn-blend"]
-    candidates = [m for m in result.models if m.servable]
-    best = max(candidates, key=lambda m: m.valid["nDCG@20"])
-    assert result.served_model == best.name
+    assert names == [
+        "MostPop", "ItemKNN", "EASE", "LightGCN", "EASE-SVD", "TunedIn-blend", "TunedIn-ranker"
+    ]  # fmt: skip
+    candidates = [m for m in result.models if m.selection]
+    assert {m.name for m in candidates} >= {"MostPop", "ItemKNN", "EASE", "TunedIn-ranker"}
+    best = max(candidates, key=lambda m: m.selection["nDCG@20"])
+    assert result.served_model == best.name == result.selection["served"]
+    assert result.selection["scores"][best.name] == best.selection["nDCG@20"]
     assert all(m.valid and m.test for m in result.models)
+    # The selection half is not the half the ranker was fitted on.
+    ranker = next(m for m in result.models if m.name == "TunedIn-ranker")
+    assert (
+        ranker.params["fitting_half"]["contexts"] + result.selection["users"]
+        == (result.split["n_valid_users"])
+    )
+    assert result.ranker["feature_importances"]
     assert result.user_vectors.shape[0] == log.n_users
     assert result.item_vectors.shape[0] == log.n_items
     assert result.user_vectors.shape[1] <= 128
     assert result.fitted_on == "all"
     assert len(result.history["LightGCN"]) >= 5
+    assert result.served_scorer.n_items == log.n_items
 
     path = save_recommender_artifact(result, tmp_path / "model")
     loaded = load_recommender_artifact(path)
@@ -475,7 +494,14 @@ def test_recommender_serves_a_dot_product_model_chosen_on_validation(planted, tm
     np.testing.assert_array_equal(loaded.item_ids, result.item_ids)
     assert loaded.served_model == result.served_model
     assert loaded.metrics == result.metrics
+    assert loaded.selection == result.selection
     assert loaded.content_model().score_cold_user(tag_names=["a"]).shape == (log.n_items,)
+    save_scorer(result.served_scorer, tmp_path / "served")
+    served = load_scorer(tmp_path / "served")
+    context = HistoryContext(items=log.to_csr()[0].indices, user=0)
+    np.testing.assert_allclose(
+        served.score(context), result.served_scorer.score(context), rtol=1e-5
+    )
 
 
 def test_recommender_refuses_data_too_small_to_validate():

@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from mltasks.ml.artifacts import load_continuation_artifact, save_continuation_artifact
+from mltasks.ml.artifacts import (
+    load_continuation_artifact,
+    load_served_scorer,
+    save_continuation_artifact,
+)
 from mltasks.ml.bench import seq as benchmark_seq
 from mltasks.ml.data.seq_datasets import load_mpd_playlists
 from mltasks.ml.data.sequences import EvalCases, SequenceConfig
@@ -21,6 +25,7 @@ from mltasks.ml.eval.seq_metrics import (
     rerank_max_per_artist,
 )
 from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
+from mltasks.ml.scorers.base import SequenceContext
 from mltasks.ml.seq.continuation import ContinuationConfig, train_continuation_model
 from mltasks.ml.seq.gru4rec import GRU4RecConfig
 from mltasks.ml.seq.sasrec import SASRecConfig
@@ -113,25 +118,31 @@ def mpd_result():
     return train_continuation_model(sequences=events, config=tiny_config(), seed=11)
 
 
-def test_continuation_trains_every_model_and_serves_an_embedding_model(mpd_result):
+def test_continuation_trains_every_model_and_serves_the_best_on_the_selection_half(mpd_result):
     result = mpd_result
-    assert set(result.metrics) == {"MostPop", "Markov", "SKNN", "SASRec", "GRU4Rec"}
-    for parts in result.metrics.values():
-        assert {"valid", "test"} == set(parts)
+    models = {"MostPop", "Markov", "SKNN", "SASRec", "GRU4Rec"}
+    assert set(result.metrics) in (models, models | {"TunedIn-ranker"})
+    for name, parts in result.metrics.items():
+        assert {"valid", "test", "selection"} <= set(parts)
         assert {"Recall@20", "nDCG@10", "Coverage@100", "Repetition@20", "ArtistRepeat@20"} <= set(
             parts["test"]
-        )
-    served = result.served_model_name
-    assert served in {"SASRec", "GRU4Rec"}
-    other = ({"SASRec", "GRU4Rec"} - {served}).pop()
+        ), name
+    scores = result.selection["scores"]
+    assert result.served_model_name == max(scores, key=scores.get)
+    assert scores == {n: result.metrics[n]["selection"]["Recall@20"] for n in scores}
+    # the vectors model: the neural model with the better validation metric
+    vectors = result.vectors_model_name
+    assert vectors in {"SASRec", "GRU4Rec"}
+    other = ({"SASRec", "GRU4Rec"} - {vectors}).pop()
     assert (
-        result.metrics[served]["valid"]["Recall@20"] >= result.metrics[other]["valid"]["Recall@20"]
+        result.metrics[vectors]["valid"]["Recall@20"] >= result.metrics[other]["valid"]["Recall@20"]
     )
-    assert len(result.history[served]) >= 1 and "train_seconds" in result.timings[served]
+    assert len(result.history[vectors]) >= 1 and "train_seconds" in result.timings[vectors]
     vector = result.served_model.sequence_vector([0, 1], 12, 3)
     scores = result.served_model.score([0, 1], 12, 3)
     assert np.allclose(result.output_item_embeddings @ vector, scores, atol=1e-5)
     assert result.item_ids[result.item_index[result.item_ids[2]]] == result.item_ids[2]
+    assert result.served_scorer.n_items == len(result.item_ids)
 
 
 def test_artifact_round_trip_keeps_scores_ids_and_metrics(tmp_path, mpd_result):
@@ -149,6 +160,9 @@ def test_artifact_round_trip_keeps_scores_ids_and_metrics(tmp_path, mpd_result):
     )
     assert loaded.metrics == json.loads(json.dumps(mpd_result.metrics))
     assert loaded.item_artist.tolist() == mpd_result.item_artist.tolist()
+    served = load_served_scorer(tmp_path / "artifact")
+    context = SequenceContext(items=np.array([3, 1]), hour=7, dow=2)
+    assert np.allclose(served.score(context), mpd_result.served_scorer.score(context), atol=1e-5)
 
 
 def test_benchmark_runner_writes_json_and_topk_in_original_ids(tmp_path, capsys):

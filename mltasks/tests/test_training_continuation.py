@@ -1,12 +1,11 @@
 """Continuation training end to end on a small demo world, and the API that serves it."""
 
-from pathlib import Path
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Track
+from mltasks.artifact_store import artifact_directory_of
 from mltasks.models import ModelVersion, TrackVector
 from mltasks.tests.conftest import trained_version
 from playlists.models import Playlist
@@ -25,11 +24,17 @@ def test_training_stores_an_active_version_with_metrics_vectors_and_faiss(contin
     assert version.status == ModelVersion.Status.ACTIVE
     models = version.metrics["models"]
     assert {"MostPop", "Markov", "SKNN", "SASRec", "GRU4Rec"} <= set(models)
-    assert version.metrics["served"] in ("SASRec", "GRU4Rec")
+    # The served pipeline is the best of them on the selection half of validation...
+    selection = version.metrics["selection"]["scores"]
+    assert version.metrics["served"] == max(selection, key=selection.get)
+    assert version.algorithm == version.metrics["served"].lower()
+    # ... and the neural model with the better validation metric gives the indexed vectors.
+    assert version.metrics["vectors_model"] in ("SASRec", "GRU4Rec")
     for split in ("valid", "test"):
         assert 0 <= models["SASRec"][split]["Recall@20"] <= 1
     assert version.history and "loss" in version.history[0]
-    directory = Path(version.artifact_path)
+    directory = artifact_directory_of(version_id=version.pk, artifact_path=version.artifact_path)
+    assert (directory / "pipeline" / "scorer.json").exists()
     assert (directory / "items.hnsw-ip.faiss").exists()
     assert (directory / "items.flat-ip.faiss").exists()
     n_items = version.params["split"]["n_items"]

@@ -1,12 +1,11 @@
 """User-recommender training end to end on a small demo world, and the API that serves it."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
 from feedback.models import Interaction
+from mltasks.artifact_store import artifact_directory_of
 from mltasks.models import ModelVersion, TrackVector, UserVector
 from mltasks.tests.conftest import trained_version
 
@@ -36,7 +35,7 @@ def test_training_stores_metrics_for_the_model_and_every_baseline(recommender_ve
 @pytest.mark.django_db
 def test_vectors_are_in_pgvector_and_faiss(recommender_version):
     version = ModelVersion.objects.get(pk=recommender_version.pk)
-    directory = Path(version.artifact_path)
+    directory = artifact_directory_of(version_id=version.pk, artifact_path=version.artifact_path)
     for name in ("items.flat-ip.faiss", "items.hnsw-ip.faiss", "items.hnsw-cos.faiss"):
         assert (directory / name).exists()
     with np.load(directory / "vectors.npz") as arrays:

@@ -48,19 +48,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from mltasks.artifact_store import ArtifactStoreError, artifact_directory_of
 from mltasks.ml.artifacts import (
     CONTINUATION_ARTIFACT_FILE,
     VECTORS_FILE,
     load_continuation_artifact,
     load_continuation_valid_targets,
+    load_served_scorer,
     load_serving_vectors,
 )
+from mltasks.ml.cf.pipeline import restrict_users
 from mltasks.ml.data.sequences import SeqSplit
+from mltasks.ml.scorers.base import Scorer
 from mltasks.ml.scorers.evaluation import evaluate_cases, evaluate_users
 from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.ml.scorers.neural import NeuralSequenceScorer
@@ -92,6 +95,30 @@ class Comparison:
     details: dict  # counts, how users were scored, the leak
 
 
+def recorded_metric(version: ModelVersion, model: str, metric: str) -> float | None:
+    """`model`'s metric in `version`'s run on the data the served pipeline was chosen on: the
+    selection half of validation when the run had one, else all of validation."""
+    parts = (version.metrics or {}).get("models", {}).get(model, {})
+    for part in ("selection", "valid"):
+        if metric in (parts.get(part) or {}):
+            return float(parts[part][metric])
+    return None
+
+
+def _selection_part(version: ModelVersion) -> str:
+    served = (version.metrics or {}).get("served")
+    parts = (version.metrics or {}).get("models", {}).get(served, {})
+    return "selection" if parts.get("selection") else "valid"
+
+
+def _active_directory(active: ModelVersion):
+    """The active version's artifact directory (fetched from the store when needed)."""
+    try:
+        return artifact_directory_of(version_id=active.pk, artifact_path=active.artifact_path)
+    except ArtifactStoreError as error:
+        raise NotComparable(f"the artifacts of #{active.pk} cannot be read ({error})") from error
+
+
 def _data_end(version: ModelVersion) -> float | None:
     """The time (seconds since the epoch) of the last interaction `version` trained on."""
     trained_until = (version.params or {}).get("trained_until")
@@ -121,23 +148,33 @@ class RecommenderHeldOut:
     train: sp.csr_matrix  # users x items: each user's history, excluded from the ranking
     valid: sp.csr_matrix  # users x items: the held-out items
     valid_first_seen: np.ndarray  # first positive event of each valid pair, in valid.data order
-    valid_fit: tuple[np.ndarray, np.ndarray]  # the served model fitted on train: (users, items)
+    valid_scorer: Scorer  # the served pipeline as fitted on train (a ranker: on the fitting half)
+    selection_users: np.ndarray | None = None  # the users it was not fitted on (None: all)
 
     def compare(self, *, active: ModelVersion, metric: str, new: ModelVersion) -> Comparison:
+        """Both versions on the selection half of the new run's validation users (the users
+        the new pipeline was not fitted on)."""
         same_data = all(
             (active.params or {}).get(key) is not None
             and (active.params or {}).get(key) == (new.params or {}).get(key)
             for key in ("data_window", "split")
         )
-        active_served = (active.metrics or {}).get("served")
-        active_valid = (active.metrics or {}).get("models", {}).get(active_served, {})
-        if same_data and metric in active_valid.get("valid", {}):
+        active_recorded = recorded_metric(active, (active.metrics or {}).get("served"), metric)
+        new_recorded = recorded_metric(new, new.metrics["served"], metric)
+        valid = self.valid
+        if self.selection_users is not None:
+            valid = restrict_users(self.valid, self.selection_users)
+        if (
+            same_data
+            and active_recorded is not None
+            and _selection_part(active) == _selection_part(new)
+        ):
             return Comparison(
                 held_out="identical split",
-                active_metric=float(active_valid["valid"][metric]),
-                new_metric=float(new.metrics["models"][new.metrics["served"]]["valid"][metric]),
+                active_metric=active_recorded,
+                new_metric=new_recorded,
                 details={
-                    "evaluated": int(np.count_nonzero(np.diff(self.valid.indptr))),
+                    "evaluated": int(np.count_nonzero(np.diff(valid.indptr))),
                     "note": "both runs made the same split of the same interactions: each "
                     "version's served model fitted on the training split, scored on the same "
                     "validation pairs (no leak)",
@@ -150,7 +187,13 @@ class RecommenderHeldOut:
             if data_end is not None
             else np.zeros(self.valid.nnz, dtype=bool)
         )
-        unseen_valid = _rows(self.valid, unseen)
+        if self.selection_users is not None:
+            selected = np.zeros(self.valid.shape[0], dtype=bool)
+            selected[self.selection_users] = True
+            in_selection = np.repeat(selected, np.diff(self.valid.indptr))
+        else:
+            in_selection = np.ones(self.valid.nnz, dtype=bool)
+        unseen_valid = _rows(self.valid, unseen & in_selection)
         unseen_users = int(np.count_nonzero(np.diff(unseen_valid.indptr)))
         leak = {
             "held_out_pairs": int(self.valid.nnz),
@@ -158,9 +201,7 @@ class RecommenderHeldOut:
             "users_with_such_pairs": unseen_users,
         }
         if unseen_users >= MIN_UNSEEN_USERS:
-            new_scorer = FactorScorer(
-                item_vectors=self.valid_fit[1], user_vectors=self.valid_fit[0]
-            )
+            new_scorer = self.valid_scorer
             # The other validation pairs are neither targets nor candidates: the active version
             # was fitted on them and would spend its top ranks on them.
             exclude = (self.train + _rows(self.valid, ~unseen)).tocsr()
@@ -177,20 +218,21 @@ class RecommenderHeldOut:
                     "leak": {
                         **leak,
                         "note": "only validation pairs first seen after the active version's "
-                        "data end: neither fit saw them (no leak)",
+                        "data end, of the users the new pipeline was not fitted on: neither "
+                        "fit saw them (no leak)",
                     },
                 },
             )
         return Comparison(
             held_out="full split",
-            active_metric=self._evaluate(active_scorer, self.valid, user_rows, metric),
-            new_metric=float(new.metrics["models"][new.metrics["served"]]["valid"][metric]),
+            active_metric=self._evaluate(active_scorer, valid, user_rows, metric),
+            new_metric=new_recorded,
             details={
-                "evaluated": int(np.count_nonzero(np.diff(self.valid.indptr))),
-                **scoring(self.valid),
+                "evaluated": int(np.count_nonzero(np.diff(valid.indptr))),
+                **scoring(valid),
                 "leak": {
                     **leak,
-                    "pairs_in_active_fit": int(self.valid.nnz - unseen.sum()),
+                    "pairs_in_active_fit": int(np.count_nonzero(~unseen & in_selection)),
                     "note": f"fewer than {MIN_UNSEEN_USERS} users have validation pairs the "
                     "active version never saw, so it is scored on the whole split; its served "
                     "vectors were fitted on every pair dated before its data end, which "
@@ -207,11 +249,13 @@ class RecommenderHeldOut:
         return float(scores[metric])
 
     def _active_scorer(self, active: ModelVersion):
-        """The active version's served vectors as a scorer in this run's item index, each
-        user's row in its user vectors (-1: none), and a function counting how users of a
-        target were scored (own vector, fold-in, popularity)."""
-        directory = Path(active.artifact_path or "")
-        if not active.artifact_path or not (directory / VECTORS_FILE).exists():
+        """The active version's served pipeline (its vectors, for a version from before
+        pipelines) as a scorer in this run's item index, each user's row in its user vectors
+        (-1: none), and a function counting how users of a target were scored (own vector,
+        fold-in, popularity; for a pipeline without user vectors these say which users it had
+        a vector for in its vectors model)."""
+        directory = _active_directory(active)
+        if not (directory / VECTORS_FILE).exists():
             raise NotComparable(f"the active version #{active.pk} has no vectors file")
         try:
             vectors = load_serving_vectors(directory)
@@ -219,7 +263,13 @@ class RecommenderHeldOut:
             raise NotComparable(f"the vectors of #{active.pk} cannot be read ({error})") from error
         if not vectors.has_users:
             raise NotComparable(f"the vectors of #{active.pk} have no user vectors")
-        factor = FactorScorer(
+        try:
+            served = load_served_scorer(directory)
+        except (OSError, KeyError, ValueError) as error:
+            raise NotComparable(f"the pipeline of #{active.pk} cannot be read ({error})") from error
+        if served is not None and served.n_items != len(vectors.track_ids):
+            raise NotComparable(f"the pipeline of #{active.pk} does not match its vectors")
+        inner = served or FactorScorer(
             item_vectors=vectors.item_vectors,
             user_vectors=vectors.user_vectors,
             popularity=_popularity_in(
@@ -227,7 +277,7 @@ class RecommenderHeldOut:
             ),
         )
         scorer = RemappedScorer.by_ids(
-            inner=factor, inner_ids=vectors.track_ids, outer_ids=self.item_ids
+            inner=inner, inner_ids=vectors.track_ids, outer_ids=self.item_ids
         )
         row_of = {int(u): row for row, u in enumerate(vectors.user_ids.tolist())}
         user_rows = np.array([row_of.get(int(u), -1) for u in self.user_ids.tolist()], np.int64)
@@ -254,10 +304,12 @@ class ContinuationHeldOut:
     """The validation cases of a continuation run (SEQ-last), in the run's item index."""
 
     split: SeqSplit
+    selection_cases: np.ndarray | None = None  # validation cases the new pipeline was not fitted on
 
     def compare(self, *, active: ModelVersion, metric: str, new: ModelVersion) -> Comparison:
-        directory = Path(active.artifact_path or "")
-        if not active.artifact_path or not (directory / CONTINUATION_ARTIFACT_FILE).exists():
+        """Both versions on the selection half of the new run's validation cases."""
+        directory = _active_directory(active)
+        if not (directory / CONTINUATION_ARTIFACT_FILE).exists():
             raise NotComparable(f"the active version #{active.pk} has no continuation artifact")
         try:
             artifact = load_continuation_artifact(directory)
@@ -267,14 +319,20 @@ class ContinuationHeldOut:
             np.concatenate([np.zeros(0, np.int64), *self.split.train_items]),
             minlength=self.split.n_items,
         )
-        neural = NeuralSequenceScorer(
+        try:
+            served = load_served_scorer(directory)
+        except (OSError, KeyError, ValueError, RuntimeError) as error:
+            raise NotComparable(f"the pipeline of #{active.pk} cannot be read ({error})") from error
+        inner = served or NeuralSequenceScorer(
             model=artifact.served_model,
             popularity=_popularity_in(artifact.item_ids, self.split.item_ids, counts),
         )
         scorer = RemappedScorer.by_ids(
-            inner=neural, inner_ids=artifact.item_ids, outer_ids=self.split.item_ids
+            inner=inner, inner_ids=artifact.item_ids, outer_ids=self.split.item_ids
         )
         cases = self.split.valid
+        if self.selection_cases is not None:
+            cases = cases.subset(self.selection_cases)
         known_input = np.array([(scorer.to_inner[items] >= 0).any() for items in cases.inputs])
         own_targets = load_continuation_valid_targets(directory)
         shared = None
@@ -289,7 +347,7 @@ class ContinuationHeldOut:
             active_metric=float(
                 evaluate_cases(scorer, cases=cases, metric_names=(metric,))[metric]
             ),
-            new_metric=float(new.metrics["models"][new.metrics["served"]]["valid"][metric]),
+            new_metric=recorded_metric(new, new.metrics["served"], metric),
             details={
                 "evaluated": len(cases),
                 "active_scored_by_model": int(known_input.sum()),
@@ -319,8 +377,8 @@ def activation_decide(
     metric unless only unseen pairs were compared)."""
     metric = SELECTION_METRICS[version.kind]
     served = version.metrics["served"]
-    new_metric = float(version.metrics["models"][served]["valid"][metric])
-    most_popular = float(version.metrics["models"]["MostPop"]["valid"][metric])
+    new_metric = recorded_metric(version, served, metric)
+    most_popular = recorded_metric(version, "MostPop", metric)
     record = {
         "metric": metric,
         "new_metric": new_metric,

@@ -25,6 +25,7 @@ def continuation_config() -> ContinuationConfig:
         "max_seq_len": settings.MAX_SEQ_LEN,
         "label_smoothing": settings.LOSS_LABEL_SMOOTH,
         "max_epochs": settings.TRAINING_MAX_EPOCHS,
+        "device": settings.TRAINING_DEVICE,
     }
     return ContinuationConfig(
         sequences=SequenceConfig(
@@ -39,13 +40,16 @@ def continuation_config() -> ContinuationConfig:
         sampled_negatives=0,
         latency_requests=20,
         show_progress=False,
+        served_candidates=settings.SERVED_CANDIDATES,
+        search_seconds=settings.TRAINING_SEARCH_SECONDS,
     )
 
 
 def continuation_train(*, version: ModelVersion, directory: Path) -> dict:
-    """Train on the listening sessions and playlists, publish the served model's output item
-    vectors; returns what the version records (algorithm, metrics, history, params) and, under
-    "held_out", the validation cases the activation rule scores the active version on."""
+    """Train on the listening sessions and playlists, save the served pipeline, publish the
+    best neural model's output item vectors; returns what the version records (algorithm,
+    metrics, history, params) and, under "held_out", the validation cases the activation rule
+    scores the active version on."""
     result = train_continuation_model(
         sequences=listening_sequences_for_training(),
         config=continuation_config(),
@@ -56,13 +60,19 @@ def continuation_train(*, version: ModelVersion, directory: Path) -> dict:
     serving_vectors_publish(version=version, directory=directory, vectors=vectors)
     return {
         "algorithm": result.served_model_name.lower(),
-        "metrics": {"served": result.served_model_name, "models": result.metrics},
-        "history": result.history.get(result.served_model_name, []),
+        "metrics": {
+            "served": result.served_model_name,
+            "models": result.metrics,
+            "selection": result.selection,
+            "ranker": result.ranker,
+            "vectors_model": result.vectors_model_name,
+        },
+        "history": result.history.get(result.vectors_model_name, []),
         "params": {
             "models": result.params,
             "split": result.split_summary,
             "timings": result.timings,
             "seed": result.seed,
         },
-        "held_out": ContinuationHeldOut(split=result.split),
+        "held_out": ContinuationHeldOut(split=result.split, selection_cases=result.selection_cases),
     }

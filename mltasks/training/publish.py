@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mltasks.artifact_store import artifact_directory_of
 from mltasks.indexes import write_faiss_indexes
 from mltasks.ml.artifacts import (
     VECTORS_FILE,
@@ -64,11 +65,9 @@ def serving_vectors_publish(
 
 def vectors_restore(*, version: ModelVersion) -> None:
     """Put a version's vectors back into pgvector from its artifacts (after a rollback)."""
-    directory = Path(version.artifact_path)
-    if (
-        not version.artifact_path
-        or not (directory / VECTORS_FILE).exists()
-        or version.track_vectors.exists()
-    ):
+    if not version.artifact_path or version.track_vectors.exists():
+        return
+    directory = artifact_directory_of(version_id=version.pk, artifact_path=version.artifact_path)
+    if not (directory / VECTORS_FILE).exists():
         return
     vectors_store(version=version, vectors=load_serving_vectors(directory))

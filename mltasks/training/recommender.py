@@ -10,12 +10,22 @@ import scipy.sparse as sp
 from django.conf import settings
 
 from catalog.models import Tag
-from mltasks.ml.artifacts import RECOMMENDER_ARTIFACT, ServingVectors, save_recommender_artifact
+from mltasks.ml.artifacts import (
+    RECOMMENDER_ARTIFACT,
+    SERVED_PIPELINE_FOLDER,
+    ServingVectors,
+    save_recommender_artifact,
+    save_scorer,
+)
 from mltasks.ml.cf.recommender import TUNED_LIGHTGCN, RecommenderConfig, train_user_recommender
 from mltasks.ml.data.interactions import IdIndex, Interactions
 from mltasks.ml.data.splits import cf_random_split
 from mltasks.models import ModelVersion
-from mltasks.selectors import interaction_log_for_training, track_tags_for_training
+from mltasks.selectors import (
+    interaction_log_for_training,
+    track_artists,
+    track_tags_for_training,
+)
 from mltasks.training.activation import RecommenderHeldOut
 from mltasks.training.publish import serving_vectors_publish
 
@@ -55,6 +65,17 @@ def recommender_training_data() -> tuple[Interactions, sp.csr_matrix, list[str]]
     return interactions, item_tags, tag_names
 
 
+def item_artist_index(items: IdIndex) -> np.ndarray:
+    """Each item's artist as a small integer (-1 unknown), for the ranker's artist features."""
+    artist_of = track_artists()
+    artists = np.array([artist_of.get(str(track_id), "") for track_id in items.ids.tolist()])
+    known = artists != ""
+    codes = np.full(len(artists), -1, dtype=np.int64)
+    if known.any():
+        codes[known] = np.unique(artists[known], return_inverse=True)[1].reshape(-1)
+    return codes
+
+
 def first_positive_times(interactions: Interactions, pairs: sp.csr_matrix) -> np.ndarray:
     """When each stored (user, item) pair of `pairs` first had a positive event, in the order of
     `pairs.data` (sorted CSR); the activation rule dates what an older version may have seen."""
@@ -71,9 +92,10 @@ def first_positive_times(interactions: Interactions, pairs: sp.csr_matrix) -> np
 
 
 def recommender_train(*, version: ModelVersion, directory: Path) -> dict:
-    """Train on the whole interaction log, publish the served vectors; returns what the version
-    records (algorithm, metrics, history, params) and, under "held_out", the validation split
-    the activation rule scores the active version on."""
+    """Train on the whole interaction log; save the served pipeline and publish the vectors of
+    the best factor model (similar items, ANN); returns what the version records (algorithm,
+    metrics, history, params) and, under "held_out", the validation split the activation rule
+    scores the active version on."""
     interactions, item_tags, tag_names = recommender_training_data()
     split = cf_random_split(interactions, seed=settings.TRAINING_SEED)
     config = RecommenderConfig(
@@ -81,18 +103,23 @@ def recommender_train(*, version: ModelVersion, directory: Path) -> dict:
             TUNED_LIGHTGCN,
             max_seconds=settings.TRAINING_BUDGET_SECONDS,
             max_epochs=settings.TRAINING_MAX_EPOCHS,
+            device=settings.TRAINING_DEVICE,
         ),
+        search_seconds=settings.TRAINING_SEARCH_SECONDS,
         show_progress=False,
+        served_candidates=settings.SERVED_CANDIDATES,
     )
     result = train_user_recommender(
         interactions=interactions,
         item_tags=item_tags,
         tag_names=tag_names,
+        item_artist=item_artist_index(interactions.items),
         config=config,
         seed=settings.TRAINING_SEED,
         split=split,
     )
     save_recommender_artifact(result, directory / RECOMMENDER_ARTIFACT)
+    save_scorer(result.served_scorer, directory / SERVED_PIPELINE_FOLDER)
     vectors = ServingVectors(
         track_ids=result.item_ids,
         item_vectors=result.item_vectors,
@@ -104,10 +131,11 @@ def recommender_train(*, version: ModelVersion, directory: Path) -> dict:
         "algorithm": result.served_model.lower(),
         "metrics": {
             "served": result.served_model,
-            "models": {
-                report.name: {"valid": report.valid, "test": report.test}
-                for report in result.models
-            },
+            "models": result.metrics,
+            "selection": result.selection,
+            "served_test": result.served_test,
+            "ranker": result.ranker,
+            "vectors_model": result.vectors_model,
         },
         "history": result.history.get("LightGCN", []),
         "params": {
@@ -124,6 +152,7 @@ def recommender_train(*, version: ModelVersion, directory: Path) -> dict:
             train=split.train,
             valid=split.valid,
             valid_first_seen=first_positive_times(interactions, split.valid),
-            valid_fit=result.valid_fit,
+            valid_scorer=result.valid_scorer,
+            selection_users=result.selection_users,
         ),
     }

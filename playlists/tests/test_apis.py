@@ -30,7 +30,8 @@ def test_listing_shows_only_your_own_playlists_with_track_counts(client_as, owne
     assert response.status_code == 200
     assert response.data["count"] == 1
     assert response.data["results"][0] | {"updated_at": None} == {
-        "id": mine.pk, "name": "Mine", "is_public": False, "n_tracks": 2, "updated_at": None,
+        "id": mine.pk, "name": "Mine", "is_public": False, "generated": "", "n_tracks": 2,
+        "updated_at": None,
     }  # fmt: skip
 
 

@@ -17,13 +17,14 @@ def test_recommendations_follow_the_users_vector(api_client, planted_world):
     fan_of_a, fan_of_b, _ = planted_world["users"]
     tracks = planted_world["tracks"]
     api_client.force_authenticate(fan_of_a)
-    body = api_client.get(rec_url(fan_of_a, n=10)).json()
+    body = api_client.get(rec_url(fan_of_a, n=10, max_per_artist=0)).json()
     assert body["model_version"] == planted_world["version"].pk
     returned = [item["track_id"] for item in body["items"]]
     assert returned == [t.pk for t in tracks[:10]]  # genre A, most popular first
     assert {"track_id", "title", "artist", "score", "reason"} <= set(body["items"][0])
     api_client.force_authenticate(fan_of_b)
-    returned = [i["track_id"] for i in api_client.get(rec_url(fan_of_b, n=5)).json()["items"]]
+    params = {"n": 5, "max_per_artist": 0}
+    returned = [i["track_id"] for i in api_client.get(rec_url(fan_of_b, **params)).json()["items"]]
     assert returned == [t.pk for t in tracks[20:25]]
 
 
@@ -34,7 +35,8 @@ def test_recommendations_exclude_played_and_disliked_tracks(api_client, planted_
     InteractionFactory(user=fan_of_a, track=tracks[0], kind="play")
     InteractionFactory(user=fan_of_a, track=tracks[1], kind="dislike")
     api_client.force_authenticate(fan_of_a)
-    returned = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=5)).json()["items"]]
+    params = {"n": 5, "max_per_artist": 0}
+    returned = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, **params)).json()["items"]]
     assert tracks[0].pk not in returned and tracks[1].pk not in returned
     assert returned == [t.pk for t in tracks[2:7]]
     reasons = api_client.get(rec_url(fan_of_a, n=1)).json()["items"][0]["reason"]
@@ -176,14 +178,15 @@ def test_a_like_folds_into_the_users_vector_without_retraining(api_client, plant
     fan_of_a = planted_world["users"][0]
     genre_b = planted_world["tracks"][20:]
     api_client.force_authenticate(fan_of_a)
-    before = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=10)).json()["items"]]
+    url = rec_url(fan_of_a, n=10, max_per_artist=0)
+    before = [i["track_id"] for i in api_client.get(url).json()["items"]]
     assert not set(before) & {t.pk for t in genre_b}
     for track in genre_b[:6]:
         response = api_client.post(
             "/api/feedback", {"track_id": track.pk, "event": "like"}, format="json"
         )
         assert response.status_code == 201
-    after = [i["track_id"] for i in api_client.get(rec_url(fan_of_a, n=10)).json()["items"]]
+    after = [i["track_id"] for i in api_client.get(url).json()["items"]]
     assert set(after) & {t.pk for t in genre_b[6:]}  # genre B now reaches the list
 
 
@@ -265,7 +268,7 @@ def test_rolling_back_restores_the_versions_vectors(api_client, planted_world):
     assert TrackVector.objects.filter(model_version=planted).count() == 40
     fan_of_a = planted_world["users"][0]
     api_client.force_authenticate(fan_of_a)
-    items = api_client.get(rec_url(fan_of_a, n=3)).json()["items"]
+    items = api_client.get(rec_url(fan_of_a, n=3, max_per_artist=0)).json()["items"]
     assert [i["track_id"] for i in items] == [t.pk for t in planted_world["tracks"][:3]]
 
 

@@ -55,7 +55,7 @@ def test_the_schema_states_the_real_input_constraints(schema):
     paths, components = schema["paths"], schema["components"]["schemas"]
     rec = {p["name"]: p["schema"] for p in paths["/api/rec/users/{user_id}"]["get"]["parameters"]}
     assert _states(rec["n"], minimum=1, maximum=200)
-    assert set(rec["backend"]["enum"]) == {"exact", "faiss", "faiss-hnsw", "pgvector"}
+    assert set(rec["backend"]["enum"]) == {"auto", "exact", "faiss", "faiss-hnsw", "pgvector"}
     assert _states(rec["user_id"], type="integer", format="int64", minimum=1, maximum=ID_MAX)
     continuation = components["ContinueInput"]
     assert continuation["required"] == ["tracks"]

@@ -24,8 +24,8 @@ from catalog.selectors import (
     track_detail,
 )
 from feedback.models import Interaction
-from feedback.selectors import track_feedback_counts
-from playlists.selectors import playlists_owned_by
+from feedback.selectors import do_not_recommend_marks_on, track_feedback_counts
+from playlists.selectors import playlists_generated_for, playlists_owned_by
 from web import site_recommendations
 from web.forms import FeedbackForm, SearchForm, ShownTracksForm
 
@@ -37,14 +37,14 @@ N_SIMILAR = 10
 MAX_SHOWN = 180
 
 
-def _own_playlists(request) -> list:
+def own_playlists(request) -> list:
     """The user's playlists for the add-to-playlist menus (one query per page, not per card)."""
     if not request.user.is_authenticated:
         return []
     return list(playlists_owned_by(user=request.user).only("id", "name"))
 
 
-def _form_errors(form: Form) -> HttpResponse:
+def form_errors(form: Form) -> HttpResponse:
     """A 400 saying what is wrong, as the status line htmx swaps in for a card or the button."""
     reasons = " ".join(error for errors in form.errors.values() for error in errors)
     return HttpResponseBadRequest(
@@ -65,7 +65,8 @@ def home(request):
         "catalog/discover.html",
         {
             "recommendations": recommendations,
-            "playlists": _own_playlists(request),
+            "playlists": own_playlists(request),
+            "generated": playlists_generated_for(user=request.user),
             "has_more": len(recommendations.items) == DISCOVER_PAGE_SIZE,
         },
     )
@@ -77,7 +78,7 @@ def discover_more(request):
     """The next cards of Discover (htmx appends them), skipping those already shown."""
     form = ShownTracksForm(request.GET)
     if not form.is_valid():
-        return _form_errors(form)
+        return form_errors(form)
     shown = form.cleaned_data["shown"]
     items = []
     if len(shown) < MAX_SHOWN:
@@ -89,7 +90,7 @@ def discover_more(request):
         "catalog/_discover_more.html",
         {
             "items": items,
-            "playlists": _own_playlists(request),
+            "playlists": own_playlists(request),
             "has_more": len(items) == DISCOVER_PAGE_SIZE,
         },
     )
@@ -103,7 +104,7 @@ def track_feedback(request, track_id: int):
     track = get_object_or_404(Track, pk=track_id)
     form = FeedbackForm(request.POST)
     if not form.is_valid():
-        return _form_errors(form)
+        return form_errors(form)
     kind = form.cleaned_data["kind"]
     site_recommendations.feedback_record(user=request.user, track=track, kind=kind)
     verb = "Liked" if kind == Interaction.Kind.LIKE else "Skipped"
@@ -125,7 +126,7 @@ def track_feedback(request, track_id: int):
             "item": replacement[0] if replacement else None,
             "replaced": track,
             "status": done,
-            "playlists": _own_playlists(request),
+            "playlists": own_playlists(request),
         },
     )
 
@@ -141,9 +142,13 @@ def track_page(request, track_id: int):
         "catalog/track_detail.html",
         {
             "track": track,
+            "artist": track.artist,
             "counts": track_feedback_counts(track=track),
-            "similar": site_recommendations.similar_tracks(track=track, n=N_SIMILAR),
-            "playlists": _own_playlists(request),
+            "similar": site_recommendations.similar_tracks(
+                track=track, n=N_SIMILAR, user=request.user
+            ),
+            "playlists": own_playlists(request),
+            "marks": do_not_recommend_marks_on(user=request.user, track=track),
         },
     )
 
@@ -162,7 +167,8 @@ def artist_page(request, artist_id: int):
             "top_tracks": artist_top_tracks(artist=artist, limit=20),
             "n_tracks": artist_track_count(artist=artist),
             "similar": site_recommendations.similar_artists(artist=artist, n=N_SIMILAR),
-            "playlists": _own_playlists(request),
+            "playlists": own_playlists(request),
+            "marks": do_not_recommend_marks_on(user=request.user, artist_id=artist.pk),
         },
     )
 
@@ -178,7 +184,7 @@ def tag_page(request, tag_id: int):
             "tag": tag,
             "page": page,
             "artists": tag_top_artists(tag=tag),
-            "playlists": _own_playlists(request),
+            "playlists": own_playlists(request),
         },
     )
 
@@ -190,7 +196,7 @@ def search(request):
     if form.is_valid():
         text = form.cleaned_data["q"].strip()
         kind = form.cleaned_data["kind"] or "tracks"
-    context = {"form": form, "text": text, "kind": kind, "playlists": _own_playlists(request)}
+    context = {"form": form, "text": text, "kind": kind, "playlists": own_playlists(request)}
     if text:
         tracks, artists = search_tracks(text=text), search_artists(text=text)
         paginator = Paginator(tracks if kind == "tracks" else artists, LIST_PAGE_SIZE)

@@ -16,6 +16,7 @@ from playlists.selectors import (
     playlist_entries,
     playlist_for_reading,
     playlist_for_writing,
+    playlists_generated_for,
     playlists_owned_by,
 )
 from playlists.services import (
@@ -26,6 +27,7 @@ from playlists.services import (
     playlist_move_entry,
     playlist_remove_entry,
     playlist_rename,
+    playlist_save_copy,
     playlist_set_visibility,
 )
 from web import site_recommendations
@@ -90,7 +92,11 @@ def playlist_list(request):
     return render(
         request,
         "playlists/list.html",
-        {"form": form, "playlists": playlists_owned_by(user=request.user)},
+        {
+            "form": form,
+            "playlists": playlists_owned_by(user=request.user),
+            "generated": playlists_generated_for(user=request.user),
+        },
         status=400 if form.errors else 200,
     )
 
@@ -98,11 +104,13 @@ def playlist_list(request):
 @require_GET
 def playlist_detail(request, playlist_id: int):
     playlist = _readable(request, playlist_id)
-    is_owner = playlist.owner_id == request.user.pk
+    owns = playlist.owner_id == request.user.pk
+    is_owner = owns and not playlist.is_generated  # a generated playlist is read-only
     context = {
         "playlist": playlist,
         "entries": playlist_entries(playlist=playlist),
         "is_owner": is_owner,
+        "owns": owns,
         "share_url": request.build_absolute_uri(playlist.get_absolute_url()),
         "settings_form": PlaylistForm(
             initial={"name": playlist.name, "is_public": playlist.is_public}
@@ -110,7 +118,7 @@ def playlist_detail(request, playlist_id: int):
     }
     if is_owner and request.GET.get("continue"):
         context["suggestions"] = site_recommendations.playlist_suggestions(
-            playlist=playlist, k=N_SUGGESTIONS
+            playlist=playlist, k=N_SUGGESTIONS, user=request.user
         )
     return render(request, "playlists/detail.html", context)
 
@@ -136,6 +144,7 @@ def playlist_settings(request, playlist_id: int):
             "playlist": playlist,
             "entries": playlist_entries(playlist=playlist),
             "is_owner": True,
+            "owns": True,
             "settings_form": form,
         },
         status=400,
@@ -256,9 +265,21 @@ def playlist_continue(request, playlist_id: int):
     playlist = _writable(request, playlist_id)
     if not request.htmx:
         return redirect(f"{playlist.get_absolute_url()}?continue=1#continuation")
-    suggestions = site_recommendations.playlist_suggestions(playlist=playlist, k=N_SUGGESTIONS)
+    suggestions = site_recommendations.playlist_suggestions(
+        playlist=playlist, k=N_SUGGESTIONS, user=request.user
+    )
     return render(
         request,
         "playlists/_suggestions.html",
         {"playlist": playlist, "suggestions": suggestions},
     )
+
+
+@login_required
+@require_POST
+def playlist_save(request, playlist_id: int):
+    """Save a playlist you can read (a generated one, someone's public one) as your own."""
+    playlist = _readable(request, playlist_id)
+    copy = playlist_save_copy(playlist=playlist, owner=request.user)
+    messages.success(request, f"Saved as “{copy.name}”: yours to change.")
+    return redirect(copy)

@@ -13,6 +13,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         add_arguments(parser, datasets=["demo", *DATASETS])
+        parser.add_argument(
+            "--serving-config",
+            action="store_true",
+            help="train as `manage.py train` / `make run` do (settings' budget and grids)",
+        )
 
     def handle(self, *args, dataset, path, **options):
         events = None
@@ -24,9 +29,14 @@ class Command(BaseCommand):
                 raise CommandError("the database has no listening events; run seed_demo first")
         elif not path:
             raise CommandError(f"--path is required for --dataset {dataset}")
-        config = config_from_options(
-            max_epochs=options["max_epochs"], vocab_min_freq=options["vocab_min_freq"]
-        )
+        if options["serving_config"]:
+            from mltasks.training.continuation import continuation_config
+
+            config = continuation_config()
+        else:
+            config = config_from_options(
+                max_epochs=options["max_epochs"], vocab_min_freq=options["vocab_min_freq"]
+            )
         try:
             run_seq_benchmark(
                 dataset=dataset,

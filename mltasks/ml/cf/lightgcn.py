@@ -1,4 +1,4 @@
-"""LightGCN (He et al. 2020) with PyTorch Geometric's model and BPR loss, trained on CPU.
+"""LightGCN (He et al. 2020) with PyTorch Geometric's model and BPR loss.
 
 Propagation uses one pre-normalised sparse CSR adjacency, D^-1/2 A D^-1/2, built once with scipy
 and passed to `torch_geometric.nn.models.LightGCN` built with `normalize=False` (its LGConv then
@@ -11,6 +11,10 @@ trained model is `user_vectors @ item_vectors.T`.
 Speed on 2 CPU cores: the paper's batch 2048 / lr 0.001 needs several hundred epochs on HetRec;
 `FAST_CONFIG` (tuned on HetRec validation) reaches its best validation nDCG@20 in about 80 epochs,
 under a minute (docs/benchmarks/cf.md).
+
+`LightGCNConfig.device` ("cpu", "cuda" or "auto"; mltasks.ml.device) is where the model, the
+adjacency and the batches live while training; negatives are sampled with numpy on the CPU either
+way, and the returned vectors are numpy arrays on the CPU.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from torch_geometric.nn.models import LightGCN
 from tqdm import tqdm
 
 from mltasks.ml.data.interactions import training_weights
+from mltasks.ml.device import resolve_device
 from mltasks.ml.eval.ranking import evaluate_scorer
 from mltasks.ml.eval.topk import keep_top_per_row
 
@@ -55,6 +60,7 @@ class LightGCNConfig:
     max_tags_per_item: int = 20
     num_threads: int | None = None  # torch intra-op threads while training, None = leave as is
     show_progress: bool = True
+    device: str = "cpu"  # where training runs: "cpu", "cuda" or "auto" (mltasks.ml.device)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,7 +192,9 @@ def train_lightgcn(
     `config.eval_every` epochs, training stops after `config.patience` passes without improvement,
     and the best epoch's embeddings are returned. Without it, training runs `fixed_epochs` (or
     `config.max_epochs`) epochs, as when refitting on train+valid with the epoch count found first.
+    Raises ValueError when `config.device` is "cuda" and torch has no CUDA.
     """
+    resolve_device(config.device)  # a bad or unavailable device fails before any work
     previous_threads = torch.get_num_threads()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -197,6 +205,7 @@ def train_lightgcn(
 
 
 def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs) -> LightGCNResult:
+    device = resolve_device(config.device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_users, n_items = train_csr.shape
@@ -210,8 +219,10 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
         tag_weight=config.tag_weight,
         max_tags_per_item=config.max_tags_per_item,
     )
-    adjacency_tensor = _torch_csr(adjacency)
+    adjacency_tensor = _torch_csr(adjacency).to(device)
+    # Built (and seeded) on the CPU, then moved: the initial weights do not depend on the device.
     model = LightGCN(adjacency.shape[0], config.embedding_dim, config.num_layers, normalize=False)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     coo = train_csr.tocoo()
@@ -221,7 +232,7 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
     def embeddings() -> tuple[np.ndarray, np.ndarray]:
         model.eval()
         with torch.no_grad():
-            out = model.get_embedding(adjacency_tensor).numpy()
+            out = model.get_embedding(adjacency_tensor).cpu().numpy()
         model.train()
         return out[:n_users].copy(), out[n_users : n_users + n_items].copy()
 
@@ -243,9 +254,9 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
                 users = np.repeat(users, config.n_negatives)
                 positives = np.repeat(positives, config.n_negatives)
             negatives = _sample_negatives(rng, users, train_csr, n_items)
-            users_t = torch.from_numpy(users)
-            positives_t = torch.from_numpy(positives + n_users)
-            negatives_t = torch.from_numpy(negatives + n_users)
+            users_t = torch.from_numpy(users).to(device)
+            positives_t = torch.from_numpy(positives + n_users).to(device)
+            negatives_t = torch.from_numpy(negatives + n_users).to(device)
             out = model.get_embedding(adjacency_tensor)
             user_emb = out[users_t]
             positive_rank = (user_emb * out[positives_t]).sum(dim=-1)

@@ -38,7 +38,7 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.cf.baselines import EASE, ItemKNN, MostPop, factorize_scores
+from mltasks.ml.cf.baselines import EASE, EXACT_MAX_ITEMS, ItemKNN, MostPop, factorize_scores
 from mltasks.ml.cf.content import (
     ContentModel,
     fill_cold_items,
@@ -47,14 +47,52 @@ from mltasks.ml.cf.content import (
 )
 from mltasks.ml.cf.hybrid import blend_factors
 from mltasks.ml.cf.lightgcn import FAST_CONFIG, LightGCNConfig, train_lightgcn
+from mltasks.ml.cf.pipeline import (
+    FACTOR_MODELS,
+    ITEM_ITEM_MODELS,
+    ITEM_NEIGHBOURS,
+    StageScorers,
+    evaluate_on,
+    factor_scorer,
+    history_contexts,
+    item_item_scorer,
+    item_popularity,
+    rank_scorer_users,
+    restrict_users,
+    stage_item_features,
+    targets_of,
+    valid_users,
+)
+from mltasks.ml.cf.search import search_lightgcn
 from mltasks.ml.data.interactions import IdIndex, Interactions
 from mltasks.ml.data.item_tags import ItemTags
-from mltasks.ml.data.splits import DEFAULT_SEED, CFSplit, cf_random_split, held_out_items
+from mltasks.ml.data.splits import (
+    DEFAULT_SEED,
+    CFSplit,
+    cf_random_split,
+    held_out_items,
+    sample_eval_users,
+)
+from mltasks.ml.eval.metrics import evaluate_top_items
 from mltasks.ml.eval.ranking import CF_METRICS, evaluate_scorer, rank_users
+from mltasks.ml.scorers.base import Scorer
+from mltasks.ml.scorers.factor import FactorScorer
+from mltasks.ml.scorers.item_item import ItemItemScorer
+from mltasks.ml.scorers.popularity import PopularityScorer
+from mltasks.ml.scorers.ranker import (
+    RANKER_NAME,
+    RankerParams,
+    candidate_rows,
+    fit_ranker,
+    rank_rows,
+    split_halves,
+)
+from mltasks.ml.tuning import search_budget_seconds
 
 logger = logging.getLogger(__name__)
 
 SELECTION_METRIC = "nDCG@20"
+MIN_HALF_USERS = 10  # fewer validation users per half: no ranker, no halves
 MAX_SERVED_DIM = 128
 ARTIFACT_VERSION = 1
 
@@ -66,6 +104,9 @@ TUNED_LIGHTGCN = FAST_CONFIG
 class RecommenderConfig:
     lightgcn: LightGCNConfig = TUNED_LIGHTGCN
     ease_lambdas: tuple[float, ...] = (25.0, 50.0, 100.0, 200.0, 400.0)
+    # Above baselines.EXACT_MAX_ITEMS items EASE runs in its sparse form (a minute or two per
+    # fit at 100k items on 2 cores): fewer settings.
+    ease_lambdas_sparse: tuple[float, ...] = (50.0, 100.0, 200.0)
     knn_neighbors: tuple[int, ...] = (50, 100, 200, 400)
     knn_shrink: float = 10.0
     ease_side_weights: tuple[float, ...] = (2.0, 3.0, 4.0)  # EASE+tags; () = no tag side info
@@ -78,6 +119,13 @@ class RecommenderConfig:
     serve_fit: str = "all"  # "all", or "train+valid" (benchmarks: no extra serving refit)
     collect_test_top_k: int = 0  # keep each model's top-K per test user (for dumps), 0 = no
     show_progress: bool = True
+    ranker: RankerParams = field(default_factory=RankerParams)
+    # The models the served pipeline may be (every servable model when empty).
+    served_candidates: tuple[str, ...] = ()
+    max_valid_users: int = 5000  # more validation users than this: a seeded sample of them
+    # Base seconds of LightGCN's hyper-parameter search (tuning.search_budget_seconds scales it
+    # with the data); 0 = no search, FAST_CONFIG as tuned on HetRec.
+    search_seconds: float = 0.0
 
     def to_dict(self) -> dict:
         result = asdict(self)
@@ -95,9 +143,12 @@ class ModelReport:
     test: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0  # fit(s) on train, tuning included
     refit_seconds: float = 0.0  # fit on train+valid for the test
-    servable: bool = False  # a dot-product model the serving side can use
+    servable: bool = False  # a scorer the serving side can use
     dim: int | None = None
     tuning: list[dict] = field(default_factory=list)  # validation score of every setting tried
+    # Its metrics on the selection half of the validation users, as it would be served: what
+    # the served pipeline is chosen on (empty for a model that is not a candidate).
+    selection: dict[str, float] = field(default_factory=dict)
     test_top_items: np.ndarray | None = None  # (n_test_users, K) item indices, if collected
 
     def to_dict(self) -> dict:
@@ -126,15 +177,25 @@ class RecommenderResult:
     seed: int = DEFAULT_SEED
     config: dict = field(default_factory=dict)
     served_params: dict = field(default_factory=dict)
-    # The served model as fitted on the training split, the fit its validation metrics come
-    # from (user and item vectors in the split's indices); in memory only, never saved: the
-    # activation rule scores it on held-out pairs an older version never saw.
-    valid_fit: tuple[np.ndarray, np.ndarray] | None = None
+    selection: dict = field(default_factory=dict)  # how the served pipeline was chosen
+    served_test: dict[str, float] = field(default_factory=dict)  # the served form's test metrics
+    vectors_model: str = ""  # the factor model whose vectors are kept (similar items, ANN)
+    ranker: dict = field(default_factory=dict)  # the ranker's fit and feature importances
+    # In memory only (the served scorer is saved by mltasks.ml.artifacts.save_scorer):
+    served_scorer: Scorer | None = None  # the served pipeline over the serving fit
+    # The served pipeline as fitted on the training split (a ranker: fitted on the fitting half),
+    # and the selection half's users: the activation rule scores it on held-out pairs an older
+    # version never saw, among those users only.
+    valid_scorer: Scorer | None = None
+    selection_users: np.ndarray | None = None
 
     @property
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
-        """{model: {"valid": {...}, "test": {...}}} for every model, baselines included."""
-        return {m.name: {"valid": m.valid, "test": m.test} for m in self.models}
+        """{model: {"valid", "test", "selection"}} for every model, baselines included."""
+        return {
+            m.name: {"valid": m.valid, "test": m.test, "selection": m.selection}
+            for m in self.models
+        }
 
     def score(self, user_indices: np.ndarray) -> np.ndarray:
         return self.user_vectors[user_indices] @ self.item_vectors.T
@@ -165,6 +226,10 @@ class RecommenderResult:
             "seed": self.seed,
             "config": self.config,
             "tag_names": self.tag_names,
+            "selection": self.selection,
+            "served_test": self.served_test,
+            "vectors_model": self.vectors_model,
+            "ranker": self.ranker,
         }
 
 
@@ -236,6 +301,7 @@ def train_user_recommender(
     item_tags: sp.csr_matrix | ItemTags | None = None,
     tag_names: list[str] | None = None,
     friends: sp.csr_matrix | None = None,
+    item_artist: np.ndarray | None = None,
     config: RecommenderConfig | None = None,
     seed: int = DEFAULT_SEED,
     split: CFSplit | None = None,
@@ -245,7 +311,8 @@ def train_user_recommender(
     `item_tags` (an n_items x n_tags count matrix with rows aligned with `interactions.items`, or
     an `ItemTags` that also keeps who tagged what) enables tag side information, the content
     block and cold-item vectors; `friends` (n_users x n_users) adds friend edges to LightGCN when
-    `config.lightgcn.friend_weight > 0`.
+    `config.lightgcn.friend_weight > 0`; `item_artist` (item index -> artist index, -1 unknown)
+    gives the ranker its artist features.
     """
     config = config or RecommenderConfig()
     started = time.perf_counter()
@@ -273,10 +340,16 @@ def train_user_recommender(
         return _Stage(name, fit_csr, tag_counts, config, seed)
 
     valid_stage = stage("valid", train, (split.valid + split.test).tocsr())
+    # Validation (tuning, early stopping, the ranker, selection) on a fixed, seeded sample of
+    # users when there are more than config.max_valid_users (EVALUATION.md); test uses all.
+    valid_sample = sample_eval_users(split.valid, max_users=config.max_valid_users, seed=seed)
+    valid_target = valid_sample.matrix
+    if valid_sample.sampled:
+        logger.info("%s", valid_sample.note)
     test_stage = stage("test", train_valid, split.test)
 
     def valid_metrics(scorer) -> dict[str, float]:
-        return evaluate_scorer(scorer, target=split.valid, exclude=train)
+        return evaluate_scorer(scorer, target=valid_target, exclude=train)
 
     def test_metrics(scorer, report: ModelReport) -> None:
         report.test = evaluate_scorer(scorer, target=split.test, exclude=train_valid)
@@ -298,20 +371,33 @@ def train_user_recommender(
     reports.append(report)
 
     # --- ItemKNN, n_neighbors on validation
-    report = _tune_and_test(
+    report, knn_train, knn_test = _tune_and_test(
         "ItemKNN",
         [partial(ItemKNN, n_neighbors=k, shrink=config.knn_shrink) for k in config.knn_neighbors],
         train,
         train_valid,
         valid_metrics,
         test_metrics,
-    )[0]
+    )
     reports.append(report)
+    knn_factory = partial(ItemKNN, n_neighbors=knn_train.n_neighbors, shrink=config.knn_shrink)
+    train_scorers: dict[str, Scorer] = {
+        "MostPop": PopularityScorer(popularity=item_popularity(train)),
+        "ItemKNN": item_item_scorer(knn_train, "ItemKNN"),
+    }
+    test_scorers: dict[str, Scorer] = {
+        "MostPop": PopularityScorer(popularity=item_popularity(train_valid)),
+        "ItemKNN": item_item_scorer(knn_test, "ItemKNN"),
+    }
+    del knn_train, knn_test
 
     # --- EASE, lambda on validation
+    lambdas = (
+        config.ease_lambdas if split.n_items <= EXACT_MAX_ITEMS else config.ease_lambdas_sparse
+    )
     report, ease_train, _ = _tune_and_test(
         "EASE",
-        [partial(EASE, lam=lam) for lam in config.ease_lambdas],
+        [partial(EASE, lam=lam) for lam in lambdas],
         train,
         train_valid,
         valid_metrics,
@@ -319,6 +405,7 @@ def train_user_recommender(
     )
     reports.append(report)
     best_lambda = ease_train.lam
+    ease_name = "EASE"
 
     # --- EASE with tag side information, side weight on validation (lambda from plain EASE)
     side_weight = 0.0
@@ -335,6 +422,7 @@ def train_user_recommender(
                 side_metrics = metrics
             del model
         if side_weight:
+            ease_name = "EASE+tags"
             side_report = ModelReport(
                 "EASE+tags",
                 {**ease_train.params(), "max_tags": config.ease_side_max_tags},
@@ -348,14 +436,27 @@ def train_user_recommender(
             test_metrics(refitted.score, side_report)
             del refitted
             reports.append(side_report)
+    clock = time.perf_counter()
+    train_scorers[ease_name] = item_item_scorer(ease_train, ease_name)
+    timings["item_item_prune_seconds"] = time.perf_counter() - clock
 
     # --- LightGCN, early-stopped on validation
     lightgcn_config = replace(config.lightgcn, show_progress=config.show_progress)
     clock = time.perf_counter()
+    if config.search_seconds:
+        # A time-boxed search of LightGCN's settings on validation (its budget grows with the
+        # data); every trial is reported under timings["lightgcn_search"].
+        search = search_lightgcn(
+            train, valid_target, base=lightgcn_config, seed=seed,
+            budget_seconds=search_budget_seconds(train.nnz, base_seconds=config.search_seconds),
+            friends=friends, item_tags=valid_stage.tag_counts,
+        )  # fmt: skip
+        lightgcn_config = replace(search.best_config, show_progress=config.show_progress)
+        timings["lightgcn_search"] = search.to_dict()
     lightgcn = train_lightgcn(
         train,
         config=lightgcn_config,
-        valid_csr=split.valid,
+        valid_csr=valid_target,
         seed=seed,
         friends=friends,
         item_tags=valid_stage.tag_counts,
@@ -372,10 +473,23 @@ def train_user_recommender(
     )
     history = {"LightGCN": lightgcn.history}
     timings["lightgcn_time_to_quality"] = lightgcn.time_to_quality
+    train_scorers["LightGCN"] = factor_scorer(lightgcn_vectors, item_popularity(train))
+
+    # --- the validation users in two seeded halves: blends and the ranker are fitted on the
+    # first and every candidate is selected on the second (EVALUATION.md)
+    users_with_valid = valid_users(valid_target)
+    halves = len(users_with_valid) >= 2 * MIN_HALF_USERS
+    if halves:
+        fit_half, select_half = split_halves(len(users_with_valid), seed=seed)
+        fit_users, select_users = users_with_valid[fit_half], users_with_valid[select_half]
+    else:  # too few to halve: no ranker, and the blend is chosen on what it is fitted on
+        fit_users = select_users = users_with_valid
+    valid_fit_target = restrict_users(valid_target, fit_users)
+    valid_select_target = restrict_users(valid_target, select_users)
 
     # --- EASE-SVD (of the best EASE above) and the blend, on train
     clock = time.perf_counter()
-    ease_rank = min(config.ease_rank, MAX_SERVED_DIM - config.lightgcn.embedding_dim)
+    ease_rank = min(config.ease_rank, MAX_SERVED_DIM - lightgcn_config.embedding_dim)
     ease_vectors = factorize_scores(
         ease_train.score, split.n_users, split.n_items, ease_rank, seed=seed
     )
@@ -390,6 +504,7 @@ def train_user_recommender(
         servable=True,
         dim=ease_rank,
     )
+    train_scorers["EASE-SVD"] = factor_scorer(ease_vectors, item_popularity(train))
     clock = time.perf_counter()
     train_blocks = _Blocks(lightgcn_vectors, ease_vectors, valid_stage.content_block())
     content_weights = config.blend_content_weights if train_blocks.content is not None else (0.0,)
@@ -397,10 +512,14 @@ def train_user_recommender(
     for ease_weight, content_weight in itertools.product(
         config.blend_ease_weights, content_weights
     ):
-        metrics = valid_metrics(_factor_scorer(_blend(train_blocks, ease_weight, content_weight)))
+        vectors = _blend(train_blocks, ease_weight, content_weight)
+        metrics = evaluate_scorer(_factor_scorer(vectors), target=valid_fit_target, exclude=train)
         tuning.append({"ease_weight": ease_weight, "content_weight": content_weight, **metrics})
         logger.info(
-            "blend ease %.2f content %.2f valid %s", ease_weight, content_weight, _short(metrics)
+            "blend ease %.2f content %.2f valid (fitting half) %s",
+            ease_weight,
+            content_weight,
+            _short(metrics),
         )
     best_blend = max(tuning, key=lambda row: row[SELECTION_METRIC])
     blend_weights = {
@@ -415,22 +534,140 @@ def train_user_recommender(
             "lightgcn_weight": 1.0,
             **{f"ease_{k}": v for k, v in ease_params.items()},
             "content_dim": config.content_block_dim if train_blocks.content is not None else 0,
+            "weights_chosen_on": "the fitting half of the validation users",
         },
-        {k: v for k, v in best_blend.items() if k in CF_METRICS},
+        # Its weights were chosen on the fitting half: its validation column is the other half.
+        evaluate_scorer(_factor_scorer(blend_vectors), target=valid_select_target, exclude=train),
         train_seconds=lightgcn_seconds + ease_svd_seconds + time.perf_counter() - clock,
         servable=True,
         dim=int(blend_vectors[0].shape[1]),
         tuning=tuning,
     )
-    candidates = [lightgcn_report, ease_svd_report, blend_report]
-    served = max(candidates, key=lambda r: r.valid[SELECTION_METRIC])
-    logger.info("served model (best validation %s): %s", SELECTION_METRIC, served.name)
-    served_valid_fit = {
-        "LightGCN": lightgcn_vectors, "EASE-SVD": ease_vectors, "TunedIn-blend": blend_vectors
-    }[served.name]  # fmt: skip
+    train_scorers["TunedIn-blend"] = factor_scorer(blend_vectors, item_popularity(train))
+
+    # --- the ranker over the train fits: fitted on the first half, scored on the second, then
+    # refitted on every validation user for the test and for serving
+    clock = time.perf_counter()
+    content_train = train_blocks.content[1] if train_blocks.content is not None else None
+    train_stage = StageScorers(
+        train_scorers,
+        stage_item_features(fit_csr=train, content=content_train, item_artist=item_artist),
+    )
+    ranker = train_stage.ranker(ease_name)
+    ranker_report, ranker_half, full_fit, ranker_skipped = None, None, None, ""
+    try:
+        if not halves:
+            raise ValueError(
+                f"fewer than {2 * MIN_HALF_USERS} validation users: too few to fit a ranker on "
+                "one half and select on the other"
+            )
+        # Stage 1 and the features of every validation user, computed once for both fits and
+        # for ranking the selection half.
+        contexts = history_contexts(train, users_with_valid)
+        valid_rows = candidate_rows(ranker, contexts, [c.items for c in contexts])
+        targets = targets_of(valid_target, users_with_valid)
+        position = {int(user): row for row, user in enumerate(users_with_valid.tolist())}
+        fit_rows = np.array([position[int(u)] for u in fit_users], dtype=np.int64)
+        select_rows = np.array([position[int(u)] for u in select_users], dtype=np.int64)
+        half_fit = fit_ranker(
+            ranker,
+            rows=valid_rows.take(fit_rows),
+            targets=[targets[r] for r in fit_rows.tolist()],
+            seed=seed,
+            params=config.ranker,
+        )
+        full_fit = fit_ranker(
+            ranker, rows=valid_rows, targets=targets, seed=seed, params=config.ranker
+        )
+    except ValueError as why:
+        ranker_skipped = str(why)
+        logger.warning("no ranker in this run: %s", why)
+    if full_fit is not None:
+        ranker_half = ranker.with_booster(half_fit.booster)
+        top = rank_rows(ranker_half, valid_rows.take(select_rows), k=_largest_k())
+        ranker_valid = evaluate_top_items(
+            top_items=top,
+            test_items=[targets[r] for r in select_rows.tolist()],
+            n_items=split.n_items,
+            metric_names=CF_METRICS,
+        )
+        ranker_report = ModelReport(
+            RANKER_NAME,
+            {
+                **full_fit.params,
+                "scorers": list(ranker.scorers),
+                "candidate_scorers": list(ranker.candidate_scorers),
+                "features": ranker.feature_names,
+                "fitted_on": "the fitting half of the validation users (validation column); "
+                "every validation user (test and serving)",
+                "fitting_half": half_fit.summary(),
+                "all_validation": full_fit.summary(),
+            },
+            ranker_valid,
+            train_seconds=time.perf_counter() - clock,
+            servable=True,
+        )
+        logger.info("ranker valid (selection half) %s", _short(ranker_valid))
+
+    # --- selection: every servable candidate on the selection half, as it would be served
+    clock = time.perf_counter()
+    candidates = {report.name: report for report in [*reports, lightgcn_report, ease_svd_report]}
+    candidates["TunedIn-blend"] = blend_report
+    served_forms = dict(train_scorers)
+    if ranker_report is not None:
+        candidates[RANKER_NAME] = ranker_report
+        served_forms[RANKER_NAME] = ranker_half
+    for name, report in candidates.items():
+        if name == RANKER_NAME:
+            report.selection = dict(ranker_report.valid)  # already on the selection half
+        elif name in served_forms:
+            report.selection = evaluate_on(
+                served_forms[name], train=train, target=valid_select_target
+            )
+            report.servable = True
+    scored = [r for r in candidates.values() if r.selection]
+    allowed = [
+        r for r in scored if not config.served_candidates or r.name in config.served_candidates
+    ]
+    if not allowed:
+        raise ValueError(
+            f"none of the served candidates {list(config.served_candidates)} was trained; "
+            f"choose among {sorted(r.name for r in scored)}"
+        )
+    served = max(allowed, key=lambda r: r.selection[SELECTION_METRIC])
+    timings["selection_seconds"] = time.perf_counter() - clock
+    best_single = max(
+        (r for r in scored if r.name not in (RANKER_NAME, "TunedIn-blend")),
+        key=lambda r: r.selection[SELECTION_METRIC],
+    )
+    selection = {
+        "metric": SELECTION_METRIC,
+        "users": int(len(select_users)),
+        "fitting_users": int(len(fit_users)),
+        "scores": {r.name: r.selection[SELECTION_METRIC] for r in scored},
+        "served": served.name,
+        "best_single": best_single.name,
+        "ranker": "trained" if ranker_report is not None else f"not trained: {ranker_skipped}",
+        "halves": halves,
+        "candidates": [r.name for r in allowed],
+        "validation_sample": valid_sample.note,
+        "reason": f"{served.name} has the best validation {SELECTION_METRIC} "
+        f"({served.selection[SELECTION_METRIC]:.4f}) on the selection half "
+        f"({len(select_users)} users) among {len(allowed)} servable candidates; the best single "
+        f"model is {best_single.name} ({best_single.selection[SELECTION_METRIC]:.4f})",
+        "protocol": "validation users split in two seeded halves: blend weights and the ranker "
+        "are fitted on the first, every candidate is scored on the second as it would be "
+        f"served (item-item models pruned to {ITEM_NEIGHBOURS} neighbours per item); "
+        "single models' hyper-parameters and LightGCN's epochs were tuned on every validation "
+        "user, which can only favour them",
+    }
+    logger.info("served pipeline: %s", selection["reason"])
+    valid_scorer = served_forms[served.name]
 
     # --- refit every candidate on train+valid for the test
-    def fit_blocks(fit_stage: _Stage, n_epochs: int) -> tuple[_Blocks, float, float]:
+    def fit_blocks(
+        fit_stage: _Stage, n_epochs: int, *, item_item: bool
+    ) -> tuple[_Blocks, ItemItemScorer | None, float, float]:
         clock = time.perf_counter()
         refit = train_lightgcn(
             fit_stage.interactions,
@@ -444,39 +681,92 @@ def train_user_recommender(
         clock = time.perf_counter()
         ease = fit_stage.ease(best_lambda, side_weight).fit(fit_stage.interactions)
         vectors = factorize_scores(ease.score, split.n_users, split.n_items, ease_rank, seed=seed)
+        ease_item_item = item_item_scorer(ease, ease_name) if item_item else None
         del ease
         ease_fit_seconds = time.perf_counter() - clock
         blocks = _Blocks(
             (refit.user_vectors, refit.item_vectors), vectors, fit_stage.content_block()
         )
-        return blocks, lightgcn_fit_seconds, ease_fit_seconds
+        return blocks, ease_item_item, lightgcn_fit_seconds, ease_fit_seconds
 
-    test_blocks, lightgcn_refit, ease_refit = fit_blocks(test_stage, lightgcn.best_epoch)
+    test_blocks, test_ease, lightgcn_refit, ease_refit = fit_blocks(
+        test_stage, lightgcn.best_epoch, item_item=True
+    )
     lightgcn_report.refit_seconds = lightgcn_refit
     test_metrics(_factor_scorer(test_blocks.lightgcn), lightgcn_report)
     ease_svd_report.refit_seconds = ease_refit
     test_metrics(_factor_scorer(test_blocks.ease), ease_svd_report)
     blend_report.refit_seconds = lightgcn_refit + ease_refit
     test_metrics(_factor_scorer(_blend(test_blocks, **blend_weights)), blend_report)
-    reports.extend(candidates)
+    reports.extend([lightgcn_report, ease_svd_report, blend_report])
+    test_scorers[ease_name] = test_ease
+    test_scorers["LightGCN"] = factor_scorer(test_blocks.lightgcn, item_popularity(train_valid))
+    test_scorers["TunedIn-blend"] = factor_scorer(
+        _blend(test_blocks, **blend_weights), item_popularity(train_valid)
+    )
+    clock = time.perf_counter()
+    content_test = test_blocks.content[1] if test_blocks.content is not None else None
+    test_stage_scorers = StageScorers(
+        test_scorers,
+        stage_item_features(fit_csr=train_valid, content=content_test, item_artist=item_artist),
+    )
+    ranker_test = None
+    if ranker_report is not None:
+        ranker_test = test_stage_scorers.ranker(ease_name, full_fit.booster)
+        ranker_report.test = evaluate_on(ranker_test, train=train_valid, target=split.test)
+        ranker_report.refit_seconds = time.perf_counter() - clock
+        if config.collect_test_top_k:
+            ranker_report.test_top_items = rank_scorer_users(
+                ranker_test, train=train_valid, users=test_users, k=config.collect_test_top_k
+            )
+        logger.info("%s test %s", RANKER_NAME, _short(ranker_report.test))
+        reports.append(ranker_report)
+    served_test = dict(served.test)
+    if served.name in ITEM_ITEM_MODELS:
+        served_test = evaluate_on(test_scorers[served.name], train=train_valid, target=split.test)
+    timings["ranker_test_seconds"] = time.perf_counter() - clock
 
-    def served_vectors(blocks: _Blocks) -> tuple[np.ndarray, np.ndarray]:
-        if served.name == "LightGCN":
+    # The vectors every process keeps for similar tracks, users and artists (and the retrieval
+    # backends): the served model's when it is a factor model, else the best factor model's.
+    factor_reports = [lightgcn_report, ease_svd_report, blend_report]
+    vectors_model = (
+        served.name
+        if served.name in FACTOR_MODELS
+        else max(factor_reports, key=lambda r: r.selection[SELECTION_METRIC]).name
+    )
+
+    def stage_vectors(blocks: _Blocks) -> tuple[np.ndarray, np.ndarray]:
+        if vectors_model == "LightGCN":
             return blocks.lightgcn
-        if served.name == "EASE-SVD":
+        if vectors_model == "EASE-SVD":
             return blocks.ease
         return _blend(blocks, **blend_weights)
 
-    # --- the served vectors
+    # --- the served fit
     if config.serve_fit == "all":
         serve_stage = stage("all", full, None)
         clock = time.perf_counter()
-        serve_blocks = fit_blocks(serve_stage, lightgcn.best_epoch)[0]
+        needs_item_item = served.name in (RANKER_NAME, ease_name)
+        serve_blocks, serve_ease, _, _ = fit_blocks(
+            serve_stage, lightgcn.best_epoch, item_item=needs_item_item
+        )
+        serve_scorers: dict[str, Scorer] = {
+            "MostPop": PopularityScorer(popularity=item_popularity(full)),
+            "LightGCN": factor_scorer(serve_blocks.lightgcn, item_popularity(full)),
+            "TunedIn-blend": factor_scorer(
+                _blend(serve_blocks, **blend_weights), item_popularity(full)
+            ),
+        }
+        if needs_item_item:
+            serve_scorers[ease_name] = serve_ease
+        if served.name in (RANKER_NAME, "ItemKNN"):
+            serve_scorers["ItemKNN"] = item_item_scorer(knn_factory().fit(full), "ItemKNN")
         timings["serve_refit_seconds"] = time.perf_counter() - clock
         fitted_on = "all"
     else:
         serve_stage, serve_blocks, fitted_on = test_stage, test_blocks, "train+valid"
-    user_vectors, item_vectors = served_vectors(serve_blocks)
+        serve_scorers = test_scorers
+    user_vectors, item_vectors = stage_vectors(serve_blocks)
     fit_csr = serve_stage.interactions
     content_full = serve_stage.content(config.content_dim)
     if content_full is not None:
@@ -486,6 +776,19 @@ def train_user_recommender(
         timings["cold_items_filled"] = int(len(filled))
     warm_users = np.diff(fit_csr.indptr) > 0
     user_vectors = np.where(warm_users[:, None], user_vectors, 0.0).astype(np.float32)
+    popularity = item_popularity(fit_csr)
+    if served.name == RANKER_NAME:
+        serve_content = serve_blocks.content[1] if serve_blocks.content is not None else None
+        features = stage_item_features(
+            fit_csr=fit_csr, content=serve_content, item_artist=item_artist
+        )
+        served_scorer = StageScorers(serve_scorers, features).ranker(ease_name, full_fit.booster)
+    elif served.name in FACTOR_MODELS:
+        served_scorer = FactorScorer(
+            item_vectors=item_vectors, user_vectors=user_vectors, popularity=popularity
+        )
+    else:
+        served_scorer = serve_scorers[served.name]
     timings["total_seconds"] = time.perf_counter() - started
 
     users = interactions.users if interactions.users is not None else IdIndex(np.arange(0))
@@ -496,7 +799,7 @@ def train_user_recommender(
         user_ids=users.ids,
         item_ids=interactions.items.ids,
         fitted_on=fitted_on,
-        popularity=np.diff(fit_csr.tocsc().indptr).astype(np.int64),
+        popularity=popularity.astype(np.int64),
         content_vectors=None if content_full is None else content_full.item_vectors,
         content_components=None if content_full is None else content_full.components,
         content_idf=None if content_full is None else content_full.idf,
@@ -508,8 +811,24 @@ def train_user_recommender(
         seed=seed,
         config=config.to_dict(),
         served_params=served.params,
-        valid_fit=served_valid_fit,
+        selection=selection,
+        served_test=served_test,
+        vectors_model=vectors_model,
+        ranker={}
+        if ranker_report is None
+        else {
+            "feature_importances": ranker_test.feature_importances(),
+            "fitting_half": ranker_report.params["fitting_half"],
+            "all_validation": ranker_report.params["all_validation"],
+        },
+        served_scorer=served_scorer,
+        valid_scorer=valid_scorer,
+        selection_users=select_users,
     )
+
+
+def _largest_k() -> int:
+    return max(int(name.partition("@")[2]) for name in CF_METRICS)
 
 
 def _tune_and_test(name, factories, train, train_valid, valid_metrics, test_metrics):

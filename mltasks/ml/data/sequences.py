@@ -121,6 +121,19 @@ class EvalCases:
     def __len__(self) -> int:
         return len(self.targets)
 
+    def subset(self, rows: np.ndarray) -> EvalCases:
+        """The cases at positions `rows`, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return EvalCases(
+            sequence_ids=self.sequence_ids[rows],
+            inputs=[self.inputs[r] for r in rows.tolist()],
+            histories=[self.histories[r] for r in rows.tolist()],
+            targets=self.targets[rows],
+            hours=self.hours[rows],
+            dows=self.dows[rows],
+            train_rows=self.train_rows[rows],
+        )
+
 
 @dataclass
 class SeqSplit:

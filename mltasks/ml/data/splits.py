@@ -97,3 +97,61 @@ def cf_random_split(
         return build_csr(users[keep], items[keep], weights[keep], n_users, n_items)
 
     return CFSplit(train=matrix(0), valid=matrix(1), test=matrix(2), seed=seed)
+
+
+DEFAULT_EVAL_SAMPLE = 5000  # validation users kept when a split has more (see sample_eval_users)
+
+
+@dataclass
+class EvalSample:
+    """Held-out matrix restricted to a seeded sample of its users (same shape, other rows empty).
+
+    `note` is the sentence a report shows next to the metrics computed on `matrix`.
+    """
+
+    matrix: sp.csr_matrix
+    users: np.ndarray  # the sampled users (row indices), sorted
+    n_users: int  # users with at least one held-out item before sampling
+    seed: int
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.users) < self.n_users
+
+    @property
+    def note(self) -> str:
+        if self.sampled:
+            return (
+                f"validation on a seeded sample of {len(self.users):,} of {self.n_users:,} users "
+                f"(seed {self.seed})"
+            )
+        return f"validation on all {self.n_users:,} users"
+
+
+def sample_eval_users(
+    matrix: sp.csr_matrix, *, max_users: int = DEFAULT_EVAL_SAMPLE, seed: int = DEFAULT_SEED
+) -> EvalSample:
+    """At most `max_users` of the users with a held-out item in `matrix`, drawn without
+    replacement by a generator seeded with `seed` (the same data and seed give the same sample),
+    the others' rows emptied. With `max_users` or fewer such users, `matrix` is kept whole.
+    """
+    if max_users < 1:
+        raise ValueError(f"max_users must be at least 1, got {max_users}")
+    matrix = sp.csr_matrix(matrix)
+    users = np.flatnonzero(np.diff(matrix.indptr))
+    if len(users) <= max_users:
+        return EvalSample(matrix=matrix, users=users, n_users=len(users), seed=seed)
+    chosen = np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
+    keep = np.zeros(matrix.shape[0], dtype=bool)
+    keep[chosen] = True
+    lengths = np.where(keep, np.diff(matrix.indptr), 0)
+    entries = np.repeat(keep, np.diff(matrix.indptr))
+    restricted = sp.csr_matrix(
+        (
+            matrix.data[entries],
+            matrix.indices[entries],
+            np.concatenate([[0], np.cumsum(lengths)]),
+        ),
+        shape=matrix.shape,
+    )
+    return EvalSample(matrix=restricted, users=chosen, n_users=len(users), seed=seed)

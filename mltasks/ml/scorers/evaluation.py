@@ -20,6 +20,7 @@ from mltasks.ml.eval.ranking import CF_METRICS
 from mltasks.ml.eval.seq_metrics import DEFAULT_METRICS, evaluate_rankings
 from mltasks.ml.eval.topk import exclude_items, top_k_indices
 from mltasks.ml.scorers.base import Context, HistoryContext, Scorer, SequenceContext
+from mltasks.ml.scorers.ranker import RankerPipeline
 
 BATCH_SIZE = 256
 
@@ -35,8 +36,16 @@ def rank_contexts(
     with fewer than k rankable items are padded with eval.topk.PAD."""
     blocks = [np.zeros((0, k), dtype=np.int64)]
     for start in range(0, len(contexts), BATCH_SIZE):
-        scores = scorer.score_many(contexts[start : start + BATCH_SIZE])
-        blocks.append(top_k_indices(exclude_items(scores, excluded[start : start + BATCH_SIZE]), k))
+        batch, batch_excluded = (
+            contexts[start : start + BATCH_SIZE],
+            excluded[start : start + BATCH_SIZE],
+        )
+        if isinstance(scorer, RankerPipeline):
+            # Kept out of its candidates, so that they take no candidate's place.
+            scores = scorer.score_many(batch, batch_excluded)
+        else:
+            scores = scorer.score_many(batch)
+        blocks.append(top_k_indices(exclude_items(scores, batch_excluded), k))
     return np.vstack(blocks)
 
 
@@ -79,7 +88,11 @@ def evaluate_users(
 
 
 def evaluate_cases(
-    scorer: Scorer, *, cases: EvalCases, metric_names: Sequence[str] = DEFAULT_METRICS
+    scorer: Scorer,
+    *,
+    cases: EvalCases,
+    metric_names: Sequence[str] = DEFAULT_METRICS,
+    item_artist: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Continuation metrics over SEQ-last cases (the scorer's item index): each case's input and
     prediction time are the context, its history is excluded, its target is the one relevant
@@ -92,5 +105,9 @@ def evaluate_cases(
     ]
     top_items = rank_contexts(scorer, contexts, cases.histories, k=_largest_k(metric_names))
     return evaluate_rankings(
-        top_items=top_items, cases=cases, n_items=scorer.n_items, metric_names=metric_names
+        top_items=top_items,
+        cases=cases,
+        n_items=scorer.n_items,
+        metric_names=metric_names,
+        item_artist=item_artist,
     )

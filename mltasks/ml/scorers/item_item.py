@@ -4,9 +4,10 @@ W keeps, for each history item i, only its `k` largest weights (its k nearest ne
 CSR matrix: a request reads |history| rows of at most k entries each, never an items x items
 block. With k >= n_items nothing is pruned and the scores are exactly the model's.
 
-Builders: `from_ease` (EASE and EASE+tags, in item space or the user-space form of
-cf.baselines.EASE, whose rows are computed a block at a time), `from_item_knn`
-(cf.baselines.ItemKNN's similarity) and `from_dense` (any items x items array).
+Builders: `from_ease` (EASE and EASE+tags: exact in item space, exact in the user-space form of
+cf.baselines.EASE, whose rows are computed a block at a time, or its sparse form, pruned
+directly), `from_item_knn` (cf.baselines.ItemKNN's similarity) and `from_dense` (any items x
+items array).
 """
 
 from __future__ import annotations
@@ -111,8 +112,15 @@ class ItemItemScorer(Scorer):
 
         Item space: its weight matrix pruned. User space (more items than users): rows of
         B = I - P diag(1/diag P), P = (I - X'Y) / lam, are computed BLOCK_ROWS at a time from
-        the fit's X and Y, so B is never held whole.
+        the fit's X and Y, so B is never held whole. Sparse form (large catalogs): its sparse B
+        pruned row by row, nothing dense.
         """
+        if getattr(ease, "sparse", None) is not None:
+            return cls(
+                weights=keep_top_per_row(ease.sparse.weights, k),
+                weighting=ease.weighting,
+                source=source,
+            )
         if ease.item_weights is not None:
             return cls.from_dense(ease.item_weights, k=k, weighting=ease.weighting, source=source)
         user_space = ease.user_space

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from mltasks.ml.data.sequences import NEUTRAL_DOW, NEUTRAL_HOUR
 from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
-from mltasks.ml.eval.topk import top_k_indices
+from mltasks.ml.eval.topk import keep_top_per_row
 
 logger = logging.getLogger(__name__)
 
@@ -136,22 +136,22 @@ class SessionKNN(_Scorer):
         )
 
     def score_batch(self, inputs, hours, dows, *, train_rows=None) -> np.ndarray:
+        """Sparse throughout: input x session similarities keep only the sessions that share an
+        item with the input, then each row's `n_neighbours` best (ties: lower session first);
+        only the (inputs x items) scores are dense."""
         query = self._query_matrix(inputs)
-        similarity = np.asarray((query @ self.train_matrix_t).todense(), dtype=np.float32)
-        similarity /= np.sqrt(self.train_lengths).astype(np.float32)[None, :]
+        similarity = sp.csr_matrix(query @ self.train_matrix_t, dtype=np.float32)
+        similarity.sort_indices()
+        norms = np.sqrt(self.train_lengths).astype(np.float32)
+        similarity.data /= norms[similarity.indices]
         if train_rows is not None:
-            own = np.flatnonzero(np.asarray(train_rows) >= 0)
-            similarity[own, np.asarray(train_rows)[own]] = 0.0
-        k = min(self.n_neighbours, similarity.shape[1])
-        if k < similarity.shape[1]:
-            neighbours = top_k_indices(similarity, k)  # no -inf here, so no PAD
-            weights = np.zeros_like(similarity)
-            np.put_along_axis(
-                weights, neighbours, np.take_along_axis(similarity, neighbours, axis=1), axis=1
-            )
-        else:
-            weights = similarity
-        scores = (sp.csr_matrix(weights) @ self.train_matrix).toarray().astype(np.float32)
+            rows = np.repeat(np.arange(similarity.shape[0]), np.diff(similarity.indptr))
+            own_rows = np.asarray(train_rows)[rows]
+            similarity.data[similarity.indices == own_rows] = 0.0  # never the input's own
+        similarity.eliminate_zeros()
+        weights = keep_top_per_row(similarity, self.n_neighbours)
+        weights.sort_indices()
+        scores = (weights @ self.train_matrix).toarray().astype(np.float32)
         return scores + self.popularity_tiebreak.astype(np.float32)[None, :]
 
 

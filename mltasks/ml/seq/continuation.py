@@ -9,9 +9,15 @@
 
 It makes the SEQ-last split (sequences.py), trains the baselines (MostPop, Markov, session-kNN
 tuned on validation), SASRec and GRU4Rec on the same split, evaluates every model on validation
-and test with the same full-ranking code, and serves the embedding model (SASRec or GRU4Rec)
-with the best validation metric: only those have the vector form that FAISS / pgvector serve.
-The test split never influences a choice.
+and test with the same full-ranking code, and trains a LightGBM ranker (scorers.ranker) over the
+candidates of Markov, session-kNN and the neural models, with hour, day of week and artist
+features. The validation cases are split in two seeded halves: the ranker is fitted on the
+first, and every model is scored on the second as it would be served (mltasks.ml.scorers);
+the best there is the served pipeline (`served_scorer`), the ranker refitted on every
+validation case. The test split never influences a choice.
+
+`served_model` stays the neural model with the best validation metric: its output item vectors
+are what FAISS / pgvector index (approximate search, similar tracks).
 """
 
 from __future__ import annotations
@@ -25,9 +31,25 @@ from pathlib import Path
 import numpy as np
 
 from mltasks.ml.data.seq_datasets import SequenceEvents
-from mltasks.ml.data.sequences import SeqSplit, SequenceConfig, seq_last_split
+from mltasks.ml.data.sequences import EvalCases, SeqSplit, SequenceConfig, seq_last_split
 from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
 from mltasks.ml.eval.topk import exclude_items, top_k_indices
+from mltasks.ml.scorers.base import Scorer
+from mltasks.ml.scorers.evaluation import evaluate_cases
+from mltasks.ml.scorers.neural import NeuralSequenceScorer
+from mltasks.ml.scorers.popularity import PopularityScorer
+from mltasks.ml.scorers.ranker import (
+    RANKER_NAME,
+    ItemFeatures,
+    RankerParams,
+    RankerPipeline,
+    candidate_rows,
+    fit_ranker,
+    rank_rows,
+    sequence_contexts,
+    split_halves,
+)
+from mltasks.ml.scorers.sequence import MarkovScorer, SessionKNNScorer
 from mltasks.ml.seq.baselines import (
     SKNN_NEIGHBOURS_GRID,
     MarkovTransitions,
@@ -36,12 +58,16 @@ from mltasks.ml.seq.baselines import (
 )
 from mltasks.ml.seq.gru4rec import GRU4REC, GRU4RecConfig, train_gru4rec
 from mltasks.ml.seq.sasrec import SASREC, SASRecConfig, train_sasrec
+from mltasks.ml.seq.search import search_sequence_model
 from mltasks.ml.seq.trainer import NeuralContinuationModel, torch_threads
+from mltasks.ml.tuning import search_budget_seconds
 
 logger = logging.getLogger(__name__)
 
-NEURAL_ARCHITECTURES = (SASREC, GRU4REC)  # the servable models: only these have vectors
-SERVABLE_MODELS = tuple(architecture.name for architecture in NEURAL_ARCHITECTURES)
+NEURAL_ARCHITECTURES = (SASREC, GRU4REC)  # the models with vectors (FAISS, pgvector)
+VECTOR_MODELS = tuple(architecture.name for architecture in NEURAL_ARCHITECTURES)
+RANKER_CANDIDATES = 100  # per candidate scorer
+MIN_HALF_CASES = 10  # fewer validation cases per half: no ranker, selection on every case
 
 
 @dataclass
@@ -56,6 +82,13 @@ class ContinuationConfig:
     latency_requests: int = 200  # single requests timed per model on test inputs
     latency_k: int = 20
     show_progress: bool | None = None  # None: tqdm bars only on a terminal
+    ranker: RankerParams | None = field(default_factory=RankerParams)  # None: no ranker
+    # Base seconds of each neural model's hyper-parameter search (scaled with the data by
+    # tuning.search_budget_seconds); 0 = no search.
+    search_seconds: float = 0.0
+    # The models the served pipeline may be (every model scored on the selection half, the
+    # ranker included, when empty); e.g. ("SASRec", "GRU4Rec") to serve only vector models.
+    served_candidates: tuple[str, ...] = ()
 
 
 @dataclass
@@ -77,6 +110,13 @@ class ContinuationResult:
     test_rankings: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (n_test, 100)
     test_sequence_ids: np.ndarray | None = None
     split: SeqSplit | None = None
+    served_scorer: Scorer | None = None  # the served pipeline (in memory; saved by artifacts)
+    selection: dict = field(default_factory=dict)  # how it was chosen
+    ranker: dict = field(default_factory=dict)  # the ranker's fit and feature importances
+    vectors_model_name: str = ""  # the neural model whose vectors are indexed
+    # The validation cases the served pipeline was not fitted on (the activation rule compares
+    # versions on those): positions in split.valid.
+    selection_cases: np.ndarray | None = None
 
 
 def _with_item_artist(split: SeqSplit, item_artist: Mapping[str, str]) -> None:
@@ -101,6 +141,20 @@ def measure_latency_ms(model, cases, *, n_requests: int, k: int = 20) -> float:
         for row in range(n_requests):
             scores = model.score(cases.inputs[row], int(cases.hours[row]), int(cases.dows[row]))
             top_k_indices(exclude_items(scores[None], [cases.inputs[row]]), k)
+        return 1000.0 * (time.perf_counter() - started) / n_requests
+
+
+def scorer_latency_ms(scorer: Scorer, cases, *, n_requests: int, k: int = 20) -> float:
+    """Mean wall time of one `top_k` request of a scorer on one thread, its input excluded."""
+    n_requests = min(n_requests, len(cases))
+    if n_requests == 0:
+        return float("nan")
+    contexts = sequence_contexts(cases)
+    with torch_threads(1):
+        scorer.top_k(contexts[0], k, exclude=cases.inputs[0])  # warm-up
+        started = time.perf_counter()
+        for row in range(n_requests):
+            scorer.top_k(contexts[row], k, exclude=cases.inputs[row])
         return 1000.0 * (time.perf_counter() - started) / n_requests
 
 
@@ -174,6 +228,14 @@ def train_continuation_model(
             selection_metric=config.selection_metric,
             max_seq_len=config.sequences.max_seq_len,
         )
+        if config.search_seconds:
+            n_train = sum(len(items) for items in split.train_items)
+            search = search_sequence_model(
+                split, architecture=name, base=model_config, seed=seed,
+                budget_seconds=search_budget_seconds(n_train, base_seconds=config.search_seconds),
+            )  # fmt: skip
+            model_config = search.best_config
+            params[f"{name}_search"] = search.to_dict()
 
         def fit(train=train, model_config=model_config, name=name):
             trained = train(
@@ -208,15 +270,21 @@ def train_continuation_model(
         )
         logger.info("%s valid %s test %s", name, metrics[name]["valid"], metrics[name]["test"])
 
-    candidates = [name for name in SERVABLE_MODELS if name in models]
-    served_name = max(candidates, key=lambda name: metrics[name]["valid"][config.selection_metric])
-    served = models[served_name]
-    params["served_model"] = served_name
+    vector_models = [name for name in VECTOR_MODELS if name in models]
+    vectors_name = max(
+        vector_models, key=lambda name: metrics[name]["valid"][config.selection_metric]
+    )
+    served_scorer, selection, ranker_info, selection_cases = _select_pipeline(
+        split=split, models=models, metrics=metrics, config=config, seed=seed, timings=timings,
+        test_rankings=test_rankings,
+    )  # fmt: skip
+    params["served_model"] = selection["served"]
+    params["vectors_model"] = vectors_name
     timings["total"] = {"seconds": time.perf_counter() - started}
     return ContinuationResult(
-        served_model_name=served_name,
-        served_model=served,
-        output_item_embeddings=served.output_item_embeddings,
+        served_model_name=selection["served"],
+        served_model=models[vectors_name],
+        output_item_embeddings=models[vectors_name].output_item_embeddings,
         item_ids=split.item_ids,
         item_index=split.item_index(),
         item_artist=split.item_artist,
@@ -231,7 +299,158 @@ def train_continuation_model(
         test_rankings=test_rankings,
         test_sequence_ids=split.test.sequence_ids,
         split=split,
+        served_scorer=served_scorer,
+        selection=selection,
+        ranker=ranker_info,
+        vectors_model_name=vectors_name,
+        selection_cases=selection_cases,
     )
+
+
+def model_scorers(models: dict[str, object], split: SeqSplit) -> dict[str, Scorer]:
+    """Every trained model as a scorer of mltasks.ml.scorers, as serving would ask it."""
+    popularity = np.bincount(
+        np.concatenate([np.zeros(0, np.int64), *split.train_items]), minlength=split.n_items
+    ).astype(np.float32)
+    scorers: dict[str, Scorer] = {"MostPop": PopularityScorer(popularity=popularity)}
+    if "Markov" in models:
+        scorers["Markov"] = MarkovScorer.from_model(models["Markov"])
+    if "SKNN" in models:
+        scorers["SKNN"] = SessionKNNScorer.from_model(models["SKNN"])
+    for name in VECTOR_MODELS:
+        if name in models:
+            scorers[name] = NeuralSequenceScorer(model=models[name], popularity=popularity)
+    return scorers
+
+
+def _select_pipeline(*, split, models, metrics, config, seed, timings, test_rankings):
+    """The ranker (fitted on one half of the validation cases), every model scored on the other
+    half as served, and the best of them; the ranker's metrics join `metrics`."""
+    started = time.perf_counter()
+    metric = config.selection_metric
+    scorers = model_scorers(models, split)
+    n_valid = len(split.valid)
+    halves = n_valid >= 2 * MIN_HALF_CASES
+    if halves:
+        fit_rows, select_rows = split_halves(n_valid, seed=seed)
+    else:
+        fit_rows = select_rows = np.arange(n_valid)
+    select_cases = split.valid.subset(select_rows)
+    candidates: dict[str, Scorer] = dict(scorers)
+    ranker_info: dict = {}
+    ranker_skipped, ranked = "", False
+    popularity = scorers["MostPop"].popularity
+    ranker = RankerPipeline(
+        scorers=scorers,
+        item_features=ItemFeatures.build(popularity=popularity, artist=split.item_artist),
+        context_kind="sequence",
+        n_candidates=RANKER_CANDIDATES,
+        candidate_scorers=[name for name in scorers if name != "MostPop"],
+    )
+    try:
+        if config.ranker is None:
+            raise ValueError("the configuration has no ranker")
+        if not halves:
+            raise ValueError(
+                f"fewer than {2 * MIN_HALF_CASES} validation cases: too few to fit a ranker "
+                "on one half and select on the other"
+            )
+        targets = [np.array([t]) for t in split.valid.targets.tolist()]
+        # Stage 1 and the features of every validation case, computed once for both fits and
+        # for ranking the selection half.
+        valid_rows = candidate_rows(ranker, sequence_contexts(split.valid), split.valid.histories)
+
+        def fit(rows):
+            return fit_ranker(
+                ranker,
+                rows=valid_rows.take(rows),
+                targets=[targets[r] for r in rows.tolist()],
+                seed=seed,
+                params=config.ranker,
+            )
+
+        half_fit, full_fit = fit(fit_rows), fit(np.arange(n_valid))
+    except ValueError as why:
+        ranker_skipped = str(why)
+        logger.warning("no ranker in this run: %s", why)
+    else:
+        half_ranker = ranker.with_booster(half_fit.booster)
+        served_ranker = ranker.with_booster(full_fit.booster)
+        k = max(int(name.partition("@")[2]) for name in config.metric_names)
+        test_top = _rankings(served_ranker, split.test, k=max(k, 100))
+        test_rankings[RANKER_NAME] = test_top
+        select_top = rank_rows(half_ranker, valid_rows.take(select_rows), k=max(k, 100))
+        metrics[RANKER_NAME] = {
+            part: evaluate_rankings(
+                top_items=top,
+                cases=cases,
+                n_items=split.n_items,
+                metric_names=config.metric_names,
+                item_artist=split.item_artist,
+            )  # fmt: skip
+            for part, top, cases in (
+                ("valid", select_top, select_cases),
+                ("test", test_top, split.test),
+            )
+        }
+        metrics[RANKER_NAME]["selection"] = {metric: metrics[RANKER_NAME]["valid"][metric]}
+        ranker_info = {
+            "feature_importances": served_ranker.feature_importances(),
+            "fitting_half": half_fit.summary(),
+            "all_validation": full_fit.summary(),
+            "params": {**full_fit.params, "features": ranker.feature_names},
+        }
+        timings[RANKER_NAME] = {
+            "train_seconds": time.perf_counter() - started,
+            "inference_ms_per_request": scorer_latency_ms(
+                served_ranker, split.test, n_requests=config.latency_requests, k=config.latency_k
+            ),
+        }
+        ranked = True
+    for name, scorer in scorers.items():
+        metrics[name]["selection"] = evaluate_cases(
+            scorer, cases=select_cases, metric_names=(metric,)
+        )
+    if ranked:
+        candidates[RANKER_NAME] = half_ranker
+    scores = {name: metrics[name]["selection"][metric] for name in candidates}
+    allowed = [n for n in scores if not config.served_candidates or n in config.served_candidates]
+    if not allowed:
+        raise ValueError(
+            f"none of the served candidates {list(config.served_candidates)} was trained; "
+            f"choose among {sorted(scores)}"
+        )
+    served = max(allowed, key=scores.get)
+    singles = {name: value for name, value in scores.items() if name != RANKER_NAME}
+    best_single = max(singles, key=singles.get)
+    selection = {
+        "metric": metric,
+        "cases": int(len(select_rows)),
+        "fitting_cases": int(len(fit_rows)),
+        "halves": halves,
+        "scores": scores,
+        "served": served,
+        "best_single": best_single,
+        "ranker": "trained" if RANKER_NAME in candidates else f"not trained: {ranker_skipped}",
+        "candidates": allowed,
+        "reason": f"{served} has the best validation {metric} ({scores[served]:.4f}) on the "
+        f"selection half ({len(select_rows)} cases) among {len(allowed)} servable candidates; "
+        f"the best single model is {best_single} ({scores[best_single]:.4f})",
+        "protocol": "validation cases split in two seeded halves: the ranker is fitted on the "
+        "first, every candidate is scored on the second as it would be served; session-kNN's "
+        "neighbourhood size and the neural models' epochs were chosen on every validation "
+        "case, which can only favour them",
+    }
+    logger.info("served pipeline: %s", selection["reason"])
+    served_scorer = served_ranker if served == RANKER_NAME else scorers[served]
+    timings["selection"] = {"seconds": time.perf_counter() - started}
+    return served_scorer, selection, ranker_info, np.asarray(select_rows)
+
+
+def _rankings(scorer: Scorer, cases: EvalCases, *, k: int = 100) -> np.ndarray:
+    from mltasks.ml.scorers.evaluation import rank_contexts
+
+    return rank_contexts(scorer, sequence_contexts(cases), cases.histories, k=k)
 
 
 def load_neural_model(directory: str | Path) -> NeuralContinuationModel:

@@ -56,7 +56,7 @@ class GRU4RecNetwork(nn.Module):
         lengths = (tokens != 0).sum(dim=1)
         # Left padding -> right padding (so the GRU starts at the first real item) and back.
         shift = length - lengths
-        columns = torch.arange(length)[None, :]
+        columns = torch.arange(length, device=tokens.device)[None, :]
         to_right = (columns + shift[:, None]) % length
         right_tokens = torch.gather(tokens, 1, to_right)
         x = self.input_dropout(self.item_embedding(right_tokens))

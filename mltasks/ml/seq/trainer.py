@@ -10,6 +10,9 @@
 - `train_neural_model`: cross-entropy over the full catalog (or a sampled softmax) at every
   position of every training window, with multi-horizon targets and early stopping on the
   validation metric; deterministic for a seed. See sasrec.py for the references.
+  `NeuralConfig.device` ("cpu", "cuda" or "auto"; mltasks.ml.device) is where the network and
+  the batches live while training; the trained model comes back on the CPU, and everything the
+  serving object returns (vectors, scores, saved weights) is on the CPU whatever its device.
 
 A network is an `nn.Module` built as `network_class(n_items, config)` with
 `encode(tokens, hours, dows) -> (B, L, d)` (tokens 1..n_items, 0 = left padding),
@@ -35,6 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mltasks.ml.data.sequences import N_DOW_BUCKETS, N_HOUR_BUCKETS, NEUTRAL_DOW, NEUTRAL_HOUR
+from mltasks.ml.device import resolve_device
 from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
 from mltasks.ml.eval.topk import exclude_items, top_k_indices
 
@@ -69,6 +73,9 @@ class NeuralConfig:
     # Intra-op threads while training (None = torch's default). One thread is the default: the
     # model is small, and on a shared 2-core machine two threads made an epoch 5x slower.
     num_threads: int | None = 1
+    # Where training runs: "cpu", "cuda" or "auto" (mltasks.ml.device). Not saved with a model:
+    # a saved model loads on the CPU whatever trained it.
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -189,22 +196,30 @@ class NeuralContinuationModel:
         self.kind = architecture.kind
         self.name = architecture.name
         self._item_vectors: np.ndarray | None = None
+        self._device_item_vectors: torch.Tensor | None = None  # off-CPU networks only
 
     # -- inference -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the network is: the CPU when served, the training device while training."""
+        return next(self.network.parameters()).device
+
     def _hidden_last(self, inputs, hours, dows) -> torch.Tensor:
-        tokens = torch.from_numpy(_pad_inputs(inputs, self.config.max_seq_len))
+        device = self.device
+        tokens = torch.from_numpy(_pad_inputs(inputs, self.config.max_seq_len)).to(device)
         length = tokens.shape[1]
-        hour_tensor = torch.full((len(inputs), length), NEUTRAL_HOUR, dtype=torch.long)
-        dow_tensor = torch.full((len(inputs), length), NEUTRAL_DOW, dtype=torch.long)
-        hour_tensor[:, -1] = torch.as_tensor(np.asarray(hours, dtype=np.int64))
-        dow_tensor[:, -1] = torch.as_tensor(np.asarray(dows, dtype=np.int64))
+        shape = (len(inputs), length)
+        hour_tensor = torch.full(shape, NEUTRAL_HOUR, dtype=torch.long, device=device)
+        dow_tensor = torch.full(shape, NEUTRAL_DOW, dtype=torch.long, device=device)
+        hour_tensor[:, -1] = torch.as_tensor(np.asarray(hours, dtype=np.int64), device=device)
+        dow_tensor[:, -1] = torch.as_tensor(np.asarray(dows, dtype=np.int64), device=device)
         return self.network.encode(tokens, hour_tensor, dow_tensor)[:, -1]
 
     def sequence_vectors(self, inputs, hours, dows) -> np.ndarray:
         """(B, d [+1]) vectors; with an output bias the last coordinate is 1."""
         self.network.eval()
         with torch.inference_mode():
-            hidden = self._hidden_last(inputs, hours, dows).numpy().astype(np.float32)
+            hidden = self._hidden_last(inputs, hours, dows).cpu().numpy().astype(np.float32)
         if self.network.output_bias is not None:
             hidden = np.hstack([hidden, np.ones((len(hidden), 1), dtype=np.float32)])
         return hidden
@@ -221,9 +236,9 @@ class NeuralContinuationModel:
         """(n_items, d [+1]) float32; score = sequence_vector @ output_item_embeddings.T."""
         if self._item_vectors is None:
             with torch.no_grad():
-                weights = self.network.output_weights().detach().numpy().astype(np.float32)
+                weights = self.network.output_weights().detach().cpu().numpy().astype(np.float32)
                 if self.network.output_bias is not None:
-                    bias = self.network.output_bias.detach().numpy().astype(np.float32)
+                    bias = self.network.output_bias.detach().cpu().numpy().astype(np.float32)
                     weights = np.hstack([weights, bias[:, None]])
             self._item_vectors = np.ascontiguousarray(weights)
         return self._item_vectors
@@ -232,6 +247,12 @@ class NeuralContinuationModel:
         # torch rather than numpy for the product: it follows torch's thread setting, while a
         # multi-threaded BLAS under numpy made single requests 10x slower at the tail.
         vectors = torch.from_numpy(self.sequence_vectors(inputs, hours, dows))
+        if self.device.type != "cpu":  # validation while training on a GPU: score there
+            if self._device_item_vectors is None:
+                self._device_item_vectors = torch.from_numpy(self.output_item_embeddings).to(
+                    self.device
+                )
+            return (vectors.to(self.device) @ self._device_item_vectors.T).cpu().numpy()
         return (vectors @ torch.from_numpy(self.output_item_embeddings).T).numpy()
 
     def score(
@@ -256,14 +277,23 @@ class NeuralContinuationModel:
 
     def invalidate_cache(self) -> None:
         self._item_vectors = None
+        self._device_item_vectors = None
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """state_dict (tensors only) + JSON config; no pickled modules."""
+        """state_dict (CPU tensors only) + JSON config; no pickled modules.
+
+        The config is saved without its training `device`: a saved model loads on the CPU.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.network.state_dict(), directory / WEIGHTS_FILE)
-        payload = {"kind": self.kind, "n_items": self.n_items, "config": asdict(self.config)}
+        network = self.network
+        if self.device.type != "cpu":
+            network = copy.deepcopy(network).cpu()
+        torch.save(network.state_dict(), directory / WEIGHTS_FILE)
+        config = asdict(self.config)
+        config.pop("device", None)
+        payload = {"kind": self.kind, "n_items": self.n_items, "config": config}
         (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
 
     @classmethod
@@ -299,8 +329,8 @@ def _seen_mask(tokens: torch.Tensor, valid_positions: torch.Tensor, n_items: int
     """(n valid positions, n_items) bool: items in the window up to and including each position."""
     rows, columns = valid_positions.nonzero(as_tuple=True)
     width = tokens.shape[1]
-    prefix = tokens[rows] * (torch.arange(width)[None, :] <= columns[:, None])
-    mask = torch.zeros(len(rows), n_items + 1, dtype=torch.bool)
+    prefix = tokens[rows] * (torch.arange(width, device=tokens.device)[None, :] <= columns[:, None])
+    mask = torch.zeros(len(rows), n_items + 1, dtype=torch.bool, device=tokens.device)
     mask.scatter_(1, prefix, True)
     return mask[:, 1:]
 
@@ -309,7 +339,12 @@ def _future_targets(targets: torch.Tensor, horizon: int) -> torch.Tensor:
     """(B, W) next items -> (B, W, horizon): the 1st..horizon-th next item, -1 past the window."""
     shifted = [targets]
     for step in range(1, horizon):
-        pad = torch.full((targets.shape[0], min(step, targets.shape[1])), -1, dtype=targets.dtype)
+        pad = torch.full(
+            (targets.shape[0], min(step, targets.shape[1])),
+            -1,
+            dtype=targets.dtype,
+            device=targets.device,
+        )
         shifted.append(torch.cat([targets[:, step:], pad], dim=1))
     return torch.stack(shifted, dim=-1)
 
@@ -343,11 +378,13 @@ def _loss(
         safe_targets = targets.clamp(min=0)
         if seen is not None:
             seen = seen.clone()
-            rows = torch.arange(len(targets))[:, None].expand_as(targets)
+            rows = torch.arange(len(targets), device=targets.device)[:, None].expand_as(targets)
             seen[rows[present], safe_targets[present]] = False  # a target is never masked
             logits = logits.masked_fill(seen, float("-inf"))
         log_probs = torch.log_softmax(logits, dim=-1)
-        step_weights = config.horizon_decay ** torch.arange(targets.shape[1], dtype=log_probs.dtype)
+        step_weights = config.horizon_decay ** torch.arange(
+            targets.shape[1], dtype=log_probs.dtype, device=log_probs.device
+        )
         step_weights = step_weights[None, :] * present
         nll = -(log_probs.gather(1, safe_targets) * step_weights).sum(1) / step_weights.sum(1)
         if seen is None:
@@ -360,7 +397,8 @@ def _loss(
         raise ValueError(f"unknown loss {config.loss!r}; expected 'full' or 'sampled'")
     targets = targets[:, 0]  # the sampled softmax trains on the next item only
     n_negatives = min(config.n_sampled_negatives, n_items)
-    negatives = torch.randint(0, n_items, (n_negatives,), generator=generator)
+    # Drawn with the (CPU) generator, then moved: the same negatives on every device.
+    negatives = torch.randint(0, n_items, (n_negatives,), generator=generator).to(hidden.device)
     positive_logits = (hidden * weights[targets]).sum(-1, keepdim=True)
     negative_logits = hidden @ weights[negatives].T
     if bias is not None:
@@ -369,7 +407,7 @@ def _loss(
     # Uniform sampling: the log-Q correction is a constant; accidental hits are masked out.
     negative_logits = negative_logits.masked_fill(negatives[None] == targets[:, None], -1e9)
     logits = torch.cat([positive_logits, negative_logits], dim=1)
-    labels = torch.zeros(len(targets), dtype=torch.long)
+    labels = torch.zeros(len(targets), dtype=torch.long, device=hidden.device)
     return F.cross_entropy(logits, labels, label_smoothing=smoothing)
 
 
@@ -398,8 +436,10 @@ def train_neural_model(
     evaluates `split.valid` after every epoch (full ranking, history excluded), stops after
     `config.patience` epochs without improvement and keeps the best epoch's weights. With
     `fixed_epochs`: trains exactly that many epochs and evaluates nothing (a refit whose epoch
-    count was chosen on validation before).
+    count was chosen on validation before). Trains on `config.device` (ValueError when that is
+    "cuda" and torch has no CUDA); the returned model is on the CPU.
     """
+    resolve_device(config.device)  # a bad or unavailable device fails before any work
     with torch_threads(config.num_threads):
         return _train_neural_model(architecture, split, config, seed, show_progress, fixed_epochs)
 
@@ -412,11 +452,14 @@ def _train_neural_model(
     show_progress: bool | None,
     fixed_epochs: int | None,
 ) -> NeuralTrainResult:
+    device = resolve_device(config.device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     n_items = split.n_items
     network, _ = architecture.build(n_items, asdict(config))
+    # Built (and seeded) on the CPU, then moved: the initial weights do not depend on the device.
+    network = network.to(device)
     model = NeuralContinuationModel(
         network=network, config=config, n_items=n_items, architecture=architecture
     )
@@ -430,7 +473,7 @@ def _train_neural_model(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    tensors = {key: torch.from_numpy(value) for key, value in windows.items()}
+    tensors = {key: torch.from_numpy(value).to(device) for key, value in windows.items()}
     metric = config.selection_metric
     validate = fixed_epochs is None and len(split.valid) > 0
     max_epochs = fixed_epochs if fixed_epochs is not None else config.max_epochs
@@ -446,7 +489,7 @@ def _train_neural_model(
         for batch in _shuffled_batches(n_windows, config.batch_size, rng):
             if total_pairs and _over_budget(config, started):
                 break  # the budget ends the epoch early; validation still picks the best state
-            rows = torch.from_numpy(batch)
+            rows = torch.from_numpy(batch).to(device)
             width = int(window_lengths[batch].max())  # drop the all-padding leading columns
             targets = tensors["targets"][rows, -width:]
             tokens = tensors["tokens"][rows, -width:]
@@ -527,7 +570,7 @@ def _train_neural_model(
             break
     if best_state is not None:
         network.load_state_dict(best_state)
-    network.eval()
+    network.cpu().eval()  # what callers evaluate, time and save is the CPU model serving loads
     model.invalidate_cache()
     return NeuralTrainResult(
         model=model,

@@ -1,0 +1,364 @@
+"""Time-boxed hyper-parameter search on validation (optuna TPE): the machinery, the spaces and
+the budget rule; the searches themselves are `cf.search.search_lightgcn` and
+`seq.search.search_sequence_model` (each family imports this module, never the reverse).
+
+    budget = search_budget_seconds(train.nnz, base_seconds=120.0)
+    search = search_lightgcn(train, valid, base=FAST_CONFIG, seed=2020, budget_seconds=budget)
+    search.best_config   # `base` with the best trial's parameters (base's max_epochs kept)
+    search.best_epoch    # the epoch that trial's early stopping kept
+    search.to_dict()     # budget, space and every trial (params, value, seconds, state)
+
+    search = search_sequence_model(split, architecture="SASRec", base=SASRecConfig(), seed=2020)
+
+How a search runs:
+- A trial trains the model with the suggested parameters on the training part, with its epochs
+  capped (`trial_max_epochs`) and early stopping on validation (LightGCN: nDCG@20 through
+  `train_lightgcn`'s valid_csr / patience; SASRec / GRU4Rec: the config's selection metric, as
+  `train_neural_model` does). Its value is the best validation metric, its epoch the one kept.
+- Every trial trains with the same `seed`, so trials differ by their parameters only; the TPE
+  sampler is seeded too, so a search whose trials all finish is deterministic for a seed.
+- The budget is wall-clock seconds for the whole search: no trial starts after it, and a running
+  trial is given the time left as its own training budget, so a search overruns by at most one
+  epoch and one validation pass. `search_budget_seconds` scales it with the data size; it is the
+  default when `budget_seconds` is None.
+- `base` is tried first when it lies inside the space, so the best trial is never worse on
+  validation than the configuration the search started from.
+- The study is in memory (no storage files) and optuna's own logging is quieted while it runs
+  (this module logs each trial). A trial that fails with a RuntimeError or ValueError (e.g. a GPU
+  out of memory) is reported with its error and the search goes on; ValueError if none finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import optuna
+
+logger = logging.getLogger(__name__)
+
+# search_budget_seconds: `base_seconds` is the budget for this many training interactions (about
+# HetRec's 92k user-artist pairs), with a floor and a cap relative to it.
+REFERENCE_INTERACTIONS = 100_000
+MIN_BUDGET_FACTOR = 0.25
+MAX_BUDGET_FACTOR = 10.0
+DEFAULT_BASE_SECONDS = 120.0
+
+LIGHTGCN_TRIAL_MAX_EPOCHS = 100
+NEURAL_TRIAL_MAX_EPOCHS = 30
+DEFAULT_STARTUP_TRIALS = 5  # random trials before TPE models the good and the bad ones
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """A float drawn from [low, high], on a log scale when `log`."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def contains(self, value) -> bool:
+        return isinstance(value, int | float) and self.low <= value <= self.high
+
+    def suggest(self, trial: optuna.Trial, name: str):
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+    def describe(self) -> dict:
+        return {"low": self.low, "high": self.high, "log": self.log}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values (numbers or strings)."""
+
+    values: tuple
+
+    def contains(self, value) -> bool:
+        return value in self.values
+
+    def suggest(self, trial: optuna.Trial, name: str):
+        return trial.suggest_categorical(name, list(self.values))
+
+    def describe(self) -> dict:
+        return {"choices": list(self.values)}
+
+
+Space = dict[str, FloatRange | Choice]
+
+# FAST_CONFIG (lr 0.02, L2 1e-3, 4 negatives, log weights, 64 dimensions) lies inside.
+LIGHTGCN_SPACE: Space = {
+    "lr": FloatRange(1e-3, 0.1, log=True),
+    "lambda_reg": FloatRange(1e-6, 1e-2, log=True),
+    "n_negatives": Choice((1, 2, 4, 8)),
+    "edge_weighting": Choice(("binary", "log")),
+    # 64 + the 48-dimension EASE block of the blend fit the 128 served dimensions.
+    "embedding_dim": Choice((32, 64)),
+}
+
+# The SASRecConfig / GRU4RecConfig defaults (lr 3e-3, no weight decay, 64 dimensions, dropout
+# 0.3, horizon 5) lie inside. Parameters a config does not have are left out of its search.
+SEQUENCE_SPACE: Space = {
+    "learning_rate": FloatRange(3e-4, 3e-2, log=True),
+    "weight_decay": Choice((0.0, 1e-4, 1e-3, 1e-2, 1e-1)),
+    # The served vectors are d_model + 1 (the output bias) wide and pgvector stores 128.
+    "d_model": Choice((32, 64, 96)),
+    "dropout": FloatRange(0.0, 0.5),
+    "target_horizon": Choice((1, 2, 3, 5, 8)),
+}
+
+
+@dataclass
+class TrialReport:
+    """One trial, as reports show it."""
+
+    number: int
+    params: dict
+    value: float | None  # best validation metric; None when it failed or never validated
+    seconds: float
+    state: str  # "complete", "pruned" (no validation pass in the time left) or "fail"
+    best_epoch: int | None = None
+    epochs: int = 0  # epochs trained
+    budget_cut: bool = False  # the search's deadline passed while it trained
+    error: str = ""
+
+
+@dataclass
+class SearchResult:
+    model: str  # "LightGCN", "SASRec", "GRU4Rec"
+    metric: str  # the validation metric maximised, e.g. "nDCG@20"
+    best_config: (
+        object  # `base` (a LightGCNConfig or NeuralConfig) with the best trial's parameters
+    )
+    best_params: dict
+    best_value: float
+    best_epoch: int
+    best_trial: int
+    trials: list[TrialReport]
+    budget_seconds: float
+    seconds: float
+    stopped_by: str  # "n_trials" or "budget"
+    base_trial: int | None  # the trial that ran `base` unchanged (None: base outside the space)
+    space: dict
+    seed: int
+    best_result: object | None = field(default=None, repr=False)  # the best trial's model
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary for training reports (no model)."""
+        return {
+            "model": self.model,
+            "metric": f"valid {self.metric}",
+            "sampler": f"optuna TPE, seed {self.seed}",
+            "budget_seconds": round(self.budget_seconds, 2),
+            "seconds": round(self.seconds, 2),
+            "stopped_by": self.stopped_by,
+            "n_trials": len(self.trials),
+            "base_trial": self.base_trial,
+            "best": {
+                "trial": self.best_trial,
+                "value": self.best_value,
+                "epoch": self.best_epoch,
+                "params": self.best_params,
+            },
+            "best_config": asdict(self.best_config),
+            "space": self.space,
+            "trials": [asdict(trial) for trial in self.trials],
+        }
+
+
+@dataclass
+class _Outcome:
+    value: float | None
+    best_epoch: int | None
+    epochs: int
+    result: object
+
+
+def search_budget_seconds(
+    n_interactions: int,
+    *,
+    base_seconds: float,
+    reference_interactions: int = REFERENCE_INTERACTIONS,
+    min_seconds: float | None = None,
+    max_seconds: float | None = None,
+) -> float:
+    """The search budget for `n_interactions` training interactions.
+
+    An epoch of LightGCN, SASRec or GRU4Rec costs time linear in the interactions, so the same
+    number of trials costs time proportional to them: the budget is `base_seconds` per
+    `reference_interactions` (100k, about HetRec's size), i.e.
+    base_seconds * n_interactions / reference_interactions, kept between a floor (`min_seconds`,
+    default base_seconds / 4, so a small dataset still gets a few trials) and a cap
+    (`max_seconds`, default 10 * base_seconds, so the search stays within a training run's
+    time on a large one).
+    """
+    if not base_seconds > 0:
+        raise ValueError(f"base_seconds must be positive (got {base_seconds})")
+    if n_interactions < 0:
+        raise ValueError(f"n_interactions must not be negative (got {n_interactions})")
+    if reference_interactions <= 0:
+        raise ValueError(f"reference_interactions must be positive (got {reference_interactions})")
+    floor = MIN_BUDGET_FACTOR * base_seconds if min_seconds is None else min_seconds
+    cap = MAX_BUDGET_FACTOR * base_seconds if max_seconds is None else max_seconds
+    if floor > cap:
+        raise ValueError(f"min_seconds {floor} is above max_seconds {cap}")
+    proportional = base_seconds * n_interactions / reference_interactions
+    return float(min(max(proportional, floor), cap))
+
+
+def _fit_space(space: Space, base) -> Space:
+    """The space without parameters `base` does not have, and with widths its heads divide."""
+    known = {f.name for f in fields(base)}
+    fitted = {name: dimension for name, dimension in space.items() if name in known}
+    heads = getattr(base, "n_heads", None)
+    if heads and isinstance(fitted.get("d_model"), Choice):
+        widths = tuple(width for width in fitted["d_model"].values if width % heads == 0)
+        if not widths:
+            raise ValueError(f"no d_model choice is divisible by n_heads {heads}")
+        fitted["d_model"] = Choice(widths)
+    if not fitted:
+        raise ValueError(
+            f"nothing to search: no parameter of the space is in {type(base).__name__}"
+        )
+    return fitted
+
+
+@contextlib.contextmanager
+def _quiet_optuna():
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials: our own warning
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+def _search(
+    *,
+    model: str,
+    metric: str,
+    base,
+    space: Space,
+    seed: int,
+    budget_seconds: float,
+    n_trials: int | None,
+    n_startup_trials: int,
+    try_base: bool,
+    train_trial: Callable[[object, float], _Outcome],
+) -> SearchResult:
+    if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
+        raise ValueError(f"budget_seconds must be a positive number (got {budget_seconds})")
+    if n_trials is not None and n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1 (got {n_trials})")
+    started = time.perf_counter()
+    deadline = started + budget_seconds
+    records: dict[int, TrialReport] = {}
+    best: dict = {"value": -math.inf, "result": None}
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {name: dimension.suggest(trial, name) for name, dimension in space.items()}
+        trial_started = time.perf_counter()
+        record = TrialReport(number=trial.number, params=params, value=None, seconds=0.0, state="")
+        records[trial.number] = record
+        try:
+            outcome = train_trial(replace(base, **params), deadline - trial_started)
+        except Exception as error:
+            record.error = f"{type(error).__name__}: {error}"
+            logger.warning(
+                "%s search trial %d failed: %s %s", model, trial.number, record.error, params
+            )
+            raise
+        finally:
+            record.seconds = round(time.perf_counter() - trial_started, 3)
+            record.budget_cut = time.perf_counter() >= deadline
+        record.value, record.best_epoch, record.epochs = (
+            outcome.value,
+            outcome.best_epoch,
+            outcome.epochs,
+        )
+        logger.info(
+            "%s search trial %d: valid %s %s after %d epochs (%.1fs) %s",
+            model,
+            trial.number,
+            metric,
+            "-" if outcome.value is None else f"{outcome.value:.4f}",
+            outcome.epochs,
+            record.seconds,
+            params,
+        )
+        if outcome.value is None:
+            raise optuna.TrialPruned("no validation pass before the search's budget ran out")
+        if outcome.value > best["value"]:
+            best.update(value=outcome.value, result=outcome.result)
+        return outcome.value
+
+    def stop_at_deadline(study: optuna.Study, _trial) -> None:
+        if time.perf_counter() >= deadline:
+            study.stop()
+
+    base_params = {name: getattr(base, name) for name in space}
+    base_in_space = all(dimension.contains(base_params[name]) for name, dimension in space.items())
+    with _quiet_optuna():
+        study = optuna.create_study(
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials),
+        )
+        if try_base and base_in_space:
+            study.enqueue_trial(base_params)
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=budget_seconds,
+            catch=(RuntimeError, ValueError),
+            callbacks=[stop_at_deadline],
+        )
+    seconds = time.perf_counter() - started
+    trials = []
+    for frozen in study.trials:
+        record = records.get(frozen.number)
+        if record is None:  # never reached the objective's body
+            record = TrialReport(
+                number=frozen.number, params=dict(frozen.params), value=None, seconds=0.0, state=""
+            )
+        record.state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(frozen.state.name, "fail")
+        trials.append(record)
+    complete = [trial for trial in trials if trial.state == "complete"]
+    if not complete:
+        reasons = "; ".join(f"trial {t.number}: {t.error or t.state}" for t in trials)
+        raise ValueError(
+            f"the {model} search finished no trial in {budget_seconds:.1f}s ({reasons or 'none'}); "
+            "give it a larger budget"
+        )
+    winner = max(complete, key=lambda trial: (trial.value, -trial.number))
+    stopped_by = "n_trials" if n_trials is not None and len(trials) >= n_trials else "budget"
+    logger.info(
+        "%s search: %d trials in %.1fs (budget %.1fs), best trial %d valid %s %.4f %s",
+        model,
+        len(trials),
+        seconds,
+        budget_seconds,
+        winner.number,
+        metric,
+        winner.value,
+        winner.params,
+    )
+    return SearchResult(
+        model=model,
+        metric=metric,
+        best_config=replace(base, **winner.params),
+        best_params=dict(winner.params),
+        best_value=float(winner.value),
+        best_epoch=int(winner.best_epoch),
+        best_trial=winner.number,
+        trials=trials,
+        budget_seconds=float(budget_seconds),
+        seconds=seconds,
+        stopped_by=stopped_by,
+        base_trial=0 if try_base and base_in_space else None,
+        space={name: dimension.describe() for name, dimension in space.items()},
+        seed=seed,
+        best_result=best["result"],
+    )

@@ -1,0 +1,178 @@
+"""The two-stage ranker (mltasks.ml.scorers.ranker) and explanations (scorers.explain)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mltasks.ml.artifacts import load_scorer, save_scorer
+from mltasks.ml.scorers.base import HistoryContext, SequenceContext
+from mltasks.ml.scorers.explain import explain
+from mltasks.ml.scorers.factor import FactorScorer
+from mltasks.ml.scorers.item_item import ItemItemScorer
+from mltasks.ml.scorers.popularity import PopularityScorer
+from mltasks.ml.scorers.ranker import (
+    ItemFeatures,
+    RankerPipeline,
+    candidate_rows,
+    fit_ranker,
+    rank_rows,
+    split_halves,
+)
+
+N_ITEMS, DIM = 300, 8
+
+
+@pytest.fixture(scope="module")
+def world():
+    """Each user's next item is close to their history (a factor model sees that) AND popular
+    (a popularity scorer sees that); neither alone ranks it well, the two together do."""
+    rng = np.random.default_rng(7)
+    item_vectors = rng.normal(size=(N_ITEMS, DIM)).astype(np.float32)
+    popularity = rng.pareto(1.5, size=N_ITEMS) * 10
+    contexts, targets = [], []
+    for _ in range(600):
+        history = rng.choice(N_ITEMS, 8, replace=False)
+        truth = item_vectors @ item_vectors[history].mean(axis=0) + 0.6 * np.log1p(popularity)
+        truth[history] = -np.inf
+        contexts.append(HistoryContext(items=history))
+        targets.append(np.argsort(-truth)[:2])
+    scorers = {
+        "F": FactorScorer(item_vectors=item_vectors),
+        "MostPop": PopularityScorer(popularity=popularity),
+    }
+    pipeline = RankerPipeline(
+        scorers=scorers,
+        item_features=ItemFeatures.build(popularity=popularity),
+        context_kind="history",
+        n_candidates=60,
+    )
+    return pipeline, contexts, targets
+
+
+def hit_rate(top: np.ndarray, targets) -> float:
+    found = [len(np.intersect1d(row, t)) / len(t) for row, t in zip(top, targets, strict=True)]
+    return float(np.mean(found))
+
+
+def test_the_ranker_combines_its_scorers_better_than_either_on_held_out_contexts(world):
+    pipeline, contexts, targets = world
+    fit_rows, held_rows = split_halves(len(contexts), seed=3)
+    rows = candidate_rows(pipeline, contexts, [c.items for c in contexts])
+    fit = fit_ranker(
+        pipeline, rows=rows.take(fit_rows), targets=[targets[r] for r in fit_rows], seed=3
+    )
+    ranker = pipeline.with_booster(fit.booster)
+
+    ranked = rank_rows(ranker, rows.take(held_rows), k=10)
+    held_targets = [targets[r] for r in held_rows]
+    alone = {
+        name: hit_rate(
+            np.vstack(
+                [scorer.top_k(contexts[r], 10, exclude=contexts[r].items)[0] for r in held_rows]
+            ),  # fmt: skip
+            held_targets,
+        )
+        for name, scorer in pipeline.scorers.items()
+    }
+    assert hit_rate(ranked, held_targets) > max(alone.values()) + 0.1
+    assert fit.groups <= len(fit_rows) and 0 < fit.candidate_recall <= 1
+
+
+def test_excluded_and_history_items_are_never_candidates_and_the_rest_score_minus_inf(world):
+    pipeline, contexts, targets = world
+    fit = fit_ranker(pipeline, contexts=contexts[:200], targets=targets[:200], seed=1)
+    ranker = pipeline.with_booster(fit.booster)
+    context = contexts[300]
+    exclude = np.arange(0, 40)
+
+    top, scores = ranker.top_k(context, 50, exclude=exclude)
+
+    assert not set(top) & (set(exclude) | set(context.items))
+    assert np.all(np.diff(scores) <= 0)
+    full = ranker.score_many([context], [exclude])[0]
+    candidates = np.flatnonzero(np.isfinite(full))
+    assert len(candidates) <= 2 * pipeline.n_candidates
+    assert not set(candidates) & set(exclude)
+
+
+def test_a_saved_ranker_scores_exactly_as_before(world, tmp_path):
+    pipeline, contexts, targets = world
+    ranker = pipeline.with_booster(
+        fit_ranker(pipeline, contexts=contexts[:150], targets=targets[:150], seed=2).booster
+    )
+    save_scorer(ranker, tmp_path / "ranker")
+    loaded = load_scorer(tmp_path / "ranker")
+
+    assert loaded.feature_names == ranker.feature_names
+    np.testing.assert_allclose(loaded.score(contexts[400]), ranker.score(contexts[400]))
+
+
+def test_an_unfitted_ranker_refuses_to_score(world):
+    pipeline, contexts, _ = world
+    with pytest.raises(ValueError, match="not fitted"):
+        pipeline.score(contexts[0])
+
+
+def test_halves_are_seeded_disjoint_and_cover_everything():
+    first, second = split_halves(101, seed=5)
+    assert not set(first) & set(second) and len(first) + len(second) == 101
+    assert split_halves(101, seed=5)[0].tolist() == first.tolist()
+    assert split_halves(101, seed=6)[0].tolist() != first.tolist()
+
+
+def test_sequence_features_carry_the_prediction_time_and_the_last_artist():
+    popularity = np.arange(10, dtype=float)
+    artist = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    pipeline = RankerPipeline(
+        scorers={"MostPop": PopularityScorer(popularity=popularity)},
+        item_features=ItemFeatures.build(popularity=popularity, artist=artist),
+        context_kind="sequence",
+        n_candidates=10,
+    )
+    context = SequenceContext(items=np.array([5, 2]), hour=21, dow=4)
+    block = pipeline.candidate_block([context])
+    features = dict(zip(pipeline.feature_names, block.features.T, strict=True))
+    items = block.candidates[0].tolist()
+
+    assert 2 not in items and 5 not in items
+    assert set(features["hour"]) == {21} and set(features["dow"]) == {4}
+    same = features["same_artist_as_last"]
+    assert same[items.index(3)] == 1 and same[items.index(4)] == 0  # the last item is 2
+    assert features["artist_in_history"][items.index(4)] == 1  # item 5's artist
+
+
+def test_an_item_item_recommendation_is_explained_by_the_strongest_history_neighbour():
+    weights = sp.csr_matrix(
+        ([0.9, 0.2, 0.3, 0.8], ([0, 1, 0, 1], [2, 2, 3, 3])), shape=(4, 4), dtype=np.float32
+    )
+    scorer = ItemItemScorer(weights=weights)
+    context = HistoryContext(items=np.array([0, 1]))
+
+    reasons = explain(scorer, context, np.array([2, 3]))
+
+    assert reasons[2].source == "neighbour" and reasons[2].history_item == 0
+    assert reasons[3].history_item == 1
+
+
+def test_a_factor_recommendation_is_explained_by_the_closest_history_item():
+    vectors = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
+    reasons = explain(FactorScorer(item_vectors=vectors), HistoryContext(items=[0, 1]), [2, 3])
+    assert (reasons[2].history_item, reasons[3].history_item) == (0, 1)
+
+
+def test_a_ranker_is_explained_by_the_scorer_that_contributed_most(world):
+    pipeline, contexts, targets = world
+    ranker = pipeline.with_booster(
+        fit_ranker(pipeline, contexts=contexts[:200], targets=targets[:200], seed=4).booster
+    )
+    context = contexts[500]
+    top, _ = ranker.top_k(context, 10, exclude=context.items)
+
+    groups = ranker.contributions(context, top, exclude=context.items)
+    reasons = explain(ranker, context, top, exclude=context.items)
+
+    assert set(groups) == set(top.tolist())
+    assert set(groups.values()) <= {"F", "MostPop", "popularity", "context"}
+    for item, group in groups.items():
+        expected = {"F": "similar", "MostPop": "popular", "popularity": "popular"}[group]
+        assert reasons[item].source == expected
