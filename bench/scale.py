@@ -44,6 +44,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -381,8 +382,7 @@ def timed_process(command: list[str], *, environment: dict[str, str], label: str
             print(f"  [{label}] {line.rstrip()}", file=sys.stderr)
         _, status, usage = os.wait4(process.pid, 0)
     except BaseException:
-        process.kill()
-        process.wait()
+        stop_child(process)
         raise
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
     return {
@@ -393,6 +393,35 @@ def timed_process(command: list[str], *, environment: dict[str, str], label: str
         "launcher_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "output_tail": list(tail),
     }
+
+
+def stop_child(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM a child of this run (SIGKILL when it has not exited within `timeout_s`)."""
+    if process.returncode is not None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def working_tree_changed() -> bool | None:
+    """Whether tracked files differ from the commit (the numbers are then the working tree's)."""
+    completed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return bool(completed.stdout.strip()) if completed.returncode == 0 else None
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM as SystemExit: the finally blocks stop gunicorn, the training child and the
+    services this run started instead of leaving them behind."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def drop_database(server_url: str, database: str) -> None:
@@ -472,6 +501,7 @@ def run_scale(
         "database": database,
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": stack.git_commit(),
+        "working_tree_changed": working_tree_changed(),
         "errors": [],
     }
     stack.manage("migrate", "--noinput", "-v", "0", environment=environment)
@@ -500,7 +530,7 @@ def run_scale(
             entry["errors"].append(f"train --kind {kind} exited with {result['returncode']}")
     with tempfile.TemporaryDirectory(prefix="tunedin-scale-") as work:
         output = Path(work) / "measure.json"
-        completed = subprocess.run(
+        measuring = subprocess.Popen(
             [
                 sys.executable,
                 str(Path(__file__).resolve()),
@@ -526,14 +556,19 @@ def run_scale(
             cwd=ROOT,
             env=environment,
         )
+        try:
+            returncode = measuring.wait()
+        except BaseException:  # SIGTERM'd: its own SIGTERM stops its gunicorn
+            stop_child(measuring)
+            raise
         if output.exists():
             measured = json.loads(output.read_text())
             entry["errors"] += measured.pop("errors", [])
             for kind, version in measured.pop("versions", {}).items():
                 entry["training"].setdefault(kind, {}).update(version)
             entry |= measured
-        if completed.returncode != 0:
-            entry["errors"].append(f"the measuring process exited with {completed.returncode}")
+        if returncode != 0:
+            entry["errors"].append(f"the measuring process exited with {returncode}")
     entry["total_seconds"] = round(time.monotonic() - started, 1)
     if arguments.drop_after:
         drop_database(server_url, database)
@@ -873,6 +908,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--measure-into", help=argparse.SUPPRESS)  # the measuring process
     arguments = parser.parse_args(argv)
+    _exit_on_sigterm()
     if arguments.measure_into:
         return measure(arguments)
     try:

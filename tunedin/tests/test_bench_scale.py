@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -208,3 +211,25 @@ def test_report_section_renders_the_latest_file_or_says_how_to_make_it():
         "| 1 | 5.0 / 20.0 | 9.0 / 40.0 | 6.0 / 20.0 | 3.0 | 2.0 | 40.0 | 0.9871 | – / – |" in text
     )
     assert "| scale 10: peak RSS | ≤ 6 GB | – | not measured |" in text
+
+
+def test_a_sigterm_to_the_bench_stops_the_child_it_was_timing():
+    program = (
+        "from bench import scale; scale._exit_on_sigterm(); "
+        "scale.timed_process(['sh', '-c', 'echo $$; exec sleep 60'], "
+        "environment={'PATH': '/usr/bin:/bin'}, label='child')"
+    )
+    bench = subprocess.Popen(
+        [sys.executable, "-c", program],
+        cwd=scale.ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = bench.stderr.readline()  # "  [child] <pid>", once the child runs
+    child = int(line.split("]")[1])
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{child}")
