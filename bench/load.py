@@ -27,6 +27,15 @@ What it does:
    requests is sent once: "warm" means every list the run asks for is cached when it starts.
    /metrics is scraped before and after each measured run: the recommendation cache hit ratio
    comes from the difference of tunedin_recommendation_cache_lookups_total.
+   Impression logging (IMPRESSIONS_ENABLED) is on, as in production: each served list appends
+   its impressions to the bench's Redis database, and a thread of this process flushes them
+   into the bench database every IMPRESSIONS_FLUSH_SECONDS, as the beat task does (the flush
+   competes for the same CPU as the server). Its cost: right after the warm rec_user run,
+   gunicorn is restarted with IMPRESSIONS_ENABLED=false and the same requests are replayed
+   (rec_user_no_impressions); the target is the difference of the two p99s (≤ 2 ms). Both runs
+   are 20 s on a shared machine: their p99s also differ by noise, so read one run's difference
+   as an order of magnitude and repeat the pair (`--scenarios rec_user,rec_user_no_impressions`)
+   before concluding on a small one.
 4. Prints a table (requests/s, ratio to the floor, latency percentiles, cache hit ratio, 5xx,
    errors) and the issue's targets with PASS/FAIL, and writes
    bench/results/load-<UTC time>.json with them, the configuration and the host's load average
@@ -45,6 +54,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -71,18 +82,23 @@ FLOOR_SCENARIO = "noop"
 COLD_SCENARIO = "rec_user_cold"
 COLD_ALL_SCENARIO = "rec_user_cold_all"
 COLD_SCENARIOS = (COLD_ALL_SCENARIO, COLD_SCENARIO)
+# The warm rec_user requests again, served with impression logging off (right after rec_user).
+IMPRESSIONS_OFF_SCENARIO = "rec_user_no_impressions"
 # Read scenarios whose distinct requests are each sent once before the run (a warm cache).
-WARMED_SCENARIOS = ("rec_user", "similar_tracks", "continue")
+WARMED_SCENARIOS = ("rec_user", IMPRESSIONS_OFF_SCENARIO, "similar_tracks", "continue")
 CACHE_LOOKUPS_SAMPLE = "tunedin_recommendation_cache_lookups_total"
 # The issue's targets (at 32 connections on 2 cores): (name, scenario, metric, comparison,
-# threshold). Metrics: a latency percentile in ms, the cache hit ratio, or the 5xx count of
-# every scenario together (scenario None).
+# threshold). Metrics: a latency percentile in ms, the cache hit ratio, the 5xx count of
+# every scenario together (scenario None), or the p99 that impression logging adds to the warm
+# rec_user requests (rec_user's p99 minus IMPRESSIONS_OFF_SCENARIO's).
+IMPRESSION_COST_METRIC = "impression_added_p99_ms"
 TARGETS = (
     ("rec_user warm p99", "rec_user", "p99_ms", "<=", 25.0),
     ("rec_user cold p99", COLD_SCENARIO, "p99_ms", "<=", 50.0),
     ("continue p99", "continue", "p99_ms", "<=", 50.0),
     ("mix cache hit ratio", "mix", "cache_hit_ratio", ">=", 0.90),
     ("5xx, all scenarios", None, "status_5xx", "<=", 0),
+    ("impression logging adds p99", IMPRESSIONS_OFF_SCENARIO, IMPRESSION_COST_METRIC, "<=", 2.0),
 )
 
 
@@ -156,6 +172,12 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
         scenarios["rec_user"] = (
             "GET /api/rec/users/{id}",
             [Request("GET", url("api-rec-user", user_id=u), tokens[u]) for u in sampled_users],
+        )
+    if "rec_user" in scenarios:
+        endpoint, requests = scenarios["rec_user"]
+        scenarios[IMPRESSIONS_OFF_SCENARIO] = (
+            f"{endpoint}, impression logging off (IMPRESSIONS_ENABLED=false)",
+            requests,
         )
     if url("api-similar-tracks", track_id=1):
         scenarios["similar_tracks"] = (
@@ -272,6 +294,57 @@ def warm_cache(*, base_url: str, requests: list[Request], threads: int = 4) -> i
     return len(distinct)
 
 
+class ImpressionFlusher:
+    """Writes the served lists' impressions to the bench database every `interval_s` seconds
+    while the server logs them, as the `impressions_flush` beat task does in production (a
+    thread of this process: the bench runs no Celery). Needs django.setup()."""
+
+    def __init__(self, *, interval_s: float):
+        self.interval_s = interval_s
+        self.totals = {"runs": 0, "lists": 0, "impressions": 0, "linked": 0, "seconds": 0.0}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="impression-flusher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after a last flush (what the server logged until now is in the database)."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+
+    def flush_once(self) -> None:
+        from feedback.services import impressions_flush
+
+        started = time.monotonic()
+        try:
+            flushed = impressions_flush()
+        except Exception as error:  # reported in the JSON; the measurement goes on
+            self.errors.append(f"{type(error).__name__}: {error}"[:300])
+            return
+        self.totals["runs"] += 1
+        self.totals["lists"] += flushed.lists
+        self.totals["impressions"] += flushed.impressions
+        self.totals["linked"] += flushed.linked
+        self.totals["seconds"] = round(self.totals["seconds"] + time.monotonic() - started, 3)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(self.interval_s):
+                self.flush_once()
+            self.flush_once()
+        finally:
+            connection.close()
+
+
 def bench_cache_url(redis_url: str, db: int) -> str:
     """`redis_url` with database number `db` (the bench's own cache, emptied by the bench)."""
     parts = urllib.parse.urlsplit(redis_url)
@@ -369,6 +442,18 @@ def set_floor_ratios(results: list[ScenarioResult]) -> float | None:
     return floor
 
 
+def impression_logging_cost(results: list[ScenarioResult]) -> dict | None:
+    """{"p99_on_ms", "p99_off_ms", "added_p99_ms"} of the warm rec_user requests with
+    impression logging on (rec_user) and off (IMPRESSIONS_OFF_SCENARIO); None unless both
+    ran."""
+    by_name = {result.scenario: result for result in results}
+    if "rec_user" not in by_name or IMPRESSIONS_OFF_SCENARIO not in by_name:
+        return None
+    on = by_name["rec_user"].latency_ms["p99"]
+    off = by_name[IMPRESSIONS_OFF_SCENARIO].latency_ms["p99"]
+    return {"p99_on_ms": on, "p99_off_ms": off, "added_p99_ms": round(on - off, 2)}
+
+
 def evaluate_targets(results: list[ScenarioResult]) -> list[dict]:
     """The issue's targets: measured value and passed (None when the scenario did not run)."""
     by_name = {result.scenario: result for result in results}
@@ -378,6 +463,9 @@ def evaluate_targets(results: list[ScenarioResult]) -> list[dict]:
             measured = sum(result.status_5xx for result in results) if results else None
         elif scenario not in by_name:
             measured = None
+        elif metric == IMPRESSION_COST_METRIC:
+            cost = impression_logging_cost(results)
+            measured = cost["added_p99_ms"] if cost else None
         elif metric == "cache_hit_ratio":
             measured = by_name[scenario].cache.get("hit_ratio")
         else:
@@ -414,7 +502,7 @@ def _format_value(metric: str, value) -> str:
 
 def print_table(results: list[ScenarioResult]) -> None:
     header = (
-        f"{'scenario':<16} {'req/s':>8} {'x floor':>7} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'scenario':<23} {'req/s':>8} {'x floor':>7} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'p99 ms':>8} {'max ms':>8} {'requests':>9} {'cache hit':>9} {'5xx':>5}  errors"
     )
     print(header)
@@ -425,7 +513,7 @@ def print_table(results: list[ScenarioResult]) -> None:
         ratio = "-" if result.floor_ratio is None else f"{result.floor_ratio:.2f}"
         hit_ratio = _format_value("cache_hit_ratio", result.cache.get("hit_ratio"))
         print(
-            f"{result.scenario:<16} {result.requests_per_second:>8.1f} {ratio:>7} "
+            f"{result.scenario:<23} {result.requests_per_second:>8.1f} {ratio:>7} "
             f"{latency['p50']:>8.2f} {latency['p95']:>8.2f} {latency['p99']:>8.2f} "
             f"{latency['max']:>8.1f} {result.requests:>9} {hit_ratio:>9} "
             f"{result.status_5xx:>5}  {errors}"
@@ -440,13 +528,13 @@ def print_table(results: list[ScenarioResult]) -> None:
 
 def print_targets(targets: list[dict], *, connections: int) -> None:
     print(f"\ntargets (issue: 32 connections, 2 cores; this run: {connections} connections)")
-    header = f"{'target':<22} {'required':>12} {'measured':>12}  result"
+    header = f"{'target':<28} {'required':>12} {'measured':>12}  result"
     print(header)
     print("-" * len(header))
     for row in targets:
         required = f"{row['comparison']} {_format_value(row['metric'], row['threshold'])}"
         measured = _format_value(row["metric"], row["measured"])
-        print(f"{row['target']:<22} {required:>12} {measured:>12}  {_verdict(row['passed'])}")
+        print(f"{row['target']:<28} {required:>12} {measured:>12}  {_verdict(row['passed'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -480,7 +568,10 @@ def main(argv: list[str] | None = None) -> int:
               "developer's cache, which the bench would empty", file=sys.stderr)  # fmt: skip
         return 2
     environment["CACHE_REDIS_URL"] = cache_url
+    # Impressions are buffered in the bench's own Redis database and flushed by this process.
+    environment["IMPRESSIONS_REDIS_URL"] = cache_url
     server: subprocess.Popen | None = None
+    flusher: ImpressionFlusher | None = None
     work_dir = Path(tempfile.mkdtemp(prefix="tunedin-load-"))
     try:
         stack.prepare_database(environment=environment)
@@ -501,9 +592,23 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
 
-        server, base_url = stack.start_gunicorn(
-            environment=environment, workers=arguments.workers, log_level=arguments.log_level
-        )
+        from django.conf import settings
+
+        flusher = ImpressionFlusher(interval_s=settings.IMPRESSIONS_FLUSH_SECONDS)
+
+        def serve(*, impressions: bool) -> tuple[subprocess.Popen, str]:
+            """gunicorn with impression logging on (and flushed) or off."""
+            started_server = stack.start_gunicorn(
+                environment={**environment, "IMPRESSIONS_ENABLED": str(impressions).lower()},
+                workers=arguments.workers,
+                log_level=arguments.log_level,
+            )
+            if impressions:
+                flusher.start()
+            return started_server
+
+        server, base_url = serve(impressions=True)
+        impressions_on = True
         files = {}  # the cold scenario's warm-up replays the no-op's requests
         needs_floor = any(name in scenarios for name in COLD_SCENARIOS)
         for name in {*scenarios, *([FLOOR_SCENARIO] if needs_floor else [])}:
@@ -513,6 +618,11 @@ def main(argv: list[str] | None = None) -> int:
 
         results = []
         for name, (endpoint, _) in scenarios.items():
+            if (name != IMPRESSIONS_OFF_SCENARIO) != impressions_on:  # restart, logging toggled
+                flusher.stop()
+                stack.stop_process_group(server)
+                impressions_on = not impressions_on
+                server, base_url = serve(impressions=impressions_on)
             cold = name in COLD_SCENARIOS
             if name in WARMED_SCENARIOS:
                 warm_cache(base_url=base_url, requests=every_scenario[name][1])
@@ -539,12 +649,23 @@ def main(argv: list[str] | None = None) -> int:
             results.append(_result(name, endpoint, summary, cache=cache, cold_cache=cold))
             print(f"  {name}: {results[-1].requests_per_second} req/s", file=sys.stderr)
     finally:
+        if flusher is not None:
+            flusher.stop()
         stack.stop_process_group(server)
         shutil.rmtree(work_dir, ignore_errors=True)
         services.stop_services(started)
 
     floor = set_floor_ratios(results)
     targets = evaluate_targets(results)
+    impressions = {
+        "cost": impression_logging_cost(results),
+        "flushed": flusher.totals if flusher else None,
+        "flush_errors": flusher.errors if flusher else [],
+    }
+    if impressions["cost"]:
+        cost = impressions["cost"]
+        print(f"\nimpression logging: rec_user p99 {cost['p99_on_ms']:.2f} ms on, "
+              f"{cost['p99_off_ms']:.2f} ms off ({cost['added_p99_ms']:+.2f} ms)")  # fmt: skip
     print()
     print_table(results)
     print_targets(targets, connections=arguments.connections)
@@ -565,10 +686,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"first; {COLD_SCENARIO}: cached rankings dropped first",
                     "active_models": active_models,
                     "world": world,
+                    "impressions": f"logged (IMPRESSIONS_ENABLED) except in "
+                    f"{IMPRESSIONS_OFF_SCENARIO}; flushed every IMPRESSIONS_FLUSH_SECONDS by a "
+                    "thread of the bench process",
                 },
                 "floor_requests_per_second": floor,
                 "results": [asdict(result) for result in results],
                 "targets": targets,
+                "impressions": impressions,
             },
             indent=2,
         )

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from feedback.models import DoNotRecommend, Interaction
+from feedback.models import DoNotRecommend, Impression, Interaction
 from feedback.services import do_not_recommend_unmark
 
 
@@ -47,3 +47,28 @@ class DoNotRecommendAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for mark in queryset.select_related("user"):
             self.delete_model(request, mark)
+
+
+@admin.register(Impression)
+class ImpressionAdmin(admin.ModelAdmin):
+    """Read-only: impressions are written in bulk from what the API and the site served, and
+    pruned after IMPRESSIONS_RETENTION_DAYS."""
+
+    list_display = (
+        "shown_at", "user", "track", "position", "surface", "model_version_id", "pipeline",
+        "team", "request_id",
+    )  # fmt: skip
+    list_filter = ("surface", "model_version_id", "pipeline", "team", "shown_at")
+    list_select_related = ("user", "track__artist")
+    date_hierarchy = "shown_at"
+    search_fields = ("=user__username", "track__title")
+    show_full_result_count = False  # the log is large; an exact count on every page is slow
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -38,6 +38,19 @@ class TimestampField(serializers.DateTimeField):
         return super().get_value(dictionary)
 
 
+class RequestIdField(serializers.UUIDField):
+    """A served list's `request_id`: a UUID as a string (not a number)."""
+
+    default_error_messages = {
+        "invalid": "request_id must be the request_id of a list served to you (a UUID)."
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or len(data) > 45:  # the longest form is a urn:uuid:…
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class FeedbackApi(APIView):
     """Record listening feedback for the authenticated user: one event, or a list of up to 500
     stored in one transaction. A repeated idempotency_key answers 200 with the stored event, or
@@ -52,6 +65,12 @@ class FeedbackApi(APIView):
             required=False, help_text="ISO 8601, from FEEDBACK_MIN_TIMESTAMP to now; default: now"
         )
         idempotency_key = StrictCharField(max_length=128, required=False)
+        request_id = RequestIdField(
+            required=False,
+            help_text="the request_id of the served list the track was shown in (from "
+            "/api/rec, /api/continue, similar tracks): the event is linked to that "
+            "impression; lists served to someone else never link",
+        )
 
     class FeedbackEventSerializer(serializers.ModelSerializer):
         event = serializers.CharField(source="kind")
@@ -60,14 +79,16 @@ class FeedbackApi(APIView):
         class Meta:
             model = Interaction
             fields = ["id", "track_id", "event", "ts", "hour", "day_of_week", "source",
-                      "idempotency_key"]  # fmt: skip
+                      "idempotency_key", "request_id", "impression_id"]  # fmt: skip
 
     @extend_schema(
         request=FeedbackInputSerializer,
         responses={
             201: FeedbackEventSerializer,
             200: OpenApiResponse(FeedbackEventSerializer, description="repeated idempotency_key"),
-            400: OpenApiResponse(description="unknown track or event, bad timestamp"),
+            400: OpenApiResponse(
+                description="unknown track or event, bad timestamp, malformed request_id"
+            ),
             409: OpenApiResponse(
                 description="an idempotency_key already used for a different event; "
                 "nothing in the request is stored"
@@ -89,6 +110,7 @@ class FeedbackApi(APIView):
                 kind=row["event"],
                 occurred_at=row.get("ts"),
                 idempotency_key=row.get("idempotency_key"),
+                request_id=row.get("request_id"),
             )
             for row in rows
         ]

@@ -30,6 +30,16 @@ class Interaction(models.Model):
     day_of_week = models.PositiveSmallIntegerField()
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    # The shown list this feedback answers (the `request_id` of a served list, when the client
+    # sends it back), and the impression it resolves to once that impression is written.
+    request_id = models.UUIDField(null=True, blank=True)
+    impression = models.ForeignKey(
+        "feedback.Impression",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="feedback",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -102,3 +112,60 @@ class DoNotRecommend(models.Model):
 
     def applies_at(self, moment) -> bool:
         return self.until is None or self.until > moment
+
+
+class Impression(models.Model):
+    """One track shown to one listener at one position of a served list.
+
+    Written asynchronously and in bulk (feedback.services): a served list costs the request one
+    buffer append, not one INSERT per track. `model_version_id` and `interleaving_test_id` are
+    plain integers because this app sits below mltasks (the import contracts); they name a
+    mltasks.ModelVersion and a mltasks.InterleavingTest. Inside an interleaved test `team` says
+    which version contributed the track ("A" the control, "B" the challenger).
+    """
+
+    class Surface(models.TextChoices):
+        API_REC = "api_rec"
+        DISCOVER = "discover"
+        CONTINUATION = "continuation"
+        SIMILAR = "similar"
+        GENERATED = "generated"
+
+    class Team(models.TextChoices):
+        NONE = "", "outside a test"
+        A = "A", "control"
+        B = "B", "challenger"
+
+    request_id = models.UUIDField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="impressions"
+    )
+    track = models.ForeignKey("catalog.Track", on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField()  # 0 = first in the list shown
+    surface = models.CharField(max_length=16, choices=Surface.choices)
+    model_version_id = models.IntegerField(null=True, blank=True)
+    pipeline = models.CharField(max_length=64, blank=True)
+    interleaving_test_id = models.IntegerField(null=True, blank=True)
+    team = models.CharField(max_length=1, choices=Team.choices, blank=True, default="")
+    shown_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-shown_at", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request_id", "track"], name="unique_impression_track_per_request"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "track", "shown_at"], name="impression_user_track_time"),
+            models.Index(fields=["shown_at"], name="impression_time"),
+            models.Index(fields=["model_version_id", "shown_at"], name="impression_version_time"),
+            models.Index(
+                fields=["interleaving_test_id"],
+                condition=models.Q(interleaving_test_id__isnull=False),
+                name="impression_interleaving_test",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.surface} {self.request_id} #{self.position}: track {self.track_id}"

@@ -1,16 +1,18 @@
-"""Reads on the interaction log and on listeners' do-not-recommend marks."""
+"""Reads on the interaction log, on listeners' do-not-recommend marks and on impressions."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from catalog.models import Track
-from feedback.models import DoNotRecommend, Interaction
+from feedback.models import POSITIVE_KINDS, DoNotRecommend, Impression, Interaction
 
 
 def track_feedback_counts(*, track: Track) -> dict[str, int]:
@@ -101,3 +103,98 @@ def do_not_recommend_blocked(
 
 def do_not_recommend_blocked_for(*, user_id: int) -> BlockedTracks:
     return do_not_recommend_blocked(user_ids=[user_id])[user_id]
+
+
+# ----------------------------------------------------------------------------- impressions
+
+
+@dataclass(frozen=True)
+class ImpressionDayStats:
+    """What one model version's lists did on one day (in settings.TIME_ZONE): of its
+    impressions, how many got a like or a play (positive) and how many a skip, by feedback
+    linked to them; coverage is the share of the catalog it showed."""
+
+    model_version_id: int | None  # None: lists served by a fallback (popularity, tags)
+    day: date
+    pipelines: str  # the pipelines' names, comma-separated
+    impressions: int
+    positive: int  # impressions with a like or a play
+    skipped: int  # impressions with a skip
+    distinct_tracks: int
+    catalog_tracks: int
+
+    @property
+    def positive_rate(self) -> float:
+        return self.positive / self.impressions if self.impressions else 0.0
+
+    @property
+    def skip_rate(self) -> float:
+        return self.skipped / self.impressions if self.impressions else 0.0
+
+    @property
+    def coverage(self) -> float:
+        return self.distinct_tracks / self.catalog_tracks if self.catalog_tracks else 0.0
+
+
+_DAILY_STATS_SQL = """
+WITH answered AS (
+    SELECT impression_id,
+           bool_or(kind = ANY(%(positive_kinds)s)) AS positive,
+           bool_or(kind = %(skip)s) AS skipped
+    FROM {interaction}
+    WHERE impression_id IS NOT NULL  -- at most IMPRESSIONS_RETENTION_DAYS of them: pruning unlinks
+    GROUP BY impression_id
+)
+SELECT shown.model_version_id,
+       (shown.shown_at AT TIME ZONE %(time_zone)s)::date AS day,
+       string_agg(DISTINCT nullif(shown.pipeline, ''), ', ') AS pipelines,
+       count(*) AS impressions,
+       count(*) FILTER (WHERE answered.positive) AS positive,
+       count(*) FILTER (WHERE answered.skipped) AS skipped,
+       count(DISTINCT shown.track_id) AS distinct_tracks
+FROM {impression} AS shown
+LEFT JOIN answered ON answered.impression_id = shown.id
+WHERE shown.shown_at >= %(since)s
+  AND shown.interleaving_test_id IS NULL  -- drafted from two versions: the test's own page
+GROUP BY 1, 2
+ORDER BY 2 DESC, 1 DESC NULLS LAST
+"""
+
+
+def impression_daily_stats(*, days: int) -> list[ImpressionDayStats]:
+    """Per (model version, day) over the last `days` days (today included, in
+    settings.TIME_ZONE), newest day first: impressions, the positive-feedback and skip rates
+    of its impressions, and its catalog coverage. Lists drafted for an interleaved test mix two
+    versions and are left out (their reading is the test's: mltasks.interleaving_selectors).
+    Two queries."""
+    today = timezone.localdate()
+    first_day = today - timedelta(days=max(days, 1) - 1)
+    since = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
+    sql = _DAILY_STATS_SQL.format(
+        interaction=Interaction._meta.db_table, impression=Impression._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "positive_kinds": list(POSITIVE_KINDS),
+                "skip": Interaction.Kind.SKIP,
+                "since": since,
+                "time_zone": settings.TIME_ZONE,
+            },
+        )
+        rows = cursor.fetchall()
+    catalog_tracks = Track.objects.count() if rows else 0
+    return [
+        ImpressionDayStats(
+            model_version_id=version_id,
+            day=day,
+            pipelines=pipelines or "",
+            impressions=impressions,
+            positive=positive,
+            skipped=skipped,
+            distinct_tracks=distinct_tracks,
+            catalog_tracks=catalog_tracks,
+        )  # fmt: skip
+        for version_id, day, pipelines, impressions, positive, skipped, distinct_tracks in rows
+    ]

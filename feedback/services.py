@@ -1,19 +1,28 @@
 from __future__ import annotations
 
+import json
+import logging
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from catalog.models import Artist, Track
 from feedback.context import interaction_context
-from feedback.models import POSITIVE_KINDS, DoNotRecommend, Interaction
+from feedback.models import POSITIVE_KINDS, DoNotRecommend, Impression, Interaction
 from feedback.signals import DO_NOT_RECOMMEND, feedback_recorded
+
+logger = logging.getLogger(__name__)
 
 # A client clock may run a little ahead; anything further ahead is a bad timestamp.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -33,6 +42,7 @@ class EventInput:
     kind: str
     occurred_at: datetime | None = None
     idempotency_key: str | None = None
+    request_id: uuid.UUID | None = None  # of the served list the track was shown in
 
 
 def _after_commit_effects(*, user, created: list[Interaction]) -> None:
@@ -73,6 +83,7 @@ def _build(*, user, event: EventInput, source: str, now: datetime) -> Interactio
         day_of_week=day_of_week,
         source=source,
         idempotency_key=event.idempotency_key or None,
+        request_id=event.request_id,
     )
 
 
@@ -84,12 +95,14 @@ def interaction_record(
     occurred_at: datetime | None = None,
     source: str = Interaction.Source.WEB,
     idempotency_key: str | None = None,
+    request_id: uuid.UUID | None = None,
 ) -> tuple[Interaction, bool]:
     """Store one event; returns (event, created). A repeated idempotency key returns the stored
-    event unchanged with created=False (IdempotencyKeyConflict when this event differs)."""
+    event unchanged with created=False (IdempotencyKeyConflict when this event differs).
+    `request_id`: the served list the track was shown in (see interactions_record)."""
     (result,) = interactions_record(
         user=user,
-        events=[EventInput(track.pk, kind, occurred_at, idempotency_key)],
+        events=[EventInput(track.pk, kind, occurred_at, idempotency_key, request_id)],
         source=source,
     )
     return result
@@ -125,13 +138,51 @@ def _insertion_order(events: Sequence[EventInput]) -> list[int]:
     )
 
 
+def _impressions_link(*, user, interactions: Sequence[Interaction]) -> None:
+    """Set each new event's impression, when the impression it answers is written already: the
+    user's impression of the event's track in the list its request_id names, or, without a
+    request_id, their latest impression of the track in the link window before the event. One
+    query; none when impressions are off. Events have been validated (sane timestamps)."""
+    if not settings.IMPRESSIONS_ENABLED or not interactions:
+        return
+    window = timedelta(minutes=settings.IMPRESSIONS_LINK_MINUTES)
+    request_ids = {event.request_id for event in interactions if event.request_id}
+    unrequested = [event.occurred_at for event in interactions if not event.request_id]
+    shown = Q(request_id__in=request_ids) if request_ids else Q(pk__in=[])
+    if unrequested:
+        shown |= Q(shown_at__gte=min(unrequested) - window, shown_at__lte=max(unrequested))
+    rows = Impression.objects.filter(
+        shown, user=user, track_id__in={event.track_id for event in interactions}
+    ).values_list("pk", "request_id", "track_id", "shown_at")
+    by_request: dict[tuple[uuid.UUID, int], int] = {}
+    by_track: dict[int, list[tuple[datetime, int]]] = {}
+    for pk, request_id, track_id, shown_at in rows:
+        by_request[(request_id, track_id)] = pk
+        by_track.setdefault(track_id, []).append((shown_at, pk))
+    for event in interactions:
+        if event.request_id:
+            event.impression_id = by_request.get((event.request_id, event.track_id))
+            continue
+        before = [
+            (shown_at, pk)
+            for shown_at, pk in by_track.get(event.track_id, ())
+            if event.occurred_at - window <= shown_at <= event.occurred_at
+        ]
+        event.impression_id = max(before)[1] if before else None
+
+
 @transaction.atomic
 def interactions_record(
     *, user, events: Sequence[EventInput], source: str = Interaction.Source.API
 ) -> list[tuple[Interaction, bool]]:
     """Store events in one transaction (all or nothing). A repeated idempotency key is answered
     with the stored event instead of a new row, or IdempotencyKeyConflict when the event differs.
-    Returns (event, created) in the order given."""
+    Returns (event, created) in the order given.
+
+    Each new event is linked to the impression it answers when that impression is written
+    already (else the next impressions flush links it): the user's own impression of the track
+    in the served list `request_id` names, or without a request_id their latest impression of
+    the track in the IMPRESSIONS_LINK_MINUTES before the event."""
     if kinds_unknown := {e.kind for e in events} - set(Interaction.Kind.values):
         raise FeedbackError(f"unknown event kind {sorted(kinds_unknown)[0]!r}")
     track_ids = {e.track_id for e in events}
@@ -147,12 +198,16 @@ def interactions_record(
         for interaction in Interaction.objects.filter(user=user, idempotency_key__in=keys)
     }
     results: dict[int, tuple[Interaction, bool]] = {}
+    new: list[tuple[int, Interaction]] = []
     for index in _insertion_order(events):
         event = events[index]
         if event.idempotency_key and event.idempotency_key in existing:
             results[index] = _replay(stored=existing[event.idempotency_key], event=event)
             continue
-        interaction = _build(user=user, event=event, source=source, now=now)
+        new.append((index, _build(user=user, event=event, source=source, now=now)))
+    _impressions_link(user=user, interactions=[interaction for _, interaction in new])
+    for index, interaction in new:
+        event = events[index]
         try:
             with transaction.atomic():
                 interaction.save()
@@ -271,3 +326,320 @@ def do_not_recommend_unmark(
     if deleted:
         _do_not_recommend_changed(user=user, target=target)
     return bool(deleted)
+
+
+# ----------------------------------------------------------------------------- impressions
+#
+# A served list costs its request one Redis round trip: one compact record per list appended
+# to a Redis list (IMPRESSIONS_REDIS_URL). `impressions_flush` (a beat task every few seconds)
+# moves batches of records to a "flushing" list, writes their rows in one INSERT each, links
+# the feedback that came before the flush, and only then deletes the batch: a run that fails
+# leaves it for the next run, and writing a batch twice stores it once (unique request_id and
+# track).
+
+IMPRESSION_SURFACES = frozenset(Impression.Surface.values)
+FLUSH_BATCH_LISTS = 1000  # served lists per INSERT (each up to 200 tracks)
+FLUSH_MAX_BATCHES = 50  # per run, so that a run stays short; a backlog takes a few runs
+FLUSH_LOCK_SECONDS = 300
+# After a failed append, requests skip Redis this long: a Redis that hangs costs one request
+# a timeout, not every request.
+REDIS_RETRY_SECONDS = 5.0
+_REDIS_TIMEOUT_SECONDS = 0.5
+_clients: dict[str, redis.Redis] = {}
+_unreachable_until: dict[str, float] = {}
+
+# Moves up to ARGV[1] records from the buffer (KEYS[1]) to the flushing list (KEYS[2]), unless
+# the flushing list still holds those of a run that did not finish; returns the flushing list.
+_CLAIM_SCRIPT = """
+if redis.call('LLEN', KEYS[2]) == 0 then
+  local records = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+  if #records == 0 then return records end
+  redis.call('LTRIM', KEYS[1], #records, -1)
+  for first = 1, #records, 500 do
+    redis.call('RPUSH', KEYS[2], unpack(records, first, math.min(first + 499, #records)))
+  end
+end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
+
+def _impressions_redis() -> redis.Redis:
+    url = settings.IMPRESSIONS_REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
+            socket_timeout=_REDIS_TIMEOUT_SECONDS,
+        )
+    return client
+
+
+def _impressions_key(name: str) -> str:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    return f"{prefix}:impressions:{name}"
+
+
+def impressions_log(
+    *,
+    user_id: int | None,
+    surface: str,
+    request_id: uuid.UUID,
+    track_ids: Sequence[int],
+    model_version_id: int | None,
+    pipeline: str,
+    interleaving_test_id: int | None = None,
+    teams: dict[int, str] | None = None,
+    first_position: int = 0,
+) -> bool:
+    """Log that the list `request_id` showed `track_ids` (in order, the first at
+    `first_position`) to the user on `surface`, ranked by `model_version_id`'s `pipeline`
+    (None and "" for a fallback), inside an interleaved test with `teams` ({track id: "A" or
+    "B"}). One Redis append, written to the database by the next `impressions_flush`.
+
+    Never fails the request: with impressions off, no user or no track it logs nothing, and
+    when Redis cannot be reached it logs a warning and nothing else. Returns whether the list
+    was logged."""
+    if surface not in IMPRESSION_SURFACES:
+        raise ValueError(f"unknown impression surface {surface!r}")
+    if not settings.IMPRESSIONS_ENABLED or user_id is None or not track_ids:
+        return False
+    url = settings.IMPRESSIONS_REDIS_URL
+    if time.monotonic() < _unreachable_until.get(url, 0.0):
+        return False
+    track_ids = [int(track_id) for track_id in track_ids]  # numpy integers are not JSON
+    record = {
+        "r": request_id.hex,
+        "u": int(user_id),
+        "s": str(surface),
+        "v": None if model_version_id is None else int(model_version_id),
+        "p": pipeline,
+        "i": None if interleaving_test_id is None else int(interleaving_test_id),
+        "o": first_position,
+        "t": track_ids,
+        "a": round(time.time(), 3),
+    }
+    if teams:
+        record["m"] = [teams.get(track_id, "") for track_id in track_ids]
+    payload = json.dumps(record, separators=(",", ":"))
+    key = _impressions_key("buffer")
+    try:
+        append = _impressions_redis().pipeline(transaction=False)
+        append.rpush(key, payload)
+        append.ltrim(key, -settings.IMPRESSIONS_BUFFER_MAX, -1)  # bounded while none flushes
+        append.execute()
+    except Exception:  # Redis down, slow or refusing: the list is served without its log
+        _unreachable_until[url] = time.monotonic() + REDIS_RETRY_SECONDS
+        logger.warning(
+            "impressions not logged (Redis unreachable; retrying in %.0f s)",
+            REDIS_RETRY_SECONDS,
+            exc_info=True,
+        )
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ImpressionsFlushed:
+    lists: int  # served lists taken from Redis
+    impressions: int  # rows written (a list written before, or a vanished user, writes none)
+    linked: int  # feedback events linked to them
+
+
+_TEAMS = frozenset(Impression.Team.values)
+
+
+def _is_id(value, *, nullable: bool = False, bits: int = 63) -> bool:
+    if value is None:
+        return nullable
+    return type(value) is int and 0 < value < 2**bits
+
+
+def _check_record(user_id, surface, version_id, test_id, shown) -> None:
+    """ValueError unless every field fits its column: one bad record must not fail its batch
+    (and so every later flush)."""
+    if not (
+        _is_id(user_id)
+        and surface in IMPRESSION_SURFACES
+        and _is_id(version_id, nullable=True, bits=31)  # integer columns
+        and _is_id(test_id, nullable=True, bits=31)
+        and all(
+            type(position) is int and position >= 0 and _is_id(track_id) and team in _TEAMS
+            for position, (track_id, team) in shown
+        )
+    ):
+        raise ValueError("a field out of its column's range")
+
+
+def _impression_rows(records: Sequence[bytes]) -> list[tuple]:
+    """The rows of buffered records, one per (request_id, track); malformed records are
+    logged and skipped."""
+    rows = {}
+    for raw in records:
+        try:
+            record = json.loads(raw)
+            request_id = uuid.UUID(hex=record["r"])
+            shown_at = datetime.fromtimestamp(record["a"], UTC)
+            teams = record.get("m") or [""] * len(record["t"])
+            shown = list(enumerate(zip(record["t"], teams, strict=True), start=record["o"]))
+            user_id, surface, version_id, test_id = (
+                record["u"],
+                record["s"],
+                record["v"],
+                record["i"],
+            )
+            pipeline = str(record["p"] or "")[:64]
+            _check_record(user_id, surface, version_id, test_id, shown)
+        except (KeyError, TypeError, ValueError) as error:
+            logger.warning("impression record dropped (%s): %.200r", error, raw)
+            continue
+        for position, (track_id, team) in shown:
+            if position > 32767:  # the column is a smallint; no list is that long
+                break
+            rows.setdefault(
+                (request_id, track_id),
+                (request_id, user_id, track_id, position, surface, version_id, pipeline,
+                 test_id, team or "", shown_at),
+            )  # fmt: skip
+    return list(rows.values())
+
+
+_INSERT_SQL = """
+INSERT INTO {impression} (request_id, user_id, track_id, position, surface, model_version_id,
+                          pipeline, interleaving_test_id, team, shown_at)
+SELECT incoming.*
+FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::integer[], %s::text[], %s::integer[],
+            %s::text[], %s::integer[], %s::text[], %s::timestamptz[])
+    AS incoming (request_id, user_id, track_id, position, surface, model_version_id, pipeline,
+                 interleaving_test_id, team, shown_at)
+WHERE EXISTS (SELECT 1 FROM {user} WHERE {user}.id = incoming.user_id)
+    AND EXISTS (SELECT 1 FROM {track} WHERE {track}.id = incoming.track_id)
+ON CONFLICT (request_id, track_id) DO NOTHING
+"""
+
+# Feedback stored before its impressions were written: by request_id (the user's own lists
+# only), else the latest impression of the track in the link window before the event.
+_LINK_SQL = """
+WITH shown AS (
+    SELECT id, request_id, user_id, track_id, shown_at FROM {impression}
+    WHERE request_id = ANY(%(request_ids)s::uuid[])
+), answers AS (
+    SELECT DISTINCT ON (event.id) event.id AS interaction_id, shown.id AS impression_id
+    FROM shown
+    JOIN {interaction} AS event
+        ON event.user_id = shown.user_id AND event.track_id = shown.track_id
+    WHERE event.impression_id IS NULL
+        AND event.occurred_at >= %(since)s
+        AND (event.request_id = shown.request_id
+             OR (event.request_id IS NULL
+                 AND event.occurred_at BETWEEN shown.shown_at AND shown.shown_at + %(window)s))
+    ORDER BY event.id, (event.request_id IS NOT NULL) DESC, shown.shown_at DESC
+)
+UPDATE {interaction} AS event SET impression_id = answers.impression_id
+FROM answers WHERE event.id = answers.interaction_id
+"""
+
+
+def _tables() -> dict[str, str]:
+    return {
+        "impression": Impression._meta.db_table,
+        "interaction": Interaction._meta.db_table,
+        "user": get_user_model()._meta.db_table,
+        "track": Track._meta.db_table,
+    }
+
+
+@transaction.atomic
+def impressions_write(*, records: Sequence[bytes]) -> tuple[int, int]:
+    """Write the impressions of buffered records (as `impressions_log` appends them) in one
+    INSERT and link the feedback that answers them; returns (rows written, events linked).
+    Idempotent: a list written before writes nothing; the rows of a user or a track deleted
+    since are skipped; a malformed record is logged and skipped."""
+    rows = _impression_rows(records)
+    if not rows:
+        return 0, 0
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    tables = _tables()
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL.format(**tables), columns)
+        written = cursor.rowcount
+        cursor.execute(
+            _LINK_SQL.format(**tables),
+            {
+                "request_ids": sorted({row[0] for row in rows}),
+                # A client's clock may run a little ahead of ours (MAX_CLOCK_SKEW).
+                "since": min(row[9] for row in rows) - MAX_CLOCK_SKEW,
+                "window": timedelta(minutes=settings.IMPRESSIONS_LINK_MINUTES),
+            },
+        )
+        linked = cursor.rowcount
+    return written, linked
+
+
+def impressions_flush(
+    *, max_batches: int = FLUSH_MAX_BATCHES, batch_lists: int = FLUSH_BATCH_LISTS
+) -> ImpressionsFlushed:
+    """Write the buffered impressions to the database, `batch_lists` served lists at a time,
+    at most `max_batches` batches. One run at a time (a Redis lock; a second run returns at
+    once). A batch leaves Redis only once it is committed. Redis and database errors raise:
+    the batch stays for the next run."""
+    client = _impressions_redis()
+    lock = client.lock(_impressions_key("flush-lock"), timeout=FLUSH_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        return ImpressionsFlushed(lists=0, impressions=0, linked=0)
+    claim = client.register_script(_CLAIM_SCRIPT)
+    keys = [_impressions_key("buffer"), _impressions_key("flushing")]
+    lists = written = linked = 0
+    try:
+        for _ in range(max_batches):
+            records = claim(keys=keys, args=[batch_lists])
+            if not records:
+                break
+            batch_written, batch_linked = impressions_write(records=records)
+            client.delete(keys[1])
+            lists, written, linked = (
+                lists + len(records), written + batch_written, linked + batch_linked
+            )  # fmt: skip
+    finally:
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            logger.warning("the impressions flush lock expired before the run ended")
+    if lists:
+        logger.info(
+            "impressions flushed: %d lists, %d impressions, %d feedback events linked",
+            lists, written, linked,
+        )  # fmt: skip
+    return ImpressionsFlushed(lists=lists, impressions=written, linked=linked)
+
+
+PRUNE_BATCH = 10_000
+
+_PRUNE_SQL = """
+WITH doomed AS (SELECT id FROM {impression} WHERE shown_at < %s LIMIT %s),
+unlinked AS (
+    UPDATE {interaction} SET impression_id = NULL
+    WHERE impression_id IN (SELECT id FROM doomed)
+)
+DELETE FROM {impression} WHERE id IN (SELECT id FROM doomed)
+"""
+
+
+def impressions_prune(*, days: int | None = None, batch_size: int = PRUNE_BATCH) -> int:
+    """Delete the impressions shown more than `days` (IMPRESSIONS_RETENTION_DAYS) days ago,
+    `batch_size` rows per transaction, so that no lock is held long; the feedback linked to
+    them keeps its request_id and loses the link. Returns how many were deleted."""
+    days = settings.IMPRESSIONS_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    sql = _PRUNE_SQL.format(**_tables())
+    deleted = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [cutoff, batch_size])
+            batch = cursor.rowcount
+        deleted += batch
+        if batch < batch_size:
+            break
+    if deleted:
+        logger.info("impressions pruned: %d shown before %s", deleted, cutoff.isoformat())
+    return deleted

@@ -3,7 +3,7 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from mltasks.models import ModelVersion
+from mltasks.models import InterleavingTest, ModelVersion
 from mltasks.selectors import ACTIVATABLE
 
 
@@ -60,3 +60,29 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
         model_version_activate(version=version)
         self.message_user(request, f"Activated {version}.", messages.SUCCESS)
+
+
+@admin.register(InterleavingTest)
+class InterleavingTestAdmin(admin.ModelAdmin):
+    """Tests are started, stopped and promoted from the staff page (/dashboard/experiments/),
+    which runs the offline replay and keeps serving in step; here they are read."""
+
+    list_display = ("id", "control", "challenger", "share", "status", "started_at", "stopped_at")
+    list_filter = ("status",)
+    search_fields = ("=id", "=control__id", "=challenger__id")
+    date_hierarchy = "started_at"
+    exclude = ("offline",)
+    readonly_fields = (
+        "control", "challenger", "share", "status", "started_by", "started_at", "stopped_at",
+        "offline_json",
+    )  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="offline replay")
+    def offline_json(self, test):
+        return ModelVersionAdmin._json(test.offline)

@@ -163,3 +163,49 @@ class DriftReport(models.Model):
         state = "drift" if self.drifted else "stable"
         window = f"{self.window_start:%Y-%m-%d}–{self.window_end:%Y-%m-%d}"
         return f"drift report #{self.pk} {window} ({state})"
+
+
+class InterleavingTest(models.Model):
+    """A live comparison of two recommender versions by team-draft interleaving.
+
+    A `share` of listeners (chosen by a stable hash of the user and the test) get one list
+    drafted from both rankings; a like or a play on a shown track credits the version that
+    contributed it (feedback.Impression.team). Staff stop it, or promote the challenger.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        STOPPED = "stopped"
+        PROMOTED = "promoted"
+
+    control = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    challenger = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    share = models.FloatField()  # of listeners, in (0, 1]
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # The same comparison replayed offline on held-out interactions when the test starts.
+    offline = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status="running"),
+                name="one_running_interleaving_test",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(share__gt=0, share__lte=1), name="interleaving_share_0_1"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(control=models.F("challenger")),
+                name="interleaving_two_versions",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"test #{self.pk}: #{self.control_id} vs #{self.challenger_id} ({self.status})"

@@ -1,5 +1,6 @@
 import math
 import re
+import uuid
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -9,6 +10,9 @@ from rest_framework.response import Response
 from rest_framework.utils import html
 from rest_framework.views import APIView
 
+from feedback.models import Impression
+from feedback.services import impressions_log
+from mltasks.models import ModelVersion
 from playlists.models import Playlist
 from playlists.selectors import playlist_for_reading
 from recommendations.continuation_selectors import MAX_CONTINUATION, MAX_INPUT_TRACKS
@@ -22,6 +26,7 @@ from recommendations.selectors import (
     users_similar_to,
 )
 from recommendations.services import recommendation_page_for_user, similar_tracks_page
+from recommendations.serving import active_state
 from tunedin.parsers import JSONParser
 from tunedin.schema import (
     StrictBooleanField,
@@ -35,6 +40,33 @@ USER_NOT_FOUND = OpenApiResponse(
     description="no user with this id that you may read: only your own id, any for staff "
     "(someone else's id answers exactly like a missing one)"
 )
+
+
+REQUEST_ID_HELP = (
+    "this response's id (a new one each time, a cached list included): send it back with "
+    "feedback on its tracks (POST /api/feedback `request_id`) to link the feedback to what "
+    "was shown"
+)
+
+
+def served_pipeline(*, kind: str, version_id: int | None) -> str:
+    """The name of the pipeline `version_id` serves ("" for none, or for a version no longer
+    active here)."""
+    state = active_state(kind)
+    return state.algorithm if state is not None and state.version_id == version_id else ""
+
+
+def _shown(*, user_id: int, surface: str, items: list[dict], model_version_id, pipeline,
+           interleaving_test_id=None, teams=None, first_position: int = 0) -> str:  # fmt: skip
+    """Log the impressions of a served list under a new request id; returns the id."""
+    request_id = uuid.uuid4()
+    impressions_log(
+        user_id=user_id, surface=surface, request_id=request_id,
+        track_ids=[item["track_id"] for item in items], model_version_id=model_version_id,
+        pipeline=pipeline, interleaving_test_id=interleaving_test_id, teams=teams,
+        first_position=first_position,
+    )  # fmt: skip
+    return str(request_id)
 
 
 def _readable_user(request, user_id: int):
@@ -111,6 +143,7 @@ class UserRecommendationsApi(APIView):
     class RecommendationListSerializer(serializers.Serializer):
         user_id = serializers.IntegerField()
         model_version = serializers.IntegerField(allow_null=True)
+        request_id = serializers.UUIDField(help_text=REQUEST_ID_HELP)
         items = RecommendedTrackSerializer(many=True)
 
     @extend_schema(
@@ -126,7 +159,8 @@ class UserRecommendationsApi(APIView):
         description="Top tracks for a user, excluding every track they already interacted "
         "with and every track or artist they asked not to be recommended "
         "(/api/do-not-recommend), with at most `max_per_artist` tracks of an artist ahead of "
-        "the rest. `model_version` is null when no model is active (popularity or tags).",
+        "the rest. `model_version` is null when no model is active (popularity or tags). "
+        "Each response is logged as shown to the user (impressions) under its `request_id`.",
     )
     def get(self, request, user_id: int):
         params = self.RecommendationQuerySerializer(data=request.query_params)
@@ -136,9 +170,19 @@ class UserRecommendationsApi(APIView):
         backend = retrieval_backend(options.pop("backend", None))
         slate = Slate(options.pop("max_per_artist"), options.pop("diversity", None))
         page = recommendation_page_for_user(user=user, backend=backend, slate=slate, **options)
+        request_id = _shown(
+            user_id=user.pk, surface=Impression.Surface.API_REC, items=page.items,
+            model_version_id=page.model_version,
+            pipeline=page.pipeline or served_pipeline(
+                kind=ModelVersion.Kind.RECOMMENDER, version_id=page.model_version
+            ),
+            interleaving_test_id=page.interleaving_test, teams=page.teams,
+            first_position=options["offset"],  # a later page goes on from the one before
+        )  # fmt: skip
         return Response(
-            {"user_id": user.pk, "model_version": page.model_version, "items": page.items}
-        )
+            {"user_id": user.pk, "model_version": page.model_version, "request_id": request_id,
+             "items": page.items}
+        )  # fmt: skip
 
 
 class SimilarUsersApi(APIView):
@@ -179,6 +223,7 @@ class SimilarTracksApi(APIView):
 
     class SimilarTracksSerializer(serializers.Serializer):
         track_id = serializers.IntegerField()
+        request_id = serializers.UUIDField(help_text=REQUEST_ID_HELP)
         items = ScoredTrackSerializer(many=True)
 
     @extend_schema(
@@ -195,11 +240,21 @@ class SimilarTracksApi(APIView):
         page = similar_tracks_page(track_id=track_id, user=request.user, **params.validated_data)
         if page is None:
             raise NotFound("No track with this id.")
-        return Response(page)
+        # Ranked by the active recommender's vectors when it knows the track, else by tags.
+        state = active_state(ModelVersion.Kind.RECOMMENDER)
+        by_model = state is not None and track_id in state.track_index
+        request_id = _shown(
+            user_id=request.user.pk, surface=Impression.Surface.SIMILAR, items=page["items"],
+            model_version_id=state.version_id if by_model else None,
+            pipeline=state.algorithm if by_model else "",
+        )  # fmt: skip
+        return Response({"track_id": page["track_id"], "request_id": request_id,
+                         "items": page["items"]})  # fmt: skip
 
 
 class ContinuationOutputSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(allow_null=True)
+    request_id = serializers.UUIDField(help_text=REQUEST_ID_HELP)
     fallback = serializers.CharField(allow_null=True)
     unknown_tracks = serializers.ListField(child=serializers.IntegerField())
     items = ScoredTrackSerializer(many=True)
@@ -222,6 +277,19 @@ class ContinuationOptionsSerializer(serializers.Serializer):
     max_per_artist = StrictIntegerField(
         min_value=1, max_value=MAX_CONTINUATION, allow_null=True, default=2
     )
+
+
+def _continuation_shown(*, user_id: int, page: dict) -> dict:
+    """The continuation payload with its request id, its impressions logged (a popularity
+    fallback under no model version)."""
+    version_id = None if page["fallback"] else page["model_version"]
+    request_id = _shown(
+        user_id=user_id, surface=Impression.Surface.CONTINUATION, items=page["items"],
+        model_version_id=version_id,
+        pipeline=served_pipeline(kind=ModelVersion.Kind.CONTINUATION, version_id=version_id),
+    )  # fmt: skip
+    return {"model_version": page["model_version"], "request_id": request_id,
+            **{key: value for key, value in page.items() if key != "model_version"}}  # fmt: skip
 
 
 def _continuation_options(data: dict) -> dict:
@@ -253,9 +321,8 @@ class ContinueApi(APIView):
         serializer = self.ContinueInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         options = _continuation_options(dict(serializer.validated_data))
-        return Response(
-            continuation_page(track_ids=options.pop("tracks"), user=request.user, **options)
-        )
+        page = continuation_page(track_ids=options.pop("tracks"), user=request.user, **options)
+        return Response(_continuation_shown(user_id=request.user.pk, page=page))
 
 
 class PlaylistContinueApi(APIView):
@@ -288,4 +355,5 @@ class PlaylistContinueApi(APIView):
         except Playlist.DoesNotExist:
             raise NotFound("No playlist with this id.") from None
         options = _continuation_options({**serializer.validated_data, **query.validated_data})
-        return Response(playlist_continuation_page(playlist=playlist, user=request.user, **options))
+        page = playlist_continuation_page(playlist=playlist, user=request.user, **options)
+        return Response(_continuation_shown(user_id=request.user.pk, page=page))

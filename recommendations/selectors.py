@@ -18,13 +18,14 @@ from catalog.models import Artist, Track
 from feedback.models import Interaction
 from feedback.selectors import BlockedTracks
 from mltasks.ml.eval.diversity import max_per_artist_order, mmr_order, penalize_near
+from mltasks.ml.eval.interleaving import list_seed, team_draft
 from mltasks.ml.eval.topk import top_k_indices
 from mltasks.ml.scorers.base import HistoryContext
 from mltasks.ml.scorers.explain import Because, explain
 from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.models import ModelVersion, TrackVector, UserVector, padded_vector
 from mltasks.selectors import EVENT_WEIGHTS
-from recommendations.retrieval import RetrievalBackend, retrieve
+from recommendations.retrieval import RetrievalBackend, retrieval_backend, retrieve
 from recommendations.serving import VectorState, active_state
 from recommendations.track_cards import TrackCard, track_cards
 from tunedin import metrics
@@ -36,6 +37,8 @@ RECENT_DISLIKES = 20  # the dislikes whose neighbours are pushed down
 # range (by cosine of the active version's item vectors; less the less alike they are).
 DISLIKE_PENALTY = 0.5
 DEFAULT_MAX_PER_ARTIST = 2  # as ListenBrainz's troi playlists
+# Weight of the recent positives against the trained vector in online fold-in.
+FOLD_IN_WEIGHT = 0.5
 NOT_BLOCKED = BlockedTracks()
 
 
@@ -64,6 +67,12 @@ class RecommendationList:
     model_version: int | None
     items: list[ScoredTrack]
     cached: bool = False
+    # The served pipeline's name ("" for popularity or tags), and inside an interleaved test
+    # its id and which version contributed each track ({track id: "A" control, "B"
+    # challenger}); impressions record them.
+    pipeline: str = ""
+    interleaving_test: int | None = None
+    teams: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,11 @@ class Ranking:
     # new play can change it; False when only its exclusions depend on what the user has seen.
     follows_plays: bool
     artists: dict[int, int] = field(default_factory=dict)  # track id -> artist id
+    pipeline: str = ""  # the served pipeline's name ("" for tags or popularity)
+    # Inside an interleaved test: its id, and which version contributed each track ("A" the
+    # control, "B" the challenger).
+    interleaving_test: int | None = None
+    teams: dict[int, str] = field(default_factory=dict)
 
 
 EXPLAINED = 60  # recommendations explained per ranking (the first pages)
@@ -258,10 +272,34 @@ def disliked_push_down(
     return [(ranked[i][0], float(scores[i]), ranked[i][2]) for i in order.tolist()]
 
 
-def _ranked_by_model(*, user, backend, history, excluded) -> Ranking | None:
-    """The ranking by the active recommender (None without one, or without anything to
-    query it with)."""
-    state = active_state(ModelVersion.Kind.RECOMMENDER)
+def _query_vector(
+    *, state: VectorState, user_id: int, history: UserHistory, stored: bool
+) -> tuple[np.ndarray | None, bool]:
+    """(the user's query vector, whether it follows their plays). The active version's is
+    stored in pgvector (trained, then folded in after likes); a challenger in an interleaved
+    test has no stored rows, so its trained vector is folded in here as a like would fold it
+    in (FOLD_IN_WEIGHT) when the user has liked tracks. Without either, the recent positives'
+    mean (None without those)."""
+    if stored:
+        query = stored_user_vector(state=state, user_id=user_id)
+        if query is not None:
+            return query, False
+    else:
+        row = state.user_index.get(user_id)
+        if row is not None and state.user_vectors is not None and state.user_vectors[row].any():
+            trained = state.user_vectors[row]
+            folded = folded_in_user_vector(state=state, track_ids=history.recent_positives)
+            if folded is None or not history.liked:
+                return trained, False
+            return (1 - FOLD_IN_WEIGHT) * trained + FOLD_IN_WEIGHT * folded, True
+    return folded_in_user_vector(state=state, track_ids=history.recent_positives), True
+
+
+def _ranked_by_model(
+    *, user, backend, history, excluded, state: VectorState | None, stored_vectors: bool = True
+) -> Ranking | None:
+    """The ranking by the recommender `state` serves (None without one, or without anything
+    to query it with)."""
     if state is None:
         return None
     pipeline = state.pipeline()
@@ -270,10 +308,9 @@ def _ranked_by_model(*, user, backend, history, excluded) -> Ranking | None:
             state=state, pipeline=pipeline, history=history, user_id=user.pk, excluded=excluded
         )
         return Ranking(state.version_id, ranked, follows_plays=True)
-    query = stored_user_vector(state=state, user_id=user.pk)
-    follows_plays = query is None
-    if query is None:
-        query = folded_in_user_vector(state=state, track_ids=history.recent_positives)
+    query, follows_plays = _query_vector(
+        state=state, user_id=user.pk, history=history, stored=stored_vectors
+    )
     if query is None:
         return None
     ranked = retrieve(
@@ -286,12 +323,17 @@ def _ranked_by_model(*, user, backend, history, excluded) -> Ranking | None:
     return Ranking(state.version_id, items, follows_plays)
 
 
+_ACTIVE = object()  # recommendation_ranking's default state: the active recommender's
+
+
 def recommendation_ranking(
     *,
     user,
     backend: RetrievalBackend,
     history: UserHistory | None = None,
     blocked: BlockedTracks = NOT_BLOCKED,
+    state: VectorState | None = _ACTIVE,
+    stored_vectors: bool = True,
 ) -> Ranking:
     """The user's ranking, MAX_RECOMMENDATIONS long: by the active recommender's served
     pipeline (a learned ranker, an item-item model, ...) over the user's plays and likes; for a
@@ -300,11 +342,17 @@ def recommendation_ranking(
     interacted with nor one they asked not to be recommended (`blocked`): both are left out
     of the ranking itself. Tracks close to ones they disliked are pushed down.
 
-    `history` is read from the log when not given (a batch job passes it in)."""
+    `history` is read from the log when not given (a batch job passes it in). `state` names
+    another version's serving state (an interleaved test's challenger, whose user vectors are
+    its trained ones: `stored_vectors=False`)."""
     history = history or user_history(user_id=user.pk)
     excluded = history.seen | blocked.track_ids
-    state = active_state(ModelVersion.Kind.RECOMMENDER)
-    ranking = _ranked_by_model(user=user, backend=backend, history=history, excluded=excluded)
+    if state is _ACTIVE:
+        state = active_state(ModelVersion.Kind.RECOMMENDER)
+    ranking = _ranked_by_model(
+        user=user, backend=backend, history=history, excluded=excluded, state=state,
+        stored_vectors=stored_vectors,
+    )  # fmt: skip
     if ranking is None:
         # Without a model, plays only exclude; with one, the first plays give a fold-in query.
         follows_plays = state is not None
@@ -315,7 +363,59 @@ def recommendation_ranking(
             ranking = Ranking(None, [(t, s, "popular") for t, s in popular], follows_plays)
     ranked = disliked_push_down(state=state, ranked=ranking.ranked, disliked=history.disliked)
     artists = track_artists(state=state, track_ids=[t for t, _, _ in ranked])
-    return Ranking(ranking.version_id, ranked, ranking.follows_plays, artists)
+    pipeline = state.algorithm if state is not None and ranking.version_id is not None else ""
+    return Ranking(ranking.version_id, ranked, ranking.follows_plays, artists, pipeline)
+
+
+def interleaved_ranking(
+    *,
+    user,
+    backend: RetrievalBackend,
+    test_id: int,
+    control: VectorState,
+    challenger: VectorState,
+    blocked: BlockedTracks = NOT_BLOCKED,
+) -> tuple[Ranking, Ranking]:
+    """(the interleaved ranking, the control's own) for a listener in an interleaved test: the
+    team-draft interleaving (mltasks.ml.eval.interleaving) of the control's ranking (team "A",
+    the active version) and the challenger's ("B"), each made as that version serves it, with
+    the same exclusions and dislikes. `teams` says which version contributed each track.
+
+    The two versions' scores are on different scales, so a track's score here is its place in
+    the draft (1 first, falling evenly): a diversity re-rank then keeps the draft's order where
+    it can. The coin flips are seeded by the test, the user and both rankings' heads, so the
+    same rankings always draft the same list. When neither version could rank by its model
+    (a user with no usable history: both fall back to tags or popularity), there is nothing to
+    compare and the control's ranking is returned alone, without teams."""
+    history = user_history(user_id=user.pk)
+    ranking_a = recommendation_ranking(
+        user=user, backend=backend, history=history, blocked=blocked, state=control
+    )
+    # The challenger's vectors are not in pgvector (only the active version's are): it is
+    # searched in memory (exact, or FAISS HNSW on a large catalog).
+    ranking_b = recommendation_ranking(
+        user=user, backend=retrieval_backend("auto"), history=history, blocked=blocked,
+        state=challenger, stored_vectors=False,
+    )  # fmt: skip
+    if ranking_a.version_id is None and ranking_b.version_id is None:
+        return ranking_a, ranking_a
+    ids_a = [t for t, _, _ in ranking_a.ranked]
+    ids_b = [t for t, _, _ in ranking_b.ranked]
+    seed = list_seed("interleaving", test_id, user.pk, tuple(ids_a[:10]), tuple(ids_b[:10]))
+    shown = team_draft(ids_a, ids_b, k=MAX_RECOMMENDATIONS, seed=seed)
+    reasons = {t: r for t, _, r in ranking_b.ranked} | {t: r for t, _, r in ranking_a.ranked}
+    n = max(1, len(shown.items))
+    ranked = [(t, 1.0 - i / n, reasons.get(t, "")) for i, t in enumerate(shown.items)]
+    interleaved = Ranking(
+        version_id=control.version_id,
+        ranked=ranked,
+        follows_plays=ranking_a.follows_plays or ranking_b.follows_plays,
+        artists=ranking_b.artists | ranking_a.artists,
+        pipeline=f"interleaved:{ranking_a.pipeline or '-'}/{ranking_b.pipeline or '-'}"[:64],
+        interleaving_test=test_id,
+        teams=shown.team_of(),
+    )
+    return interleaved, ranking_a
 
 
 def _tag_vectors(track_ids: list[int]) -> np.ndarray:
@@ -390,6 +490,9 @@ class RecommendationPage:
     model_version: int | None
     items: list[dict]
     cached: bool = False
+    pipeline: str = ""  # as RecommendationList
+    interleaving_test: int | None = None
+    teams: dict[int, str] = field(default_factory=dict)
 
 
 def _page_reasons(*, user, page: list, cards: dict[int, TrackCard]) -> dict[int, str]:

@@ -18,16 +18,19 @@ from django.utils import timezone
 
 from feedback.models import DoNotRecommend, Interaction
 from feedback.selectors import BlockedTracks, do_not_recommend_blocked_for
+from mltasks.ml.eval.interleaving import in_share
 from mltasks.models import ModelVersion, UserVector, padded_vector
 from mltasks.served_scores import served_scores_record
 from recommendations.retrieval import RETRIEVAL_BACKENDS, RetrievalBackend, retrieval_backend
 from recommendations.selectors import (
     DEFAULT_SLATE,
+    FOLD_IN_WEIGHT,
     NOT_BLOCKED,
     RecommendationList,
     RecommendationPage,
     Slate,
     folded_in_user_vector,
+    interleaved_ranking,
     ranking_page_items,
     ranking_page_tracks,
     recommendation_ranking,
@@ -35,13 +38,17 @@ from recommendations.selectors import (
     slate_order,
     user_history,
 )
-from recommendations.serving import active_state
+from recommendations.serving import (
+    ServedInterleavingTest,
+    VectorState,
+    active_state,
+    interleaving_challenger_state,
+    running_interleaving_test,
+)
 from tunedin import metrics
 
 logger = logging.getLogger(__name__)
 
-# Weight of the recent positives against the trained vector in online fold-in.
-FOLD_IN_WEIGHT = 0.5
 MAX_CACHED_PAGES = 8
 SERVED_SCORES_SAMPLED = 50  # the top of each new ranking goes to the drift sample
 
@@ -92,33 +99,61 @@ def blocked_digest(blocked: BlockedTracks) -> str:
 # ----------------------------------------------------------------------------- user rankings
 
 
-def _rec_cache_key(*, version_id: int | None, user_id: int, backend: str) -> str:
-    return f"rec:v{version_id or 0}:u{user_id}:{backend}"
+def _rec_cache_key(
+    *, version_id: int | None, user_id: int, backend: str, test_id: int | None = None
+) -> str:
+    test = f":t{test_id}" if test_id is not None else ""
+    return f"rec:v{version_id or 0}{test}:u{user_id}:{backend}"
 
 
-def recommendation_cache_keys(*, version_id: int | None, user_id: int) -> list[str]:
+def recommendation_cache_keys(
+    *, version_id: int | None, user_id: int, test_id: int | None = None
+) -> list[str]:
     return [
-        _rec_cache_key(version_id=version_id, user_id=user_id, backend=backend)
+        _rec_cache_key(version_id=version_id, user_id=user_id, backend=backend, test_id=test_id)
         for backend in (*RETRIEVAL_BACKENDS, "popular")
     ]
+
+
+def interleaving_for_user(
+    *, user, state: VectorState | None
+) -> tuple[ServedInterleavingTest, VectorState] | None:
+    """(the running interleaved test, its challenger's serving state) when `user` is in the
+    test's share of listeners; None otherwise, and when the test's control is not the version
+    this process serves (another was activated meanwhile) or its challenger cannot be loaded:
+    such a listener is served as if no test ran."""
+    if state is None or user is None or not user.is_authenticated:
+        return None
+    test = running_interleaving_test()
+    if test is None or test.control_id != state.version_id:
+        return None
+    if not in_share(test_id=test.test_id, user_id=user.pk, share=test.share):
+        return None
+    challenger = interleaving_challenger_state(test)
+    return None if challenger is None else (test, challenger)
 
 
 def _ranking_entry(
     *, user, backend: RetrievalBackend, store_miss: bool = True
 ) -> tuple[str, dict, bool]:
     """(cache key, {"version", "ranked", "artists", "follows_plays", "valid_until",
-    "pages"}, hit) for the user's ranking.
+    "pages", "pipeline", "test", "teams"}, hit) for the user's ranking.
 
     One cache entry per (model version, user, backend) holds the ranked ids and the pages
     already rendered from them, so a cached request is one Redis read; feedback and
     do-not-recommend changes delete it, and it is not used past `valid_until` (the moment the
     first of the user's do-not-recommend marks lapses; None: no such moment).
+    A listener in a running interleaved test's share gets the test's drafted ranking instead
+    (`selectors.interleaved_ranking`), cached under a key that names the test, with the team
+    of each track.
     With store_miss=False a new ranking is not written: the caller writes it with its page.
     """
     state = active_state(ModelVersion.Kind.RECOMMENDER)
+    interleaving = interleaving_for_user(user=user, state=state)
     key = _rec_cache_key(
-        version_id=state.version_id if state else None, user_id=user.pk, backend=backend.name
-    )
+        version_id=state.version_id if state else None, user_id=user.pk, backend=backend.name,
+        test_id=interleaving[0].test_id if interleaving else None,
+    )  # fmt: skip
     entry = cache.get(key)
     if entry is not None and entry.get("valid_until") and time.time() >= entry["valid_until"]:
         entry = None  # a do-not-recommend mark in it has lapsed
@@ -126,7 +161,14 @@ def _ranking_entry(
     metrics.recommendation_cache_lookup(list_name="user", hit=hit)
     if not hit:
         blocked = blocked_tracks_for(user=user)
-        ranking = recommendation_ranking(user=user, backend=backend, blocked=blocked)
+        if interleaving is None:
+            ranking = own = recommendation_ranking(user=user, backend=backend, blocked=blocked)
+        else:
+            test, challenger = interleaving
+            ranking, own = interleaved_ranking(
+                user=user, backend=backend, test_id=test.test_id, control=state,
+                challenger=challenger, blocked=blocked,
+            )  # fmt: skip
         entry = {
             "version": ranking.version_id,
             "ranked": ranking.ranked,
@@ -134,15 +176,23 @@ def _ranking_entry(
             "follows_plays": ranking.follows_plays,
             "valid_until": blocked.changes_at.timestamp() if blocked.changes_at else None,
             "pages": {},
+            "pipeline": ranking.pipeline,
+            "test": ranking.interleaving_test,
+            "teams": ranking.teams,
         }
         if store_miss:
             cache.set(key, entry)
-        if ranking.version_id is not None:
+        if own.version_id is not None:
             served_scores_record(
-                model_version_id=ranking.version_id,
-                scores=[s for _, s, _ in ranking.ranked[:SERVED_SCORES_SAMPLED]],
+                model_version_id=own.version_id,
+                scores=[s for _, s, _ in own.ranked[:SERVED_SCORES_SAMPLED]],
             )
     return key, entry, hit
+
+
+def _page_teams(entry: dict, track_ids) -> dict[int, str]:
+    teams = entry.get("teams") or {}
+    return {t: teams[t] for t in track_ids if t in teams}
 
 
 def _slated(entry: dict, slate: Slate) -> list:
@@ -164,8 +214,10 @@ def recommendations_for_user(
     ranked = _slated(entry, slate)
     items = ranking_page_tracks(user=user, ranked=ranked, n=n, offset=offset)
     return RecommendationList(
-        user_id=user.pk, model_version=entry["version"], items=items, cached=hit
-    )
+        user_id=user.pk, model_version=entry["version"], items=items, cached=hit,
+        pipeline=entry.get("pipeline", ""), interleaving_test=entry.get("test"),
+        teams=_page_teams(entry, (item.track.pk for item in items)),
+    )  # fmt: skip
 
 
 def recommendation_page_for_user(
@@ -181,9 +233,11 @@ def recommendation_page_for_user(
     key, entry, hit = _ranking_entry(user=user, backend=backend, store_miss=False)
     page_key = f"{n}:{offset}:{slate.key}"
     if page_key in entry["pages"]:
+        items = entry["pages"][page_key]
         return RecommendationPage(
-            user_id=user.pk, model_version=entry["version"], items=entry["pages"][page_key],
-            cached=True,
+            user_id=user.pk, model_version=entry["version"], items=items, cached=True,
+            pipeline=entry.get("pipeline", ""), interleaving_test=entry.get("test"),
+            teams=_page_teams(entry, (item["track_id"] for item in items)),
         )  # fmt: skip
     ranked = _slated(entry, slate)
     items = ranking_page_items(user=user, ranked=ranked, n=n, offset=offset)
@@ -192,8 +246,10 @@ def recommendation_page_for_user(
     if not hit or page_key in entry["pages"]:
         cache.set(key, entry)  # one write: the new ranking with its first page
     return RecommendationPage(
-        user_id=user.pk, model_version=entry["version"], items=items, cached=hit
-    )
+        user_id=user.pk, model_version=entry["version"], items=items, cached=hit,
+        pipeline=entry.get("pipeline", ""), interleaving_test=entry.get("test"),
+        teams=_page_teams(entry, (item["track_id"] for item in items)),
+    )  # fmt: skip
 
 
 def similar_tracks_page(*, track_id: int, n: int, use_ann: bool = False, user=None) -> dict | None:
@@ -242,11 +298,16 @@ def user_vector_fold_in(*, user) -> bool:
 def _user_cache_keys(*, user) -> list[str]:
     state = active_state(ModelVersion.Kind.RECOMMENDER)
     version_ids = {state.version_id if state else None, None}
-    return [
+    keys = [
         key
         for version_id in version_ids
         for key in recommendation_cache_keys(version_id=version_id, user_id=user.pk)
     ]
+    if state is not None and (test := running_interleaving_test()) is not None:
+        keys += recommendation_cache_keys(
+            version_id=state.version_id, user_id=user.pk, test_id=test.test_id
+        )
+    return keys
 
 
 def recommendations_invalidate(*, user) -> None:

@@ -13,6 +13,9 @@ only read what is in memory. A process without a watcher (tests, runserver, Cele
 checks on the request path instead, at most every `ACTIVE_VERSION_CHECK_SECONDS`.
 User vectors are read from pgvector per request (they change with online fold-in, which every
 process must see).
+
+While an interleaved A/B test runs (mltasks.models.InterleavingTest), the process also holds its
+challenger's state, loaded the same way and followed the same way (`interleaving_tests`).
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ from mltasks.ml.artifacts import (
     load_served_scorer,
     load_serving_vectors,
 )
-from mltasks.models import ModelVersion
+from mltasks.models import InterleavingTest, ModelVersion
 
 logger = logging.getLogger(__name__)
 
 ACTIVE_VERSION_CHECK_SECONDS = 5.0
+INTERLEAVING_CHECK_SECONDS = 5.0  # how stale a process's view of the running test may get
 # The FAISS indexes requests search, by kind (retrieval backends, similar tracks, continuation).
 SERVED_FAISS_INDEXES = {
     ModelVersion.Kind.RECOMMENDER: ("flat-ip", "hnsw-ip", "hnsw-cos"),
@@ -234,10 +238,12 @@ class _ActiveStates:
             return
         try:
             self.refresh()
+            interleaving_tests.refresh()
         except Exception:
             logger.warning("serving models not loaded at start", exc_info=True)
         finally:
             close_old_connections()
+        interleaving_tests.watched = True
         self._stop.clear()
         self._watcher = threading.Thread(
             target=self._watch, args=(interval_s,), name="serving-watcher", daemon=True
@@ -248,6 +254,7 @@ class _ActiveStates:
         while not self._stop.wait(interval_s):
             try:
                 self.refresh()
+                interleaving_tests.refresh()
             except Exception:
                 logger.warning("active model versions not checked", exc_info=True)
             finally:
@@ -256,6 +263,7 @@ class _ActiveStates:
     def unwatch(self) -> None:
         """Stop the watcher thread (tests); requests check on their own again."""
         watcher, self._watcher = self._watcher, None
+        interleaving_tests.watched = False
         if watcher is not None:
             self._stop.set()
             watcher.join(timeout=30)
@@ -276,6 +284,115 @@ class _ActiveStates:
 
 
 active_states = _ActiveStates()
+
+
+# ----------------------------------------------------------------------------- interleaving
+
+
+@dataclass(frozen=True)
+class ServedInterleavingTest:
+    """The running interleaved test as serving needs it (mltasks.models.InterleavingTest)."""
+
+    test_id: int
+    control_id: int
+    challenger_id: int
+    share: float
+
+
+class _InterleavingTests:
+    """The running test and its challenger's serving state, per process.
+
+    The test is read with one query at most every INTERLEAVING_CHECK_SECONDS on the request
+    path, or by the watcher thread where one runs (which also loads the challenger before a
+    request asks for it); a start, stop or promotion in this process is followed at once
+    (mltasks.interleaving_signals). The challenger is loaded like an active version
+    (`load_vector_state`), once per process, and dropped when its test ends.
+    """
+
+    def __init__(self):
+        self._running: ServedInterleavingTest | None = None
+        self._checked_at = -1e9
+        self._challengers: dict[int, VectorState] = {}
+        self._failed: set[int] = set()
+        self._lock = threading.Lock()
+        self.watched = False
+
+    def running(self) -> ServedInterleavingTest | None:
+        if not self.watched and time.monotonic() - self._checked_at >= INTERLEAVING_CHECK_SECONDS:
+            self.refresh()
+        return self._running
+
+    def refresh(self) -> ServedInterleavingTest | None:
+        """Read the running test (one query); preload its challenger where a watcher runs."""
+        row = (
+            InterleavingTest.objects.filter(status=InterleavingTest.Status.RUNNING)
+            .values_list("pk", "control_id", "challenger_id", "share")
+            .first()
+        )
+        running = None if row is None else ServedInterleavingTest(*row)
+        with self._lock:
+            self._running = running
+            self._checked_at = time.monotonic()
+            keep = set() if running is None else {running.challenger_id}
+            for version_id in set(self._challengers) - keep:
+                del self._challengers[version_id]
+            self._failed &= keep
+        if running is not None and self.watched:
+            self.challenger_state(running)
+        return running
+
+    def challenger_state(self, test: ServedInterleavingTest) -> VectorState | None:
+        """The challenger's serving state (loaded on first use; None when it cannot load)."""
+        state = self._challengers.get(test.challenger_id)
+        if state is not None or test.challenger_id in self._failed:
+            return state
+        with self._lock:
+            if (state := self._challengers.get(test.challenger_id)) is not None:
+                return state
+            version = (
+                ModelVersion.objects.filter(pk=test.challenger_id)
+                .only("pk", "kind", "algorithm", "artifact_path")
+                .first()
+            )
+            try:
+                if version is None:
+                    raise KeyError(f"model version {test.challenger_id} no longer exists")
+                state = load_vector_state(version)
+            except Exception:
+                logger.warning(
+                    "challenger version %s of interleaving test %s could not be loaded",
+                    test.challenger_id, test.test_id, exc_info=True,
+                )  # fmt: skip
+                self._failed.add(test.challenger_id)
+                return None
+            self._challengers[test.challenger_id] = state
+            logger.info("serving challenger version %s (test %s)", state.version_id, test.test_id)
+            return state
+
+    def reset(self) -> None:
+        with self._lock:
+            self._running = None
+            self._checked_at = -1e9
+            self._challengers.clear()
+            self._failed.clear()
+
+
+interleaving_tests = _InterleavingTests()
+
+
+def running_interleaving_test() -> ServedInterleavingTest | None:
+    """The interleaved test that runs now, as this process last read it (within seconds)."""
+    return interleaving_tests.running()
+
+
+def interleaving_challenger_state(test: ServedInterleavingTest) -> VectorState | None:
+    return interleaving_tests.challenger_state(test)
+
+
+def interleaving_test_changed_receiver(sender, **kwargs) -> None:
+    """A test started, stopped or was promoted in this process: follow it now (other processes
+    follow within the watcher's interval). Connected in RecommendationsConfig.ready()."""
+    interleaving_tests.refresh()
 
 
 def active_state(kind: str) -> VectorState | None:

@@ -374,6 +374,29 @@ DRIFT_WINDOW_DAYS = env.int("DRIFT_WINDOW_DAYS", default=7)
 # Listening events stamped before this moment (ISO 8601) are refused as bad timestamps.
 FEEDBACK_MIN_TIMESTAMP = env("FEEDBACK_MIN_TIMESTAMP", default="2000-01-01T00:00:00Z")
 
+# Impressions (feedback.Impression): which tracks each served list showed, for the online
+# metrics. A request appends one record per list to a Redis list (IMPRESSIONS_REDIS_URL, by
+# default the cache's database); the `impressions_flush` beat task (every
+# IMPRESSIONS_FLUSH_SECONDS, set when the schedule is created; editable in the admin) writes
+# them in bulk, and `impressions_prune` deletes those older than IMPRESSIONS_RETENTION_DAYS.
+# Feedback without a request_id links to the listener's latest impression of the track in the
+# IMPRESSIONS_LINK_MINUTES before it. At most IMPRESSIONS_BUFFER_MAX lists wait in Redis (the
+# oldest are dropped past it, e.g. while no worker flushes).
+IMPRESSIONS_ENABLED = env.bool("IMPRESSIONS_ENABLED", default=True)
+IMPRESSIONS_RETENTION_DAYS = env.int("IMPRESSIONS_RETENTION_DAYS", default=30)
+IMPRESSIONS_FLUSH_SECONDS = env.int("IMPRESSIONS_FLUSH_SECONDS", default=5)
+IMPRESSIONS_LINK_MINUTES = env.int("IMPRESSIONS_LINK_MINUTES", default=30)
+IMPRESSIONS_BUFFER_MAX = env.int("IMPRESSIONS_BUFFER_MAX", default=100_000)
+IMPRESSIONS_REDIS_URL = env("IMPRESSIONS_REDIS_URL", default="") or CACHE_REDIS_URL
+for _name in (
+    "IMPRESSIONS_RETENTION_DAYS",
+    "IMPRESSIONS_FLUSH_SECONDS",
+    "IMPRESSIONS_LINK_MINUTES",
+    "IMPRESSIONS_BUFFER_MAX",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1 (it is {globals()[_name]})")
+
 # Several checkouts (or agents) may share one server: each can pick its own test database.
 if test_database_name := env("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": test_database_name}

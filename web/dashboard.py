@@ -1,10 +1,13 @@
 """What the staff model dashboard shows: recent versions of each kind, ready to draw, with what
-the activation rule decided for each."""
+the activation rule decided for each, and the online metrics of what each version served."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
+from feedback.selectors import ImpressionDayStats, impression_daily_stats
 from mltasks.models import ModelVersion
 from mltasks.selectors import model_version_activation_check, model_versions_recent
 from web.charts import BarChart, Chart, MetricsTable, bar_chart, history_charts, metrics_table
@@ -111,3 +114,37 @@ def dashboard_sections(*, per_kind: int = 10) -> list[KindSection]:
         active = next((r for r in rows if r.version.status == ModelVersion.Status.ACTIVE), None)
         sections.append(KindSection(kind=kind, label=label, active=active, versions=rows))
     return sections
+
+
+ONLINE_METRICS_DAYS = 14
+
+
+@dataclass(frozen=True)
+class OnlineMetricsRow:
+    stats: ImpressionDayStats
+    version: ModelVersion | None  # None: a fallback's lists, or a version deleted since
+
+
+@dataclass(frozen=True)
+class OnlineMetrics:
+    days: int
+    retention_days: int
+    enabled: bool
+    rows: list[OnlineMetricsRow]
+
+
+def online_metrics(*, days: int = ONLINE_METRICS_DAYS) -> OnlineMetrics:
+    """Per version and per day, from impressions and the feedback linked to them. Three
+    queries."""
+    days = min(days, settings.IMPRESSIONS_RETENTION_DAYS)
+    stats = impression_daily_stats(days=days)
+    version_ids = {row.model_version_id for row in stats if row.model_version_id is not None}
+    versions = ModelVersion.objects.only("pk", "kind", "algorithm", "status").in_bulk(version_ids)
+    return OnlineMetrics(
+        days=days,
+        retention_days=settings.IMPRESSIONS_RETENTION_DAYS,
+        enabled=settings.IMPRESSIONS_ENABLED,
+        rows=[
+            OnlineMetricsRow(stats=row, version=versions.get(row.model_version_id)) for row in stats
+        ],
+    )

@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from web.views import accounts, catalog, dashboard, listener, playlists
+from web.views import accounts, catalog, dashboard, experiments, listener, playlists
 
 account_urlpatterns = [
     path("signup/", accounts.sign_up, name="signup"),
@@ -18,6 +18,22 @@ dashboard_urlpatterns = [
         "models/<int:version_id>/activate/",
         dashboard.model_version_activate_view,
         name="model-version-activate",
+    ),
+    path("experiments/", experiments.interleaving_tests, name="interleaving-tests"),
+    path(
+        "experiments/start/",
+        experiments.interleaving_test_start_view,
+        name="interleaving-test-start",
+    ),
+    path(
+        "experiments/<int:test_id>/stop/",
+        experiments.interleaving_test_stop_view,
+        name="interleaving-test-stop",
+    ),
+    path(
+        "experiments/<int:test_id>/promote/",
+        experiments.interleaving_test_promote_view,
+        name="interleaving-test-promote",
     ),
 ]
 

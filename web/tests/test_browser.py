@@ -368,3 +368,110 @@ def test_generated_playlists_appear_after_the_beat_task_runs(
     expect(page.locator("#generated-playlists")).to_contain_text("Weekly Exploration")
     expect(page.locator(".playlist-list").last).to_contain_text("Daily Jams · ")
     page.close()
+
+
+def test_staff_start_an_interleaved_test_and_see_its_counts_move_as_a_listener_likes(
+    live_server, browser, music, screenshots, settings, tmp_path
+):
+    """Two planted versions: the active one (the control) sends the listener to shoegaze,
+    the challenger to techno, so a card's genre says which version contributed it."""
+    import numpy as np
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from feedback.services import impressions_flush
+    from feedback.tests.factories import InteractionFactory
+    from mltasks.ml.artifacts import ServingVectors
+    from mltasks.models import InterleavingTest
+    from recommendations.serving import active_states, interleaving_tests
+    from recommendations.tests.planted import planted_recommender
+
+    settings.ARTIFACTS_DIR = tmp_path
+    active_states.reset()
+    interleaving_tests.reset()
+    UserFactory(username="staffer", is_staff=True)
+    listener = UserFactory(username="tester", onboarded_at=timezone.now())
+    tracks = sorted((t for artist in music for t in artist.tracks.all()), key=lambda t: t.pk)
+    techno = {"Kraftwerk", "Underworld"}
+    genre = np.array([1 if t.artist.name in techno else 0 for t in tracks])
+
+    def planted(favourite: int, *, activate: bool):
+        item_vectors = np.zeros((len(tracks), 8), dtype=np.float32)
+        item_vectors[np.arange(len(tracks)), genre] = [t.popularity / 100 for t in tracks]
+        user_vectors = np.zeros((1, 8), dtype=np.float32)
+        user_vectors[0, favourite] = 1.0
+        vectors = ServingVectors(
+            track_ids=np.array([t.pk for t in tracks]), item_vectors=item_vectors,
+            user_ids=np.array([listener.pk]), user_vectors=user_vectors,
+        )  # fmt: skip
+        directory = tmp_path / ("challenger" if not activate else "control")
+        return planted_recommender(directory=directory, vectors=vectors, activate=activate)
+
+    control = planted(0, activate=True)
+    challenger = planted(1, activate=False)
+    # Other listeners' plays: what the offline replay holds out and drafts lists for.
+    for index, other in enumerate(UserFactory.create_batch(12)):
+        for track in tracks[index : index + 5]:
+            InteractionFactory(user=other, track=track, kind="play")
+
+    # Staff start a test of the challenger for every listener.
+    staff = browser.new_page(viewport={"width": 1280, "height": 900})
+    staff.set_default_timeout(15_000)
+    log_in(staff, live_server, "staffer")
+    staff.goto(live_server.url + "/dashboard/experiments/")
+    expect(staff).to_have_title("Interleaved tests · TunedIn")
+    staff.get_by_label("Challenger").select_option(value=str(challenger.pk))
+    staff.get_by_label("Share of listeners (%)").fill("100")
+    staff.get_by_role("button", name="Start the test").click()
+    expect(staff.locator(".message")).to_contain_text("started")
+    test = InterleavingTest.objects.get(status="running")
+    assert (test.control_id, test.challenger_id, test.share) == (control.pk, challenger.pk, 1.0)
+    live = staff.locator(f"#test-{test.pk} tr.live")
+    expect(live.locator("td.lists")).to_have_text("0")
+    # Beside it, the same comparison replayed on the held-out plays (one list per listener).
+    expect(staff.locator(f"#test-{test.pk} tr.offline td.lists")).to_have_text("12")
+
+    # The listener's Discover is drafted from both: shoegaze from the control, techno from
+    # the challenger.
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    log_in(page, live_server, "tester")
+    expect(page.locator("#discover .card")).to_have_count(12)
+    artists = page.locator("#discover .card .track-artist").all_inner_texts()
+    assert techno & set(artists[:6]) and set(artists[:6]) - techno
+
+    # A like on a techno card: the challenger wins that list.
+    page.locator("#discover .card", has_text="Kraftwerk").first.get_by_role(
+        "button", name=re.compile("^Like")
+    ).click()
+    expect(page.locator(".card-status").first).to_contain_text("Liked")
+    impressions_flush()
+    staff.reload()
+    expect(live.locator("td.losses")).to_have_text("1")  # lists the challenger won
+    expect(live.locator("td.wins")).to_have_text("0")
+    shown_lists = int(live.locator("td.lists").inner_text())
+    assert shown_lists >= 1
+
+    # A new Discover list, and a like on a shoegaze card: the control wins that one.
+    page.reload()
+    page.locator("#discover .card", has_text="Slowdive").first.get_by_role(
+        "button", name=re.compile("^Like")
+    ).click()
+    expect(page.locator(".card-status").first).to_contain_text("Liked")
+    impressions_flush()
+    staff.reload()
+    expect(live.locator("td.wins")).to_have_text("1")
+    expect(live.locator("td.losses")).to_have_text("1")
+    assert int(live.locator("td.lists").inner_text()) > shown_lists
+    staff.screenshot(path=screenshots / "interleaving-test.png", full_page=True)
+
+    # Staff stop it: the listener's next Discover comes from the control alone, which puts
+    # shoegaze first (two tracks of each of its three artists, then the others).
+    staff.get_by_role("button", name=f"Stop test #{test.pk}").click()
+    expect(staff.locator(".message")).to_contain_text("stopped")
+    page.reload()
+    expect(page.locator("#discover .card")).to_have_count(12)
+    artists = page.locator("#discover .card .track-artist").all_inner_texts()
+    assert not techno & set(artists[:6])
+    page.close()
+    staff.close()

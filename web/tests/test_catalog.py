@@ -16,6 +16,7 @@ from catalog.tests.factories import (
 from feedback.models import Interaction
 from feedback.tests.factories import InteractionFactory
 from playlists.tests.factories import PlaylistFactory
+from recommendations.selectors import RecommendationList
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +100,9 @@ def test_discover_says_which_model_version_picked_the_tracks(
     monkeypatch.setattr(
         site_recommendations,
         "recommendations_for_user",
-        lambda *, user, n, offset=0, **options: SimpleNamespace(model_version=7, items=picked[:n]),
+        lambda *, user, n, offset=0, **options: RecommendationList(
+            user_id=user.pk, model_version=7, items=picked[:n]
+        ),
     )
 
     response = client.get("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -37,6 +38,15 @@ N_SIMILAR = 10
 MAX_SHOWN = 180
 
 
+class ShownFeedbackForm(FeedbackForm):
+    """A like or a skip from a card, with the request id of the list that showed it."""
+
+    request_id = forms.UUIDField(
+        required=False,
+        error_messages={"invalid": "The card's request_id is not a request id (a UUID)."},
+    )
+
+
 def own_playlists(request) -> list:
     """The user's playlists for the add-to-playlist menus (one query per page, not per card)."""
     if not request.user.is_authenticated:
@@ -65,6 +75,7 @@ def home(request):
         "catalog/discover.html",
         {
             "recommendations": recommendations,
+            "request_id": recommendations.request_id,
             "playlists": own_playlists(request),
             "generated": playlists_generated_for(user=request.user),
             "has_more": len(recommendations.items) == DISCOVER_PAGE_SIZE,
@@ -80,16 +91,18 @@ def discover_more(request):
     if not form.is_valid():
         return form_errors(form)
     shown = form.cleaned_data["shown"]
-    items = []
+    items, request_id = [], None
     if len(shown) < MAX_SHOWN:
-        items = site_recommendations.discover_tracks(
+        more = site_recommendations.discover_tracks(
             user=request.user, n=DISCOVER_PAGE_SIZE, exclude_ids=shown
-        ).items
+        )
+        items, request_id = more.items, more.request_id
     return render(
         request,
         "catalog/_discover_more.html",
         {
             "items": items,
+            "request_id": request_id,
             "playlists": own_playlists(request),
             "has_more": len(items) == DISCOVER_PAGE_SIZE,
         },
@@ -99,14 +112,17 @@ def discover_more(request):
 @login_required
 @require_POST
 def track_feedback(request, track_id: int):
-    """Like or skip a track. From a Discover card (htmx) the answer is the card to put in its
-    place: the next recommendation not already on the page."""
+    """Like or skip a track, linked to the list that showed it (the card's request_id). From a
+    Discover card (htmx) the answer is the card to put in its place: the next recommendation
+    not already on the page."""
     track = get_object_or_404(Track, pk=track_id)
-    form = FeedbackForm(request.POST)
+    form = ShownFeedbackForm(request.POST)
     if not form.is_valid():
         return form_errors(form)
     kind = form.cleaned_data["kind"]
-    site_recommendations.feedback_record(user=request.user, track=track, kind=kind)
+    site_recommendations.feedback_record(
+        user=request.user, track=track, kind=kind, request_id=form.cleaned_data["request_id"]
+    )
     verb = "Liked" if kind == Interaction.Kind.LIKE else "Skipped"
     done = f"{verb} “{track.title}”."
     if not request.htmx:
@@ -116,14 +132,13 @@ def track_feedback(request, track_id: int):
             return redirect(next_url)
         return redirect("home")
     shown = form.cleaned_data["shown"] | {track.pk}
-    replacement = site_recommendations.discover_tracks(
-        user=request.user, n=1, exclude_ids=shown
-    ).items
+    replacement = site_recommendations.discover_tracks(user=request.user, n=1, exclude_ids=shown)
     return render(
         request,
         "catalog/_track_card.html",
         {
-            "item": replacement[0] if replacement else None,
+            "item": replacement.items[0] if replacement.items else None,
+            "request_id": replacement.request_id,
             "replaced": track,
             "status": done,
             "playlists": own_playlists(request),
@@ -146,7 +161,7 @@ def track_page(request, track_id: int):
             "counts": track_feedback_counts(track=track),
             "similar": site_recommendations.similar_tracks(
                 track=track, n=N_SIMILAR, user=request.user
-            ),
+            ).items,
             "playlists": own_playlists(request),
             "marks": do_not_recommend_marks_on(user=request.user, track=track),
         },

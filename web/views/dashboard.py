@@ -1,4 +1,5 @@
-"""The staff model dashboard: versions per kind, training curves, activation, retraining."""
+"""The staff model dashboard: versions per kind, training curves, activation, retraining, and
+the online metrics of served lists."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from mltasks.models import ModelVersion
 from mltasks.selectors import model_version_activation_check
-from web.dashboard import dashboard_sections
+from web.dashboard import dashboard_sections, online_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,11 @@ def staff_required(view):
 @staff_required
 @require_GET
 def model_dashboard(request):
-    return render(request, "dashboard/models.html", {"sections": dashboard_sections()})
+    return render(
+        request,
+        "dashboard/models.html",
+        {"sections": dashboard_sections(), "online": online_metrics()},
+    )
 
 
 @staff_required

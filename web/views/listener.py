@@ -76,14 +76,19 @@ def _card_replacements(request, *, cleaned: dict, track, artist, status: str):
     else:
         gone = set(Track.objects.filter(artist=artist).values_list("pk", flat=True))
         others = sorted((shown & gone) - {cleaned["card"]})
-    replacements = site_recommendations.discover_tracks(
+    shown_list = site_recommendations.discover_tracks(
         user=request.user, n=1 + len(others), exclude_ids=shown | gone
-    ).items
+    )
+    replacements = shown_list.items
     cards = [{"item": replacements[0] if replacements else None, "status": status}]
     for position, card_id in enumerate(others, start=1):
         item = replacements[position] if position < len(replacements) else None
         cards.append({"item": item, "oob_target": card_id})
-    context = {"cards": cards, "playlists": own_playlists(request)}
+    context = {
+        "cards": cards,
+        "playlists": own_playlists(request),
+        "request_id": shown_list.request_id,  # the new cards' like/skip forms send it back
+    }
     return render(request, "catalog/_replaced_cards.html", context)
 
 

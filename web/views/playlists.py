@@ -106,9 +106,14 @@ def playlist_detail(request, playlist_id: int):
     playlist = _readable(request, playlist_id)
     owns = playlist.owner_id == request.user.pk
     is_owner = owns and not playlist.is_generated  # a generated playlist is read-only
+    entries = list(playlist_entries(playlist=playlist))
+    # A generated playlist opened by its listener is a list shown to them (impressions).
+    site_recommendations.generated_playlist_shown(
+        playlist=playlist, user=request.user, track_ids=[entry.track_id for entry in entries]
+    )
     context = {
         "playlist": playlist,
-        "entries": playlist_entries(playlist=playlist),
+        "entries": entries,
         "is_owner": is_owner,
         "owns": owns,
         "share_url": request.build_absolute_uri(playlist.get_absolute_url()),

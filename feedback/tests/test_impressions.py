@@ -1,0 +1,359 @@
+"""Impressions: logged to Redis by a served list, written in bulk by the flush, linked to the
+feedback that answers them, pruned after the retention window, summed up per version and day.
+Real Redis and PostgreSQL throughout."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from catalog.tests.factories import TrackFactory, UserFactory
+from feedback.models import Impression, Interaction
+from feedback.selectors import impression_daily_stats
+from feedback.services import (
+    _impressions_key,
+    impressions_flush,
+    impressions_log,
+    impressions_prune,
+)
+from feedback.tests.factories import InteractionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def log_list(*, user, tracks, request_id=None, surface="api_rec", **options) -> uuid.UUID:
+    request_id = request_id or uuid.uuid4()
+    logged = impressions_log(
+        user_id=user.pk,
+        surface=surface,
+        request_id=request_id,
+        track_ids=[track.pk for track in tracks],
+        model_version_id=options.pop("model_version_id", 7),
+        pipeline=options.pop("pipeline", "tunedin-ranker"),
+        **options,
+    )
+    assert logged
+    return request_id
+
+
+def buffer() -> redis.Redis:
+    return redis.Redis.from_url(settings.IMPRESSIONS_REDIS_URL)
+
+
+def test_a_logged_list_is_written_by_the_flush_one_row_per_track_in_order():
+    user, tracks = UserFactory(), TrackFactory.create_batch(4)
+    request_id = log_list(
+        user=user, tracks=tracks, first_position=10, interleaving_test_id=3,
+        teams={tracks[0].pk: "A", tracks[1].pk: "B", tracks[2].pk: "A", tracks[3].pk: "B"},
+    )  # fmt: skip
+    assert not Impression.objects.exists()  # the request wrote nothing to the database
+
+    flushed = impressions_flush()
+
+    assert (flushed.lists, flushed.impressions) == (1, 4)
+    rows = Impression.objects.filter(request_id=request_id).order_by("position")
+    assert [(row.track_id, row.position, row.team) for row in rows] == [
+        (tracks[0].pk, 10, "A"), (tracks[1].pk, 11, "B"), (tracks[2].pk, 12, "A"),
+        (tracks[3].pk, 13, "B"),
+    ]  # fmt: skip
+    first = rows[0]
+    assert (first.user_id, first.surface, first.model_version_id, first.pipeline) == (
+        user.pk, "api_rec", 7, "tunedin-ranker",
+    )  # fmt: skip
+    assert first.interleaving_test_id == 3
+    assert abs((timezone.now() - first.shown_at).total_seconds()) < 60
+    assert buffer().llen(_impressions_key("buffer")) == 0
+
+
+def test_flushing_twice_writes_once_and_a_list_sent_again_is_not_duplicated():
+    user, tracks = UserFactory(), TrackFactory.create_batch(3)
+    request_id = log_list(user=user, tracks=tracks)
+    assert impressions_flush().impressions == 3
+    assert impressions_flush().lists == 0  # nothing left
+    log_list(user=user, tracks=tracks, request_id=request_id)  # the same list again
+    again = impressions_flush()
+    assert (again.lists, again.impressions) == (1, 0)
+    assert Impression.objects.count() == 3
+
+
+def test_a_batch_claimed_by_a_run_that_died_is_written_by_the_next_run():
+    user, tracks = UserFactory(), TrackFactory.create_batch(2)
+    first = log_list(user=user, tracks=tracks[:1])
+    second = log_list(user=user, tracks=tracks[1:])
+    client = buffer()
+    # A run claimed the first list and died before writing it.
+    client.lmove(_impressions_key("buffer"), _impressions_key("flushing"), "LEFT", "RIGHT")
+
+    flushed = impressions_flush()
+
+    assert flushed.impressions == 2
+    assert set(Impression.objects.values_list("request_id", flat=True)) == {first, second}
+    assert client.llen(_impressions_key("flushing")) == 0
+
+
+def test_a_malformed_record_or_a_deleted_user_does_not_stop_the_rest(caplog):
+    kept, gone = UserFactory(), UserFactory()
+    tracks = TrackFactory.create_batch(2)
+    buffer().rpush(_impressions_key("buffer"), b'{"r": "not a uuid"}', b"\xff")
+    log_list(user=gone, tracks=tracks)
+    log_list(user=kept, tracks=tracks)
+    gone.delete()
+
+    with caplog.at_level(logging.WARNING, logger="feedback.services"):
+        flushed = impressions_flush()
+
+    assert (flushed.lists, flushed.impressions) == (4, 2)
+    assert set(Impression.objects.values_list("user_id", flat=True)) == {kept.pk}
+    assert sum("impression record dropped" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_nothing_is_logged_when_impressions_are_off(settings):
+    settings.IMPRESSIONS_ENABLED = False
+    user, track = UserFactory(), TrackFactory()
+    logged = impressions_log(
+        user_id=user.pk, surface="discover", request_id=uuid.uuid4(), track_ids=[track.pk],
+        model_version_id=None, pipeline="",
+    )  # fmt: skip
+    assert logged is False
+    settings.IMPRESSIONS_ENABLED = True
+    assert impressions_flush().lists == 0
+
+
+def test_an_unreachable_redis_loses_the_log_with_a_warning_and_no_error(settings, caplog):
+    settings.IMPRESSIONS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    user, track = UserFactory(), TrackFactory()
+    with caplog.at_level(logging.WARNING, logger="feedback.services"):
+        logged = impressions_log(
+            user_id=user.pk, surface="api_rec", request_id=uuid.uuid4(), track_ids=[track.pk],
+            model_version_id=None, pipeline="",
+        )  # fmt: skip
+    assert logged is False
+    assert any("impressions not logged" in record.getMessage() for record in caplog.records)
+
+
+# ----------------------------------------------------------------------------- feedback links
+
+
+def post_feedback(api_client, **body):
+    return api_client.post("/api/feedback", body, format="json")
+
+
+def test_feedback_with_the_request_id_of_a_written_list_links_at_once(api_client, listener):
+    tracks = TrackFactory.create_batch(3)
+    request_id = log_list(user=listener, tracks=tracks)
+    impressions_flush()
+    shown = Impression.objects.get(request_id=request_id, track=tracks[1])
+
+    response = post_feedback(
+        api_client, track_id=tracks[1].pk, event="like", request_id=str(request_id)
+    )
+
+    assert response.status_code == 201
+    assert response.json()["impression_id"] == shown.pk
+    assert response.json()["request_id"] == str(request_id)
+    assert Interaction.objects.get(pk=response.json()["id"]).impression == shown
+
+
+def test_feedback_sent_before_the_flush_is_linked_by_the_flush(api_client, listener):
+    tracks = TrackFactory.create_batch(3)
+    request_id = log_list(user=listener, tracks=tracks)
+    response = post_feedback(
+        api_client, track_id=tracks[2].pk, event="skip", request_id=request_id.hex
+    )
+    assert response.status_code == 201 and response.json()["impression_id"] is None
+
+    flushed = impressions_flush()
+
+    assert flushed.linked == 1
+    event = Interaction.objects.get(pk=response.json()["id"])
+    assert event.impression == Impression.objects.get(request_id=request_id, track=tracks[2])
+
+
+def test_someone_elses_request_id_never_links(api_client, listener):
+    other = UserFactory()
+    track = TrackFactory()
+    their_list = log_list(user=other, tracks=[track])
+    before_flush = post_feedback(
+        api_client, track_id=track.pk, event="like", request_id=str(their_list)
+    )
+    impressions_flush()
+    after_flush = post_feedback(
+        api_client, track_id=track.pk, event="play", request_id=str(their_list)
+    )
+
+    assert before_flush.status_code == after_flush.status_code == 201
+    assert after_flush.json()["impression_id"] is None
+    assert not Interaction.objects.filter(user=listener, impression__isnull=False).exists()
+    assert not Impression.objects.get(request_id=their_list).feedback.exists()
+
+
+@pytest.mark.parametrize("request_id", ["not-a-uuid", 12345, "", "1" * 100])
+def test_a_malformed_request_id_is_a_400_with_the_reason(api_client, listener, request_id):
+    track = TrackFactory()
+    response = post_feedback(api_client, track_id=track.pk, event="like", request_id=request_id)
+    assert response.status_code == 400
+    assert "UUID" in response.json()["request_id"][0]
+    assert not Interaction.objects.exists()
+
+
+def test_feedback_without_a_request_id_links_to_the_latest_impression_in_the_window(
+    api_client, listener, settings
+):
+    settings.IMPRESSIONS_LINK_MINUTES = 30
+    track = TrackFactory()
+    now = timezone.now()
+
+    def shown(minutes_ago: int) -> Impression:
+        return Impression.objects.create(
+            request_id=uuid.uuid4(), user=listener, track=track, position=0,
+            surface="discover", shown_at=now - timedelta(minutes=minutes_ago),
+        )  # fmt: skip
+
+    older, latest, later = shown(20), shown(10), shown(-5)  # `later`: after the play
+
+    play = post_feedback(api_client, track_id=track.pk, event="play", ts=now.isoformat())
+    stale = post_feedback(
+        api_client, track_id=track.pk, event="play",
+        ts=(now - timedelta(minutes=60)).isoformat(),
+    )  # fmt: skip
+
+    assert play.json()["impression_id"] == latest.pk
+    assert stale.json()["impression_id"] is None  # 40 minutes and more after every impression
+    assert not older.feedback.exists() and not later.feedback.exists()
+
+
+# ----------------------------------------------------------------------------- retention
+
+
+def test_prune_deletes_only_impressions_older_than_the_window(settings):
+    settings.IMPRESSIONS_RETENTION_DAYS = 30
+    user, track = UserFactory(), TrackFactory()
+    now = timezone.now()
+
+    def shown(days_ago: float) -> Impression:
+        return Impression.objects.create(
+            request_id=uuid.uuid4(), user=user, track=track, position=0, surface="api_rec",
+            shown_at=now - timedelta(days=days_ago),
+        )  # fmt: skip
+
+    old = [shown(31), shown(40), shown(365)]
+    kept = [shown(29), shown(0)]
+    answer = InteractionFactory(
+        user=user, track=track, kind="like", request_id=old[0].request_id, impression=old[0]
+    )
+
+    assert impressions_prune(batch_size=2) == 3  # two batches
+
+    assert set(Impression.objects.values_list("pk", flat=True)) == {row.pk for row in kept}
+    answer.refresh_from_db()
+    assert answer.impression is None and answer.request_id == old[0].request_id
+
+
+# ----------------------------------------------------------------------------- daily stats
+
+
+def test_daily_stats_compute_the_rates_from_linked_feedback():
+    user = UserFactory()
+    tracks = TrackFactory.create_batch(10)  # the catalog
+    now = timezone.now()
+
+    def shown(track, *, version, days_ago=0) -> Impression:
+        return Impression.objects.create(
+            request_id=uuid.uuid4(), user=user, track=track, position=0, surface="api_rec",
+            model_version_id=version, pipeline="sasrec" if version else "",
+            shown_at=now - timedelta(days=days_ago),
+        )  # fmt: skip
+
+    liked_and_played = shown(tracks[0], version=7)
+    played = shown(tracks[1], version=7)
+    skipped = shown(tracks[2], version=7)
+    shown(tracks[0], version=7)  # shown again, no feedback: 3 distinct tracks in 4 impressions
+    for impression, kind in [
+        (liked_and_played, "like"), (liked_and_played, "play"), (played, "play"),
+        (skipped, "skip"),
+    ]:  # fmt: skip
+        InteractionFactory(user=user, track=impression.track, kind=kind, impression=impression)
+    InteractionFactory(user=user, track=tracks[3], kind="like")  # not linked: not counted
+    shown(tracks[4], version=None, days_ago=1)
+    shown(tracks[5], version=7, days_ago=30)  # outside the 7 days asked for
+
+    stats = {(row.model_version_id, row.day): row for row in impression_daily_stats(days=7)}
+
+    today = timezone.localdate()
+    assert set(stats) == {(7, today), (None, today - timedelta(days=1))}
+    version_7 = stats[(7, today)]
+    assert (version_7.impressions, version_7.positive, version_7.skipped) == (4, 2, 1)
+    assert version_7.positive_rate == pytest.approx(0.5)
+    assert version_7.skip_rate == pytest.approx(0.25)
+    assert version_7.coverage == pytest.approx(3 / 10)
+    assert version_7.pipelines == "sasrec"
+    fallback = stats[(None, today - timedelta(days=1))]
+    assert (fallback.impressions, fallback.positive_rate, fallback.coverage) == (1, 0.0, 0.1)
+
+
+def test_daily_stats_are_empty_without_impressions():
+    assert impression_daily_stats(days=14) == []
+
+
+# ----------------------------------------------------------------------------- beat and worker
+
+
+def test_beat_flushes_every_few_seconds_and_prunes_daily_with_the_apps_tasks():
+    from django_celery_beat.models import PeriodicTask
+
+    from feedback import tasks
+
+    flush = PeriodicTask.objects.get(task=tasks.impressions_flush.name)
+    prune = PeriodicTask.objects.get(task=tasks.impressions_prune.name)
+    assert flush.enabled and flush.interval.period == "seconds"
+    assert flush.interval.every == settings.IMPRESSIONS_FLUSH_SECONDS
+    assert flush.expire_seconds == settings.IMPRESSIONS_FLUSH_SECONDS  # no pile-up
+    assert prune.enabled and prune.crontab is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_flushes_the_buffer_into_the_database(celery_worker_with):
+    from feedback.tasks import impressions_flush as flush_task
+
+    user, tracks = UserFactory(), TrackFactory.create_batch(3)
+    request_id = log_list(user=user, tracks=tracks)
+    with celery_worker_with(IMPRESSIONS_REDIS_URL=settings.IMPRESSIONS_REDIS_URL):
+        flush_task.delay()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if Impression.objects.filter(request_id=request_id).count() == 3:
+                break
+            time.sleep(0.2)
+    assert Impression.objects.filter(request_id=request_id).count() == 3
+
+
+# ----------------------------------------------------------------------------- admin
+
+
+def test_the_admin_lists_impressions_read_only_filtered_by_surface_and_version(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    user, track = UserFactory(username="ada"), TrackFactory(title="Teardrop")
+    for surface, version in [("discover", 7), ("similar", 8)]:
+        Impression.objects.create(
+            request_id=uuid.uuid4(), user=user, track=track, position=0, surface=surface,
+            model_version_id=version, shown_at=timezone.now(),
+        )  # fmt: skip
+    url = "/admin/feedback/impression/"
+
+    by_surface = client.get(url, {"surface__exact": "discover"})
+    by_version = client.get(url, {"model_version_id": "8"})
+
+    assert by_surface.status_code == by_version.status_code == 200
+    assert [row.surface for row in by_surface.context["cl"].result_list] == ["discover"]
+    assert [row.surface for row in by_version.context["cl"].result_list] == ["similar"]
+    assert client.get(f"{url}add/").status_code == 403
+    impression = Impression.objects.first()
+    assert client.post(f"{url}{impression.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Impression.objects.count() == 2

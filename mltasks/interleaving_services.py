@@ -1,0 +1,318 @@
+"""Interleaved A/B tests of recommender versions: start one (with its offline replay), stop it,
+promote a version.
+
+A test compares the active recommender (the control, team "A") with another trained version
+(the challenger, team "B") on a share of listeners: recommendations.serving drafts their lists
+from both rankings while the test runs. Its live result is read by
+mltasks.interleaving_selectors.interleaving_results; the offline reading is computed here once,
+when the test starts, and kept on the test.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import scipy.sparse as sp
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from mltasks.artifact_store import ArtifactStoreError, artifact_directory_of
+from mltasks.interleaving_selectors import (
+    interleaving_challenger_refusal,
+    interleaving_results,
+)
+from mltasks.interleaving_signals import interleaving_test_changed
+from mltasks.ml.artifacts import load_served_scorer, load_serving_vectors
+from mltasks.ml.data.interactions import IdIndex, Interactions
+from mltasks.ml.data.splits import cf_random_split, sample_eval_users
+from mltasks.ml.eval.interleaving import TEAM_A, TEAM_B, list_seed, offline_replay
+from mltasks.ml.scorers.base import HistoryContext, Scorer
+from mltasks.ml.scorers.evaluation import rank_contexts
+from mltasks.ml.scorers.factor import FactorScorer
+from mltasks.models import InterleavingTest, ModelVersion
+from mltasks.selectors import (
+    interaction_log_for_training,
+    model_version_activation_check,
+    model_version_active,
+)
+from mltasks.services import model_version_activate
+
+logger = logging.getLogger(__name__)
+
+# The offline replay: lists of this many tracks (Discover shows 12, the API's default is 20),
+# for at most this many users with held-out items (a seeded sample above it keeps a start
+# within a few seconds at demo scale).
+OFFLINE_LIST_LENGTH = 20
+OFFLINE_MAX_USERS = 1000
+OFFLINE_NOTE = (
+    "each user's test-split items (the CF-random split of the current interactions, the "
+    "training runs' seed) are the positive events of one list drafted from both versions' "
+    "rankings of the rest of their history; both versions serve models refitted on the "
+    "interactions up to their data end, so they saw the pairs dated before it, which favours "
+    "the version whose data covers more of them"
+)
+
+
+class InterleavingTestError(ValueError):
+    """A test cannot be started, stopped or promoted; the message says why."""
+
+
+def _changed(test: InterleavingTest) -> None:
+    """Tell serving in this process (the change is done: a receiver's failure only logs)."""
+    for receiver, outcome in interleaving_test_changed.send_robust(
+        sender=InterleavingTest, test_id=test.pk
+    ):
+        if isinstance(outcome, Exception):
+            logger.warning("%r failed after a change to %s: %r", receiver, test, outcome)
+
+
+# ----------------------------------------------------------------------------- offline replay
+
+
+@dataclass
+class _ServedModel:
+    """A version's served scorer in its own item index, how the replay's items map into it
+    (-1: unknown to it) and back, and each replay user's row in its own user vectors (-1:
+    none)."""
+
+    scorer: Scorer
+    to_inner: np.ndarray  # replay item index -> the scorer's item index
+    to_outer: np.ndarray  # the scorer's item index -> replay item index (-1: not in the catalog)
+    user_rows: np.ndarray
+
+
+def _served_model(*, version: ModelVersion, users: IdIndex, items: IdIndex, popularity):
+    """The version's served pipeline (its vectors for a version without one) as serving loads
+    it (InterleavingTestError when its artifacts cannot be read)."""
+    try:
+        directory = artifact_directory_of(
+            version_id=version.pk, artifact_path=version.artifact_path
+        )
+        vectors = load_serving_vectors(directory)
+        served = load_served_scorer(directory)
+    except (ArtifactStoreError, OSError, KeyError, ValueError) as error:
+        raise InterleavingTestError(
+            f"The artifacts of version #{version.pk} cannot be read ({error})."
+        ) from error
+    track_ids = vectors.track_ids.tolist()
+    scorer = served or FactorScorer(
+        item_vectors=vectors.item_vectors,
+        user_vectors=vectors.user_vectors,
+        popularity=np.array([popularity.get(int(t), 0.0) for t in track_ids], dtype=np.float32),
+    )
+    if scorer.n_items != len(track_ids):
+        raise InterleavingTestError(
+            f"The pipeline of version #{version.pk} does not match its vectors."
+        )
+    inner_of = {int(t): i for i, t in enumerate(track_ids)}
+    to_inner = np.array([inner_of.get(int(t), -1) for t in items.ids.tolist()], dtype=np.int64)
+    to_outer = np.array([items.get(int(t)) for t in track_ids], dtype=np.int64)
+    row_of = {}
+    if vectors.has_users:
+        row_of = {int(u): row for row, u in enumerate(vectors.user_ids.tolist())}
+    user_rows = np.array([row_of.get(int(u), -1) for u in users.ids.tolist()], dtype=np.int64)
+    return _ServedModel(scorer=scorer, to_inner=to_inner, to_outer=to_outer, user_rows=user_rows)
+
+
+def _rankings(
+    model: _ServedModel, *, history: sp.csr_matrix, users: np.ndarray, k: int
+) -> list[np.ndarray]:
+    """Each user's top k (replay item indices, best first) as serving ranks them: the
+    version's scorer over the history items it knows, those items excluded (a learned ranker
+    keeps them out of its candidates, as `top_k(exclude=...)` does in serving)."""
+    contexts, excluded = [], []
+    for u in users.tolist():
+        start, end = history.indptr[u], history.indptr[u + 1]
+        inner = model.to_inner[history.indices[start:end]]
+        known = inner >= 0
+        contexts.append(
+            HistoryContext(
+                items=inner[known],
+                weights=history.data[start:end][known],
+                user=int(model.user_rows[u]) if model.user_rows[u] >= 0 else None,
+            )
+        )
+        excluded.append(inner[known])
+    top = rank_contexts(model.scorer, contexts, excluded, k=k)
+    rankings = []
+    for row in top:
+        outer = model.to_outer[row[row >= 0]]
+        rankings.append(outer[outer >= 0])
+    return rankings
+
+
+def _data_end(version: ModelVersion) -> float | None:
+    trained_until = (version.params or {}).get("trained_until")
+    if not trained_until:
+        return None
+    return datetime.fromisoformat(trained_until).timestamp()
+
+
+def interleaving_offline_replay(
+    *,
+    control: ModelVersion,
+    challenger: ModelVersion,
+    k: int = OFFLINE_LIST_LENGTH,
+    max_users: int = OFFLINE_MAX_USERS,
+) -> dict:
+    """The interleaved comparison replayed on held-out interactions (what a test keeps in
+    `offline`): the summary's counts and figures from the control's side (A), and how it was
+    made (users, list length, the held-out pairs each version's data already covered)."""
+    log = interaction_log_for_training()
+    if log.user_ids.size == 0:
+        return {"unavailable": "no interactions to replay"}
+    interactions = Interactions(
+        user_ids=log.user_ids, item_ids=log.track_ids, weights=log.weights,
+        timestamps=log.timestamps.astype(np.int64), users=IdIndex(np.unique(log.user_ids)),
+        items=IdIndex(log.catalog_track_ids),
+    )  # fmt: skip
+    split = cf_random_split(interactions, seed=settings.TRAINING_SEED)
+    sample = sample_eval_users(split.test, max_users=max_users, seed=settings.TRAINING_SEED)
+    if len(sample.users) == 0:
+        return {"unavailable": "no user has held-out interactions"}
+    history = split.train_valid()
+    item_counts = np.diff(history.tocsc().indptr)
+    popularity = {int(t): float(c) for t, c in zip(log.catalog_track_ids, item_counts, strict=True)}
+    models = {
+        team: _served_model(
+            version=version, users=interactions.users, items=interactions.items,
+            popularity=popularity,
+        )
+        for team, version in ((TEAM_A, control), (TEAM_B, challenger))
+    }  # fmt: skip
+    rankings = {
+        team: _rankings(model, history=history, users=sample.users, k=k)
+        for team, model in models.items()
+    }
+    held_out = [
+        split.test.indices[split.test.indptr[u] : split.test.indptr[u + 1]]
+        for u in sample.users.tolist()
+    ]
+    user_ids = interactions.users.ids[sample.users].tolist()
+    summary = offline_replay(
+        rankings_a=rankings[TEAM_A],
+        rankings_b=rankings[TEAM_B],
+        held_out=held_out,
+        k=k,
+        seeds=[list_seed("offline", control.pk, challenger.pk, u) for u in user_ids],
+    )
+    pair_times = _first_positive_times(interactions, split.test, sample.users)
+    covered = {}
+    for team, version in ((TEAM_A, control), (TEAM_B, challenger)):
+        end = _data_end(version)
+        covered[team] = None if end is None else int((pair_times <= end).sum())
+    return {
+        **summary.as_dict(),
+        "list_length": k,
+        "users": len(sample.users),
+        "users_with_held_out": sample.n_users,
+        "held_out_pairs": int(len(pair_times)),
+        "held_out_pairs_in_control_data": covered[TEAM_A],
+        "held_out_pairs_in_challenger_data": covered[TEAM_B],
+        "note": OFFLINE_NOTE,
+    }
+
+
+def _first_positive_times(interactions: Interactions, target: sp.csr_matrix, users) -> np.ndarray:
+    """When each held-out pair of `users` first had a positive event (seconds)."""
+    positive = interactions.weights > 0
+    keys = interactions.user_index[positive] * interactions.n_items
+    keys = keys + interactions.item_index[positive]
+    times = interactions.timestamps[positive]
+    order = np.lexsort((times, keys))
+    keys, times = keys[order], times[order]
+    first = np.concatenate([[True], keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, bool)
+    rows = np.repeat(np.arange(target.shape[0]), np.diff(target.indptr))
+    wanted_rows = np.isin(rows, users)
+    wanted = rows[wanted_rows].astype(np.int64) * interactions.n_items
+    wanted = wanted + target.indices[wanted_rows]
+    return times[first][np.searchsorted(keys[first], wanted)].astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- start / stop
+
+
+def interleaving_test_start(
+    *, challenger: ModelVersion, share: float, started_by=None
+) -> InterleavingTest:
+    """Start a test of `challenger` against the active recommender for `share` (0 < share <=
+    1) of listeners, with the offline replay of the same comparison recorded on it.
+    InterleavingTestError (a ValueError) says why a test cannot start."""
+    if not 0 < share <= 1:
+        raise InterleavingTestError(f"The share of listeners must be in (0, 1], got {share}.")
+    control = model_version_active(kind=ModelVersion.Kind.RECOMMENDER)
+    if control is None:
+        raise InterleavingTestError("No recommender version is active: there is nothing to test.")
+    if refusal := interleaving_challenger_refusal(challenger=challenger, control=control):
+        raise InterleavingTestError(refusal)
+    if InterleavingTest.objects.filter(status=InterleavingTest.Status.RUNNING).exists():
+        raise InterleavingTestError("A test is already running; stop it before starting another.")
+    offline = interleaving_offline_replay(control=control, challenger=challenger)
+    try:
+        with transaction.atomic():
+            test = InterleavingTest.objects.create(
+                control=control, challenger=challenger, share=share, started_by=started_by,
+                offline=offline,
+            )  # fmt: skip
+    except IntegrityError as error:  # another start won the race for the one running test
+        raise InterleavingTestError(
+            "A test is already running; stop it before starting another."
+        ) from error
+    logger.info("interleaving %s started by %s", test, started_by)
+    _changed(test)
+    return test
+
+
+def _end(*, test: InterleavingTest, status: str) -> InterleavingTest:
+    """Mark a running test ended (inside the caller's transaction)."""
+    locked = InterleavingTest.objects.select_for_update().get(pk=test.pk)
+    if locked.status != InterleavingTest.Status.RUNNING:
+        raise InterleavingTestError(f"Test #{test.pk} is not running (it is {locked.status}).")
+    locked.status = status
+    locked.stopped_at = timezone.now()
+    locked.save(update_fields=["status", "stopped_at"])
+    test.status, test.stopped_at = locked.status, locked.stopped_at
+    return test
+
+
+def interleaving_test_stop(*, test: InterleavingTest) -> InterleavingTest:
+    """End a running test: every listener is served by the active version again."""
+    with transaction.atomic():
+        _end(test=test, status=InterleavingTest.Status.STOPPED)
+    _changed(test)
+    logger.info("interleaving %s stopped", test)
+    return test
+
+
+def interleaving_test_promote(
+    *, test: InterleavingTest, version: ModelVersion | None = None
+) -> InterleavingTest:
+    """End a running test by serving `version` (its control or its challenger; by default the
+    live result's significant winner) to everyone: promoting the challenger activates it (the
+    control is retired, as by an activation from the model dashboard); promoting the control
+    keeps it active (or activates it again if another version was activated meanwhile)."""
+    if version is None:
+        winner = interleaving_results(test=test).winner
+        if winner is None:
+            raise InterleavingTestError(
+                f"Test #{test.pk} has no significant winner yet; name the version to promote."
+            )
+        version = test.control if winner == TEAM_A else test.challenger
+    if version.pk not in (test.control_id, test.challenger_id):
+        raise InterleavingTestError(f"Version #{version.pk} is not part of test #{test.pk}.")
+    version.refresh_from_db()
+    if version.status != ModelVersion.Status.ACTIVE:
+        check = model_version_activation_check(version=version)
+        if not check.allowed:
+            raise InterleavingTestError(check.refusal)
+    with transaction.atomic():
+        _end(test=test, status=InterleavingTest.Status.PROMOTED)
+        if version.status != ModelVersion.Status.ACTIVE:
+            model_version_activate(version=version)
+    _changed(test)
+    logger.info("interleaving %s: version %s promoted", test, version.pk)
+    return test
