@@ -81,7 +81,30 @@ def cf_section(report: dict | None, title: str, command: str) -> str:
     selection = report.get("selection")
     if isinstance(selection, dict) and selection.get("reason"):
         lines += ["", f"Why: {selection['reason']}."]
+    lines += served_slates_lines(report.get("served_slates"))
     return "\n".join(lines) + "\n"
+
+
+def served_slates_lines(served_slates: dict | None) -> list[str]:
+    """The served lists' accuracy next to their diversity under each slate (empty when the
+    benchmark had no artists or tags)."""
+    if not served_slates or not served_slates.get("slates"):
+        return []
+    k = served_slates.get("k", 20)
+    metrics = [f"nDCG@{k}", f"Recall@{k}", f"ArtistRepeat@{k}", f"ILD@{k}"]
+    rows = [
+        [name] + [values.get(metric) for metric in metrics]
+        for name, values in served_slates["slates"].items()
+    ]
+    return [
+        "",
+        f"The served lists ({served_slates.get('model')}, test users) as slates: the model's "
+        f"order, /api/rec's default cap of 2 tracks per artist, and an MMR re-rank on tags "
+        f"before the cap (ArtistRepeat@{k}: share of a list whose artist came higher up; "
+        f"ILD@{k}: mean tag-cosine distance of its pairs).",
+        "",
+        _table(["slate", *(f"test {m}" for m in metrics)], rows),
+    ]
 
 
 def seq_section(report: dict | None, title: str, command: str) -> str:

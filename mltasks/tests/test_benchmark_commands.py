@@ -19,6 +19,13 @@ def test_benchmark_cf_on_the_demo_world_reports_every_model(small_world, tmp_pat
     assert all(0 <= m["test"]["nDCG@20"] <= 1 for m in report["models"])
     dumps = list((tmp_path / "topk").iterdir())
     assert dumps and all(len(d.read_text().splitlines()) > 0 for d in dumps)
+    # The served lists under each slate: the artist cap spreads the top 20 over more artists.
+    slates = report["served_slates"]
+    assert slates["model"] == report["served_model"]
+    plain, capped = slates["slates"]["model order"], slates["slates"]["max 2 per artist"]
+    assert plain["nDCG@20"] == pytest.approx(report["served_test"]["nDCG@20"])
+    assert capped["ArtistRepeat@20"] < plain["ArtistRepeat@20"]
+    assert 0 < capped["ILD@20"] <= 1
 
 
 @pytest.mark.django_db

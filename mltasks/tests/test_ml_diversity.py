@@ -13,6 +13,8 @@ from mltasks.ml.eval.diversity import (
     max_per_artist_order,
     mmr_order,
     penalize_near,
+    served_slate_report,
+    slate_reordered,
 )
 from mltasks.ml.eval.topk import PAD
 
@@ -82,3 +84,36 @@ def test_intra_list_diversity_is_the_mean_pairwise_cosine_distance():
     assert intra_list_diversity_at_k(np.array([[0, PAD]]), vectors, 2) == 0.0
     tag_counts = sp.csr_matrix(vectors)  # e.g. an ItemTags.counts matrix, kept sparse
     assert intra_list_diversity_at_k(three, tag_counts, 4) == pytest.approx(2 / 3)
+
+
+def test_a_served_slate_keeps_each_lists_items_and_caps_artists_in_the_top():
+    # Items 0-3 by artist 0, 4-7 by artist 1: a list of one artist's tracks first.
+    item_artist = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    top = np.array([[0, 1, 2, 3, 4, 5, PAD]])
+    capped = slate_reordered(top, item_artist=item_artist, item_vectors=None,
+                             max_per_artist=2, diversity=0.0)  # fmt: skip
+    assert capped.tolist() == [[0, 1, 4, 5, 2, 3, PAD]]
+    assert sorted(capped[0][capped[0] >= 0]) == sorted(top[0][top[0] >= 0])
+
+
+def test_the_slate_report_shows_what_the_artist_cap_costs_and_buys():
+    item_artist = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    tags = sp.csr_matrix(np.array([[1, 0]] * 4 + [[0, 1]] * 4, dtype=np.float32))
+    # The held-out items are the first artist's: the model's order finds them in the top 4.
+    top = np.array([[0, 1, 2, 3, 4, 5, 6, 7]])
+    report = served_slate_report(
+        top_items=top, test_items=[np.array([2, 3])], n_items=8, item_artist=item_artist,
+        item_vectors=tags, k=4,
+    )  # fmt: skip
+    plain, capped = report["model order"], report["max 2 per artist"]
+    assert plain["Recall@4"] == 1.0 and capped["Recall@4"] == 0.0  # 2 and 3 pushed past 4
+    assert plain["ArtistRepeat@4"] == pytest.approx(0.75) and capped["ArtistRepeat@4"] == 0.5
+    assert plain["ILD@4"] == 0.0 and capped["ILD@4"] > 0.5
+    assert set(report) == {"model order", "max 2 per artist", "MMR 0.3, max 2 per artist"}
+
+
+def test_the_slate_report_leaves_out_what_it_cannot_compute():
+    top = np.array([[0, 1, 2]])
+    report = served_slate_report(top_items=top, test_items=[np.array([1])], n_items=3, k=2)
+    assert list(report) == ["model order"]
+    assert "ArtistRepeat@2" not in report["model order"] and "ILD@2" not in report["model order"]

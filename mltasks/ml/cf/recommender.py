@@ -179,6 +179,8 @@ class RecommenderResult:
     served_params: dict = field(default_factory=dict)
     selection: dict = field(default_factory=dict)  # how the served pipeline was chosen
     served_test: dict[str, float] = field(default_factory=dict)  # the served form's test metrics
+    # Its top-K per test user (held_out_items(split.test) order), when collect_test_top_k is set.
+    served_test_top_items: np.ndarray | None = None
     vectors_model: str = ""  # the factor model whose vectors are kept (similar items, ANN)
     ranker: dict = field(default_factory=dict)  # the ranker's fit and feature importances
     # In memory only (the served scorer is saved by mltasks.ml.artifacts.save_scorer):
@@ -724,6 +726,18 @@ def train_user_recommender(
     served_test = dict(served.test)
     if served.name in ITEM_ITEM_MODELS:
         served_test = evaluate_on(test_scorers[served.name], train=train_valid, target=split.test)
+    # The served form's own top-K lists of the test users (the ranker's, or the pruned
+    # item-item scorer's rather than the dense model's): what diversity reports read.
+    served_test_top_items = None
+    if config.collect_test_top_k:
+        served_test_scorer = (
+            ranker_test if served.name == RANKER_NAME else test_scorers.get(served.name)
+        )
+        if served_test_scorer is not None:
+            served_test_top_items = rank_scorer_users(
+                served_test_scorer, train=train_valid, users=test_users,
+                k=config.collect_test_top_k,
+            )  # fmt: skip
     timings["ranker_test_seconds"] = time.perf_counter() - clock
 
     # The vectors every process keeps for similar tracks, users and artists (and the retrieval
@@ -813,6 +827,7 @@ def train_user_recommender(
         served_params=served.params,
         selection=selection,
         served_test=served_test,
+        served_test_top_items=served_test_top_items,
         vectors_model=vectors_model,
         ranker={}
         if ranker_report is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from mltasks.ml.eval.metrics import evaluate_top_items
 from mltasks.ml.eval.seq_metrics import rerank_max_per_artist
 
 
@@ -113,3 +114,73 @@ def intra_list_diversity_at_k(top_items: np.ndarray, item_vectors, k: int) -> fl
         pairs = len(items) * (len(items) - 1)
         values.append(1.0 - (similarity.sum() - np.trace(similarity)) / pairs)
     return float(np.mean(values)) if values else 0.0
+
+
+# The slates a benchmark reports for the served lists: the model's order, the default artist
+# cap of /api/rec and Discover, and that cap after an MMR re-rank on tags (as ?diversity=0.3).
+SERVED_SLATES = (
+    ("model order", 0, 0.0),
+    ("max 2 per artist", 2, 0.0),
+    ("MMR 0.3, max 2 per artist", 2, 0.3),
+)
+
+
+def slate_reordered(
+    top_items: np.ndarray,
+    *,
+    item_artist: np.ndarray | None,
+    item_vectors,
+    max_per_artist: int,
+    diversity: float,
+) -> np.ndarray:
+    """Each row of `top_items` (best first, -1 padded) re-ordered as a served slate would be:
+    the MMR re-rank on `item_vectors` (relevance: the rank, best = 1), then the artist cap.
+    Nothing is dropped, so a row's items stay the same; only their order moves."""
+    reordered = np.array(top_items, copy=True)
+    for row, items in enumerate(np.asarray(top_items)):
+        items = items[items >= 0]
+        if len(items) < 2:
+            continue
+        if diversity and item_vectors is not None:
+            rows = item_vectors[items]
+            vectors = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
+            relevance = np.linspace(1.0, 0.0, len(items))
+            items = items[mmr_order(relevance, vectors, diversity)]
+        if max_per_artist and item_artist is not None:
+            items = items[max_per_artist_order(np.asarray(item_artist)[items], max_per_artist)]
+        reordered[row, : len(items)] = items
+    return reordered
+
+
+def served_slate_report(
+    *,
+    top_items: np.ndarray,
+    test_items,
+    n_items: int,
+    item_artist: np.ndarray | None = None,
+    item_vectors=None,
+    k: int = 20,
+    slates=SERVED_SLATES,
+) -> dict[str, dict[str, float]]:
+    """Accuracy and diversity of the served lists under each slate: Recall@k and nDCG@k next to
+    ArtistRepeat@k (with artists) and ILD@k (with content vectors), so a benchmark shows what
+    the artist cap and the MMR re-rank cost in accuracy. `top_items` should hold more than k
+    items per row (the re-ranks bring items from below k up)."""
+    report = {}
+    for name, max_per_artist, diversity in slates:
+        if (max_per_artist and item_artist is None) or (diversity and item_vectors is None):
+            continue
+        lists = slate_reordered(
+            top_items, item_artist=item_artist, item_vectors=item_vectors,
+            max_per_artist=max_per_artist, diversity=diversity,
+        )  # fmt: skip
+        metrics = evaluate_top_items(
+            top_items=lists, test_items=test_items, n_items=n_items,
+            metric_names=(f"Recall@{k}", f"nDCG@{k}"),
+        )  # fmt: skip
+        if item_artist is not None:
+            metrics[f"ArtistRepeat@{k}"] = artist_repeat_at_k(lists, item_artist, k)
+        if item_vectors is not None:
+            metrics[f"ILD@{k}"] = intra_list_diversity_at_k(lists, item_vectors, k)
+        report[name] = metrics
+    return report
