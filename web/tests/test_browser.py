@@ -473,5 +473,21 @@ def test_staff_start_an_interleaved_test_and_see_its_counts_move_as_a_listener_l
     expect(page.locator("#discover .card")).to_have_count(12)
     artists = page.locator("#discover .card .track-artist").all_inner_texts()
     assert not techno & set(artists[:6])
+
+    # Outside the test the lists are the control's own: the model dashboard's online metrics
+    # count them (and the like on one of them) for that version.
+    page.locator("#discover .card", has_text="Slowdive").first.get_by_role(
+        "button", name=re.compile("^Like")
+    ).click()
+    expect(page.locator(".card-status").first).to_contain_text("Liked")
+    impressions_flush()
+    staff.goto(live_server.url + "/dashboard/models/")
+    row = staff.locator("table.online tbody tr", has_text=f"#{control.pk}")
+    expect(row).to_have_count(1)
+    cells = row.locator("td")
+    assert int(cells.nth(2).inner_text()) >= 12  # the 12 cards (and the one that replaced)
+    expect(cells.nth(3)).to_contain_text("(1)")  # one shown track liked
+    staff.locator("#online-metrics").scroll_into_view_if_needed()
+    staff.locator("table.online").screenshot(path=screenshots / "online-metrics.png")
     page.close()
     staff.close()
