@@ -98,8 +98,8 @@ def served_slates_lines(served_slates: dict | None) -> list[str]:
     ]
     return [
         "",
-        f"The served lists ({served_slates.get('model')}, test users) as slates: the model's "
-        f"order, /api/rec's default cap of 2 tracks per artist, and an MMR re-rank on tags "
+        f"The served lists ({served_slates.get('model')}, test cases) as slates: the model's "
+        f"order, the default cap of 2 tracks per artist, and an MMR re-rank on tags "
         f"before the cap (ArtistRepeat@{k}: share of a list whose artist came higher up; "
         f"ILD@{k}: mean tag-cosine distance of its pairs).",
         "",
@@ -136,6 +136,7 @@ def seq_section(report: dict | None, title: str, command: str) -> str:
         lines += ["", "One SASRec request (50 input tracks, k = 20, exact scoring over 10,000 "
                   f"items, one thread): mean {latency.get('mean_ms', 0):.2f} ms, "
                   f"p99 {latency.get('p99_ms', 0):.2f} ms."]  # fmt: skip
+    lines += served_slates_lines(report.get("served_slates"))
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,12 @@ def test_benchmark_seq_on_the_demo_world_reports_every_model(small_world, tmp_pa
     assert {"MostPop", "Markov", "SKNN", "SASRec", "GRU4Rec"} <= set(report["metrics"])
     for metrics in report["metrics"].values():
         assert 0 <= metrics["test"]["Recall@20"] <= 1
+    # The served continuations as slates, with the tracks' tags for intra-list diversity.
+    slates = report["served_slates"]["slates"]
+    served_test = report["metrics"][report["served_model"]]["test"]
+    assert slates["model order"]["Recall@20"] == pytest.approx(served_test["Recall@20"])
+    assert slates["max 2 per artist"]["ArtistRepeat@20"] <= slates["model order"]["ArtistRepeat@20"]
+    assert all(0 < slate["ILD@20"] <= 1 for slate in slates.values())
 
 
 @pytest.mark.django_db

@@ -20,13 +20,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dataset, path, **options):
-        events = None
+        events, item_tags = None, None
         if dataset == "demo":
-            from mltasks.selectors import listening_sequences_for_training
+            from mltasks.selectors import listening_sequences_for_training, track_tags_for_training
 
             events = listening_sequences_for_training()
             if len(events) == 0:
                 raise CommandError("the database has no listening events; run seed_demo first")
+            # Content for the served lists' intra-list diversity: the same tag vectors (own
+            # tags, the artist's at half weight) as the recommender's content model.
+            tags = track_tags_for_training()
+            item_tags = {}
+            for track_id, tag_id, weight in zip(
+                tags.track_ids.tolist(), tags.tag_ids.tolist(), tags.weights.tolist(), strict=True
+            ):
+                row = item_tags.setdefault(str(track_id), {})
+                row[str(tag_id)] = row.get(str(tag_id), 0.0) + weight
         elif not path:
             raise CommandError(f"--path is required for --dataset {dataset}")
         if options["serving_config"]:
@@ -42,6 +51,7 @@ class Command(BaseCommand):
                 dataset=dataset,
                 path=path,
                 events=events,
+                item_tags=item_tags,
                 seed=options["seed"],
                 out_path=options["out"],
                 dump_topk_dir=options["dump_topk"],

@@ -24,9 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from mltasks.ml.data.seq_datasets import DATASETS, SequenceEvents, load_sequence_dataset
+from mltasks.ml.eval.diversity import served_slate_report
 from mltasks.ml.jsonable import json_default
 from mltasks.ml.seq.continuation import (
     ContinuationConfig,
@@ -160,12 +162,60 @@ def _machine() -> dict:
     }
 
 
+def tag_vectors(
+    item_ids: np.ndarray, item_tags: Mapping[str, Mapping[str, float]]
+) -> sp.csr_matrix | None:
+    """Items x tags weights (rows in the split's item index) from {item id: {tag: weight}};
+    None when no item has a tag."""
+    tag_index: dict[str, int] = {}
+    rows, columns, weights = [], [], []
+    for row, item_id in enumerate(item_ids.tolist()):
+        for tag, weight in (item_tags.get(item_id) or {}).items():
+            rows.append(row)
+            columns.append(tag_index.setdefault(tag, len(tag_index)))
+            weights.append(float(weight))
+    if not rows:
+        return None
+    shape = (len(item_ids), len(tag_index))
+    return sp.csr_matrix((weights, (rows, columns)), shape=shape, dtype=np.float32)
+
+
+def served_slates(
+    result: ContinuationResult, *, item_tags: Mapping[str, Mapping[str, float]] | None
+) -> dict:
+    """The served pipeline's test continuations as slates (model order, at most 2 tracks per
+    artist, MMR on tags then the cap): Recall@20 and nDCG@20 next to ArtistRepeat@20 and ILD@20
+    (eval.diversity.served_slate_report). Empty without artists or tags."""
+    top_items = result.test_rankings.get(result.served_model_name)
+    if top_items is None or result.split is None:
+        return {}
+    item_artist = result.item_artist
+    if item_artist is not None and not (item_artist >= 0).any():
+        item_artist = None
+    vectors = tag_vectors(result.item_ids, item_tags) if item_tags else None
+    if item_artist is None and vectors is None:
+        return {}
+    targets = [np.array([target]) for target in result.split.test.targets.tolist()]
+    return {
+        "model": result.served_model_name,
+        "k": 20,
+        "slates": served_slate_report(
+            top_items=top_items,
+            test_items=targets,
+            n_items=len(result.item_ids),
+            item_artist=item_artist,
+            item_vectors=vectors,
+        ),  # fmt: skip
+    }
+
+
 def run_seq_benchmark(
     *,
     dataset: str | None = None,
     path: str | Path | None = None,
     events: SequenceEvents | None = None,
     item_artist: Mapping[str, str] | None = None,
+    item_tags: Mapping[str, Mapping[str, float]] | None = None,
     seed: int = 2020,
     out_path: str | Path | None = None,
     dump_topk_dir: str | Path | None = None,
@@ -201,6 +251,7 @@ def run_seq_benchmark(
             f"served_over_{baseline}_test_Recall@20": _ratio(result, baseline)
             for baseline in ("Markov", "SKNN")
         },
+        "served_slates": served_slates(result, item_tags=item_tags),
         "split": result.split_summary,
         "params": result.params,
         "metrics": result.metrics,
