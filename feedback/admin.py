@@ -4,16 +4,8 @@ from feedback.models import DoNotRecommend, Impression, Interaction
 from feedback.services import do_not_recommend_unmark
 
 
-@admin.register(Interaction)
-class InteractionAdmin(admin.ModelAdmin):
-    """Read-only: the interaction log is written by the feedback API, the site and importers."""
-
-    list_display = ("occurred_at", "user", "kind", "track", "source")
-    list_filter = ("kind", "source", "occurred_at")
-    list_select_related = ("user", "track__artist")
-    date_hierarchy = "occurred_at"
-    search_fields = ("=user__username", "track__title")
-    show_full_result_count = False  # the log is large; an exact count on every page is slow
+class ReadOnlyLogAdmin(admin.ModelAdmin):
+    """A log that the application writes: staff read it, nobody edits it here."""
 
     def has_add_permission(self, request):
         return False
@@ -23,6 +15,18 @@ class InteractionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Interaction)
+class InteractionAdmin(ReadOnlyLogAdmin):
+    """Read-only: the interaction log is written by the feedback API, the site and importers."""
+
+    list_display = ("occurred_at", "user", "kind", "track", "source")
+    list_filter = ("kind", "source", "occurred_at")
+    list_select_related = ("user", "track__artist")
+    date_hierarchy = "occurred_at"
+    search_fields = ("=user__username", "track__title")
+    show_full_result_count = False  # the log is large; an exact count on every page is slow
 
 
 @admin.register(DoNotRecommend)
@@ -50,7 +54,7 @@ class DoNotRecommendAdmin(admin.ModelAdmin):
 
 
 @admin.register(Impression)
-class ImpressionAdmin(admin.ModelAdmin):
+class ImpressionAdmin(ReadOnlyLogAdmin):
     """Read-only: impressions are written in bulk from what the API and the site served, and
     pruned after IMPRESSIONS_RETENTION_DAYS."""
 
@@ -63,12 +67,3 @@ class ImpressionAdmin(admin.ModelAdmin):
     date_hierarchy = "shown_at"
     search_fields = ("=user__username", "track__title")
     show_full_result_count = False  # the log is large; an exact count on every page is slow
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

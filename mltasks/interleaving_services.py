@@ -40,6 +40,7 @@ from mltasks.selectors import (
     model_version_active,
 )
 from mltasks.services import model_version_activate
+from mltasks.training.recommender import first_positive_times
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +201,11 @@ def interleaving_offline_replay(
         k=k,
         seeds=[list_seed("offline", control.pk, challenger.pk, u) for u in user_ids],
     )
-    pair_times = _first_positive_times(interactions, split.test, sample.users)
+    in_sample = np.zeros(split.test.shape[0])
+    in_sample[sample.users] = 1.0
+    sample_pairs = (sp.diags(in_sample) @ split.test).tocsr()  # the sample's rows, same index
+    sample_pairs.eliminate_zeros()
+    pair_times = first_positive_times(interactions, sample_pairs)
     covered = {}
     for team, version in ((TEAM_A, control), (TEAM_B, challenger)):
         end = _data_end(version)
@@ -215,22 +220,6 @@ def interleaving_offline_replay(
         "held_out_pairs_in_challenger_data": covered[TEAM_B],
         "note": OFFLINE_NOTE,
     }
-
-
-def _first_positive_times(interactions: Interactions, target: sp.csr_matrix, users) -> np.ndarray:
-    """When each held-out pair of `users` first had a positive event (seconds)."""
-    positive = interactions.weights > 0
-    keys = interactions.user_index[positive] * interactions.n_items
-    keys = keys + interactions.item_index[positive]
-    times = interactions.timestamps[positive]
-    order = np.lexsort((times, keys))
-    keys, times = keys[order], times[order]
-    first = np.concatenate([[True], keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, bool)
-    rows = np.repeat(np.arange(target.shape[0]), np.diff(target.indptr))
-    wanted_rows = np.isin(rows, users)
-    wanted = rows[wanted_rows].astype(np.int64) * interactions.n_items
-    wanted = wanted + target.indices[wanted_rows]
-    return times[first][np.searchsorted(keys[first], wanted)].astype(np.float64)
 
 
 # ----------------------------------------------------------------------------- start / stop
