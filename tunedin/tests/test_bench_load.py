@@ -26,8 +26,8 @@ def result(scenario: str, p99: float) -> load.ScenarioResult:
     )
 
 
-def target(rows: list[dict]) -> dict:
-    (row,) = [r for r in rows if r["metric"] == load.IMPRESSION_COST_METRIC]
+def target(rows: list[dict], metric: str = load.IMPRESSION_COST_METRIC) -> dict:
+    (row,) = [r for r in rows if r["metric"] == metric]
     return row
 
 
@@ -43,6 +43,20 @@ def test_the_cost_target_is_the_difference_of_the_two_p99s(on, off, added, passe
 
     assert cost == {"p99_on_ms": on, "p99_off_ms": off, "added_p99_ms": added}
     assert (row["measured"], row["threshold"], row["passed"]) == (added, 2.0, passed)
+
+
+def test_the_request_paths_share_comes_from_the_run_with_the_flusher_paused():
+    results = [
+        result("rec_user", 30.0),
+        result(load.IMPRESSIONS_UNFLUSHED_SCENARIO, 12.0),
+        result(load.IMPRESSIONS_OFF_SCENARIO, 11.0),
+    ]
+    cost = load.impression_logging_cost(results)
+    assert (cost["added_p99_ms"], cost["request_path_added_p99_ms"]) == (19.0, 1.0)
+    rows = load.evaluate_targets(results)
+    assert target(rows)["passed"] is False
+    request_path = target(rows, load.IMPRESSION_REQUEST_COST_METRIC)
+    assert (request_path["measured"], request_path["passed"]) == (1.0, True)
 
 
 def test_without_both_runs_the_cost_is_not_measured():
@@ -70,9 +84,13 @@ def test_the_logging_off_run_replays_the_rec_user_requests_right_after_them():
     scenarios = load.build_scenarios(exponent=1.1, seed=1)
 
     names = list(scenarios)
-    assert names[names.index("rec_user") + 1] == load.IMPRESSIONS_OFF_SCENARIO
-    assert scenarios[load.IMPRESSIONS_OFF_SCENARIO][1] == scenarios["rec_user"][1]
-    assert load.IMPRESSIONS_OFF_SCENARIO in load.WARMED_SCENARIOS
+    at = names.index("rec_user")
+    assert names[at + 1 : at + 3] == [
+        load.IMPRESSIONS_UNFLUSHED_SCENARIO, load.IMPRESSIONS_OFF_SCENARIO
+    ]  # fmt: skip
+    for name in (load.IMPRESSIONS_UNFLUSHED_SCENARIO, load.IMPRESSIONS_OFF_SCENARIO):
+        assert scenarios[name][1] == scenarios["rec_user"][1]
+        assert name in load.WARMED_SCENARIOS
 
 
 @pytest.mark.django_db(transaction=True)
