@@ -186,15 +186,25 @@ def _loaded_on_first_use():
     raise AssertionError("a request would have paid for this load")
 
 
-def _healthz_reports(base: str, n: int, parallel: int) -> list[dict]:
+def _timed_healthz_reports(base: str, n: int, parallel: int) -> list[tuple[float, float, dict]]:
+    """(sent, received, report) per request: with requests in flight together, the list's
+    order is not the order the server answered them in, but a report received before another
+    was sent was answered before it."""
+
     def get(_):
+        sent = time.perf_counter()
         with urllib.request.urlopen(f"{base}/healthz", timeout=10) as response:
-            return json.load(response)
+            report = json.load(response)
+        return sent, time.perf_counter(), report
 
     if parallel == 1:
         return [get(i) for i in range(n)]
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         return list(pool.map(get, range(n)))
+
+
+def _healthz_reports(base: str, n: int, parallel: int) -> list[dict]:
+    return [report for _, _, report in _timed_healthz_reports(base, n, parallel)]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -228,10 +238,10 @@ def test_every_gunicorn_worker_serves_the_active_version_from_boot_and_follows_a
         second = _recommender(tmp_path, catalog_ids, seed=1)
         activated_at = time.monotonic()
         switched: dict[int, float] = {}  # worker pid -> seconds until it served `second`
-        after: list[dict] = []
+        after: list[tuple[float, float, dict]] = []
         while len(switched) < 2 and time.monotonic() - activated_at < 15:
-            for report in _healthz_reports(base, 16, parallel=4):
-                after.append(report)
+            for sent, received, report in _timed_healthz_reports(base, 16, parallel=4):
+                after.append((sent, received, report))
                 if report["serving"]["recommender"]["version"] == second.pk:
                     switched.setdefault(report["pid"], time.monotonic() - activated_at)
         settled = _healthz_reports(base, 40, parallel=8)
@@ -248,9 +258,15 @@ def test_every_gunicorn_worker_serves_the_active_version_from_boot_and_follows_a
     workers = {report["pid"] for report in booted}
     assert len(workers) == 2, "both workers answered"
     assert set(switched) == workers and max(switched.values()) < 5, switched
-    # A worker that served the new version never went back to the old one.
-    for pid, _ in switched.items():
-        versions = [r["serving"]["recommender"]["version"] for r in after if r["pid"] == pid]
-        assert versions == sorted(versions, key=lambda v: v == second.pk)
+    # A worker that served the new version never went back to the old one: no answer of the
+    # old version was sent after (its request left after) an answer of the new one arrived.
+    for pid in switched:
+        answers = [(sent, received, r["serving"]["recommender"]["version"])
+                   for sent, received, r in after if r["pid"] == pid]  # fmt: skip
+        new_answers = [received for _, received, version in answers if version == second.pk]
+        first_new = min(new_answers)
+        went_back = [sent for sent, _, version in answers
+                     if version != second.pk and sent > first_new]  # fmt: skip
+        assert not went_back, (pid, answers)
     assert {report["serving"]["recommender"]["version"] for report in settled} == {second.pk}
     assert {report["pid"] for report in settled} <= workers
