@@ -232,26 +232,42 @@ def track_popularity_refresh(*, days: int = 30) -> int:
     The window ends at the newest interaction, not at "now", so an imported or demo log keeps
     its popularity however old it is. Returns the number of tracks updated.
     """
+    # Statements whose plans hold whatever the table statistics say: right after a bulk load
+    # they may still describe empty tables, and the single UPDATE … LEFT JOIN this replaces was
+    # then planned as a nested loop that re-aggregated the log once per track (hours). Here the
+    # log is aggregated once, and both updates join a constant array (hashed, or by primary key).
     with connection.cursor() as cursor:
+        cursor.execute("SELECT max(occurred_at) FROM feedback_interaction")
+        (newest,) = cursor.fetchone()
+        counted: list[tuple[int, int]] = []
+        if newest is not None:
+            cursor.execute(
+                """
+                SELECT track_id, count(DISTINCT user_id) FROM feedback_interaction
+                WHERE kind = ANY(%s) AND occurred_at > %s
+                GROUP BY track_id
+                """,
+                [list(POSITIVE_KINDS), newest - timedelta(days=days)],
+            )
+            counted = cursor.fetchall()
+        track_ids = [track_id for track_id, _ in counted]
         cursor.execute(
             """
-            WITH newest AS (SELECT max(occurred_at) AS at FROM feedback_interaction),
-            counts AS (
-                SELECT track_id, count(DISTINCT user_id) AS listeners
-                FROM feedback_interaction, newest
-                WHERE kind = ANY(%s)
-                    AND occurred_at > newest.at - make_interval(days => %s)
-                GROUP BY track_id
-            )
-            UPDATE catalog_track AS track
-            SET popularity = coalesce(counts.listeners, 0)
-            FROM catalog_track AS t LEFT JOIN counts ON counts.track_id = t.id
-            WHERE track.id = t.id
-                AND track.popularity IS DISTINCT FROM coalesce(counts.listeners, 0)
+            UPDATE catalog_track AS track SET popularity = counts.listeners
+            FROM unnest(%s::bigint[], %s::bigint[]) AS counts (track_id, listeners)
+            WHERE track.id = counts.track_id AND track.popularity IS DISTINCT FROM counts.listeners
             """,
-            [list(POSITIVE_KINDS), days],
+            [track_ids, [listeners for _, listeners in counted]],
         )
-        return cursor.rowcount
+        updated = cursor.rowcount
+        cursor.execute(
+            """
+            UPDATE catalog_track SET popularity = 0
+            WHERE popularity IS DISTINCT FROM 0 AND NOT (id = ANY(%s::bigint[]))
+            """,
+            [track_ids],
+        )
+        return updated + cursor.rowcount
 
 
 # ----------------------------------------------------------------------------- do not recommend
