@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,6 +39,7 @@ from mltasks.selectors import (
     model_version_active,
 )
 from mltasks.services import model_version_activate
+from mltasks.training.activation import version_data_end
 from mltasks.training.recommender import first_positive_times
 
 logger = logging.getLogger(__name__)
@@ -146,13 +146,6 @@ def _rankings(
     return rankings
 
 
-def _data_end(version: ModelVersion) -> float | None:
-    trained_until = (version.params or {}).get("trained_until")
-    if not trained_until:
-        return None
-    return datetime.fromisoformat(trained_until).timestamp()
-
-
 def interleaving_offline_replay(
     *,
     control: ModelVersion,
@@ -208,7 +201,7 @@ def interleaving_offline_replay(
     pair_times = first_positive_times(interactions, sample_pairs)
     covered = {}
     for team, version in ((TEAM_A, control), (TEAM_B, challenger)):
-        end = _data_end(version)
+        end = version_data_end(version)
         covered[team] = None if end is None else int((pair_times <= end).sum())
     return {
         **summary.as_dict(),

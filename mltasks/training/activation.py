@@ -119,7 +119,7 @@ def _active_directory(active: ModelVersion):
         raise NotComparable(f"the artifacts of #{active.pk} cannot be read ({error})") from error
 
 
-def _data_end(version: ModelVersion) -> float | None:
+def version_data_end(version: ModelVersion) -> float | None:
     """The time (seconds since the epoch) of the last interaction `version` trained on."""
     trained_until = (version.params or {}).get("trained_until")
     return None if not trained_until else datetime.fromisoformat(trained_until).timestamp()
@@ -181,7 +181,7 @@ class RecommenderHeldOut:
                 },
             )
         active_scorer, user_rows, scoring = self._active_scorer(active)
-        data_end = _data_end(active)
+        data_end = version_data_end(active)
         unseen = (
             self.valid_first_seen > data_end
             if data_end is not None
