@@ -315,7 +315,9 @@ class ImpressionFlusher:
 
     def __init__(self, *, interval_s: float):
         self.interval_s = interval_s
-        self.totals = {"runs": 0, "lists": 0, "impressions": 0, "linked": 0, "seconds": 0.0}
+        self.totals = {
+            "runs": 0, "lists": 0, "written": 0, "impressions": 0, "linked": 0, "seconds": 0.0
+        }  # fmt: skip
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -344,6 +346,7 @@ class ImpressionFlusher:
             return
         self.totals["runs"] += 1
         self.totals["lists"] += flushed.lists
+        self.totals["written"] += flushed.written
         self.totals["impressions"] += flushed.impressions
         self.totals["linked"] += flushed.linked
         self.totals["seconds"] = round(self.totals["seconds"] + time.monotonic() - started, 3)

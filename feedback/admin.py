@@ -59,11 +59,15 @@ class ImpressionAdmin(ReadOnlyLogAdmin):
     pruned after IMPRESSIONS_RETENTION_DAYS."""
 
     list_display = (
-        "shown_at", "user", "track", "position", "surface", "model_version_id", "pipeline",
-        "team", "request_id",
+        "shown_at", "user", "surface", "tracks_shown", "model_version_id", "pipeline",
+        "interleaving_test_id", "request_id",
     )  # fmt: skip
-    list_filter = ("surface", "model_version_id", "pipeline", "team", "shown_at")
-    list_select_related = ("user", "track__artist")
+    list_filter = ("surface", "model_version_id", "pipeline", "shown_at")
+    list_select_related = ("user",)
     date_hierarchy = "shown_at"
-    search_fields = ("=user__username", "track__title")
+    search_fields = ("=user__username", "=request_id")
     show_full_result_count = False  # the log is large; an exact count on every page is slow
+
+    @admin.display(description="tracks")
+    def tracks_shown(self, impression: Impression) -> int:
+        return len(impression.track_ids)

@@ -1,4 +1,6 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 
 
@@ -115,13 +117,16 @@ class DoNotRecommend(models.Model):
 
 
 class Impression(models.Model):
-    """One track shown to one listener at one position of a served list.
+    """One list served to one listener: the tracks it showed, in the order shown.
 
-    Written asynchronously and in bulk (feedback.services): a served list costs the request one
-    buffer append, not one INSERT per track. `model_version_id` and `interleaving_test_id` are
-    plain integers because this app sits below mltasks (the import contracts); they name a
-    mltasks.ModelVersion and a mltasks.InterleavingTest. Inside an interleaved test `team` says
-    which version contributed the track ("A" the control, "B" the challenger).
+    One row per served list, not per track: the log's write cost is a row per request (the
+    flush writes a few thousand lists in one INSERT; feedback.services). The track at index i
+    of `track_ids` was shown at position `first_position + i` (0 = first in the list). Written
+    asynchronously and in bulk. `model_version_id` and `interleaving_test_id` are plain integers
+    because this app sits below mltasks (the import contracts); they name a
+    mltasks.ModelVersion and a mltasks.InterleavingTest. Inside an interleaved test `teams[i]`
+    says which version contributed `track_ids[i]` ("A" the control, "B" the challenger);
+    outside one `teams` is empty.
     """
 
     class Surface(models.TextChoices):
@@ -136,30 +141,35 @@ class Impression(models.Model):
         A = "A", "control"
         B = "B", "challenger"
 
-    request_id = models.UUIDField()
+    request_id = models.UUIDField(unique=True)
+    # Covered by the (user, shown_at) index.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="impressions"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="impressions",
+        db_index=False,
     )
-    track = models.ForeignKey("catalog.Track", on_delete=models.CASCADE, related_name="+")
-    position = models.PositiveSmallIntegerField()  # 0 = first in the list shown
+    # Plain ids, no foreign keys: a track deleted later leaves its id in the log.
+    track_ids = ArrayField(models.BigIntegerField())
+    first_position = models.PositiveSmallIntegerField(default=0)
     surface = models.CharField(max_length=16, choices=Surface.choices)
     model_version_id = models.IntegerField(null=True, blank=True)
     pipeline = models.CharField(max_length=64, blank=True)
     interleaving_test_id = models.IntegerField(null=True, blank=True)
-    team = models.CharField(max_length=1, choices=Team.choices, blank=True, default="")
+    teams = ArrayField(
+        models.CharField(max_length=1, choices=Team.choices, blank=True),
+        default=list,
+        blank=True,
+    )
     shown_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["-shown_at", "position"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["request_id", "track"], name="unique_impression_track_per_request"
-            ),
-        ]
+        ordering = ["-shown_at"]
         indexes = [
-            models.Index(fields=["user", "track", "shown_at"], name="impression_user_track_time"),
-            models.Index(fields=["shown_at"], name="impression_time"),
-            models.Index(fields=["model_version_id", "shown_at"], name="impression_version_time"),
+            models.Index(fields=["user", "shown_at"], name="impression_user_time"),
+            # Rows arrive about in time order: a BRIN index serves the daily stats and the
+            # pruning at a fraction of a B-tree's write cost.
+            BrinIndex(fields=["shown_at"], name="impression_time_brin"),
             models.Index(
                 fields=["interleaving_test_id"],
                 condition=models.Q(interleaving_test_id__isnull=False),
@@ -168,4 +178,18 @@ class Impression(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.surface} {self.request_id} #{self.position}: track {self.track_id}"
+        return f"{self.surface} {self.request_id}: {len(self.track_ids)} tracks"
+
+    def position_of(self, track_id: int) -> int | None:
+        """Where the list showed `track_id` (its first showing), or None."""
+        try:
+            return self.first_position + self.track_ids.index(track_id)
+        except ValueError:
+            return None
+
+    def team_of(self, track_id: int) -> str:
+        """The team that contributed `track_id` in an interleaved list ("" otherwise)."""
+        try:
+            return self.teams[self.track_ids.index(track_id)] if self.teams else ""
+        except (ValueError, IndexError):
+            return ""

@@ -117,7 +117,7 @@ class ImpressionDayStats:
     model_version_id: int | None  # None: lists served by a fallback (popularity, tags)
     day: date
     pipelines: str  # the pipelines' names, comma-separated
-    impressions: int
+    impressions: int  # tracks shown (a list of 20 is 20 impressions)
     positive: int  # impressions with a like or a play
     skipped: int  # impressions with a skip
     distinct_tracks: int
@@ -137,26 +137,39 @@ class ImpressionDayStats:
 
 
 _DAILY_STATS_SQL = """
-WITH answered AS (
-    SELECT impression_id,
+WITH answered AS (  -- per list and track: whether it got a like or a play, and a skip
+    SELECT impression_id, track_id,
            bool_or(kind = ANY(%(positive_kinds)s)) AS positive,
            bool_or(kind = %(skip)s) AS skipped
     FROM {interaction}
     WHERE impression_id IS NOT NULL  -- at most IMPRESSIONS_RETENTION_DAYS of them: pruning unlinks
-    GROUP BY impression_id
+    GROUP BY impression_id, track_id
+), shown AS (
+    SELECT id, model_version_id, (shown_at AT TIME ZONE %(time_zone)s)::date AS day, pipeline,
+           track_ids
+    FROM {impression}
+    WHERE shown_at >= %(since)s
+      AND interleaving_test_id IS NULL  -- drafted from two versions: the test's own page
+), tracks AS (
+    SELECT shown.model_version_id, shown.day,
+           string_agg(DISTINCT nullif(shown.pipeline, ''), ', ') AS pipelines,
+           count(*) AS impressions,
+           count(DISTINCT track_id) AS distinct_tracks
+    FROM shown CROSS JOIN LATERAL unnest(shown.track_ids) AS track_id
+    GROUP BY 1, 2
+), answers AS (
+    SELECT shown.model_version_id, shown.day,
+           count(*) FILTER (WHERE answered.positive) AS positive,
+           count(*) FILTER (WHERE answered.skipped) AS skipped
+    FROM shown JOIN answered ON answered.impression_id = shown.id
+    GROUP BY 1, 2
 )
-SELECT shown.model_version_id,
-       (shown.shown_at AT TIME ZONE %(time_zone)s)::date AS day,
-       string_agg(DISTINCT nullif(shown.pipeline, ''), ', ') AS pipelines,
-       count(*) AS impressions,
-       count(*) FILTER (WHERE answered.positive) AS positive,
-       count(*) FILTER (WHERE answered.skipped) AS skipped,
-       count(DISTINCT shown.track_id) AS distinct_tracks
-FROM {impression} AS shown
-LEFT JOIN answered ON answered.impression_id = shown.id
-WHERE shown.shown_at >= %(since)s
-  AND shown.interleaving_test_id IS NULL  -- drafted from two versions: the test's own page
-GROUP BY 1, 2
+SELECT tracks.model_version_id, tracks.day, tracks.pipelines, tracks.impressions,
+       coalesce(answers.positive, 0), coalesce(answers.skipped, 0), tracks.distinct_tracks
+FROM tracks
+LEFT JOIN answers
+    ON answers.model_version_id IS NOT DISTINCT FROM tracks.model_version_id
+    AND answers.day = tracks.day
 ORDER BY 2 DESC, 1 DESC NULLS LAST
 """
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from catalog.models import Artist, Track
+from feedback import impression_buffer
 from feedback.context import interaction_context
 from feedback.models import POSITIVE_KINDS, DoNotRecommend, Impression, Interaction
 from feedback.signals import DO_NOT_RECOMMEND, feedback_recorded
@@ -139,10 +140,10 @@ def _insertion_order(events: Sequence[EventInput]) -> list[int]:
 
 
 def _impressions_link(*, user, interactions: Sequence[Interaction]) -> None:
-    """Set each new event's impression, when the impression it answers is written already: the
-    user's impression of the event's track in the list its request_id names, or, without a
-    request_id, their latest impression of the track in the link window before the event. One
-    query; none when impressions are off. Events have been validated (sane timestamps)."""
+    """Set each new event's impression, when the list it answers is written already: the
+    user's list its request_id names, if it showed the event's track, or, without a
+    request_id, their latest list that showed the track in the link window before the event.
+    One query; none when impressions are off. Events have been validated (sane timestamps)."""
     if not settings.IMPRESSIONS_ENABLED or not interactions:
         return
     window = timedelta(minutes=settings.IMPRESSIONS_LINK_MINUTES)
@@ -151,17 +152,19 @@ def _impressions_link(*, user, interactions: Sequence[Interaction]) -> None:
     shown = Q(request_id__in=request_ids) if request_ids else Q(pk__in=[])
     if unrequested:
         shown |= Q(shown_at__gte=min(unrequested) - window, shown_at__lte=max(unrequested))
-    rows = Impression.objects.filter(
-        shown, user=user, track_id__in={event.track_id for event in interactions}
-    ).values_list("pk", "request_id", "track_id", "shown_at")
-    by_request: dict[tuple[uuid.UUID, int], int] = {}
+    lists = Impression.objects.filter(
+        shown, user=user, track_ids__overlap=sorted({event.track_id for event in interactions})
+    ).values_list("pk", "request_id", "track_ids", "shown_at")
+    by_request: dict[uuid.UUID, tuple[int, set[int]]] = {}
     by_track: dict[int, list[tuple[datetime, int]]] = {}
-    for pk, request_id, track_id, shown_at in rows:
-        by_request[(request_id, track_id)] = pk
-        by_track.setdefault(track_id, []).append((shown_at, pk))
+    for pk, request_id, track_ids, shown_at in lists:
+        by_request[request_id] = (pk, set(track_ids))
+        for track_id in track_ids:
+            by_track.setdefault(track_id, []).append((shown_at, pk))
     for event in interactions:
         if event.request_id:
-            event.impression_id = by_request.get((event.request_id, event.track_id))
+            pk, track_ids = by_request.get(event.request_id, (None, set()))
+            event.impression_id = pk if event.track_id in track_ids else None
             continue
         before = [
             (shown_at, pk)
@@ -346,23 +349,20 @@ def do_not_recommend_unmark(
 
 # ----------------------------------------------------------------------------- impressions
 #
-# A served list costs its request one Redis round trip: one compact record per list appended
-# to a Redis list (IMPRESSIONS_REDIS_URL). `impressions_flush` (a beat task every few seconds)
-# moves batches of records to a "flushing" list, writes their rows in one INSERT each, links
-# the feedback that came before the flush, and only then deletes the batch: a run that fails
-# leaves it for the next run, and writing a batch twice stores it once (unique request_id and
-# track).
+# A served list costs its request one compact JSON record appended to its process's pending
+# list (feedback.impression_buffer), which a thread pushes to a Redis list
+# (IMPRESSIONS_REDIS_URL) every quarter of a second. `impressions_flush` (a beat task every
+# few seconds) moves batches of records to a "flushing" list, writes them as rows, one per
+# served list, in one INSERT per batch, links the feedback that came before the flush, and only
+# then deletes the batch: a run that fails leaves it for the next run, and writing a batch
+# twice stores it once (request_id is unique).
 
 IMPRESSION_SURFACES = frozenset(Impression.Surface.values)
-FLUSH_BATCH_LISTS = 1000  # served lists per INSERT (each up to 200 tracks)
+FLUSH_BATCH_LISTS = 2000  # served lists per INSERT
 FLUSH_MAX_BATCHES = 50  # per run, so that a run stays short; a backlog takes a few runs
 FLUSH_LOCK_SECONDS = 300
-# After a failed append, requests skip Redis this long: a Redis that hangs costs one request
-# a timeout, not every request.
-REDIS_RETRY_SECONDS = 5.0
-_REDIS_TIMEOUT_SECONDS = 0.5
-_clients: dict[str, redis.Redis] = {}
-_unreachable_until: dict[str, float] = {}
+MAX_POSITION = 32767  # Impression.first_position is a smallint
+
 
 # Moves up to ARGV[1] records from the buffer (KEYS[1]) to the flushing list (KEYS[2]), unless
 # the flushing list still holds those of a run that did not finish; returns the flushing list.
@@ -380,15 +380,7 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 
 
 def _impressions_redis() -> redis.Redis:
-    url = settings.IMPRESSIONS_REDIS_URL
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
-            socket_timeout=_REDIS_TIMEOUT_SECONDS,
-        )
-    return client
+    return redis.Redis.from_url(settings.IMPRESSIONS_REDIS_URL)
 
 
 def _impressions_key(name: str) -> str:
@@ -411,17 +403,15 @@ def impressions_log(
     """Log that the list `request_id` showed `track_ids` (in order, the first at
     `first_position`) to the user on `surface`, ranked by `model_version_id`'s `pipeline`
     (None and "" for a fallback), inside an interleaved test with `teams` ({track id: "A" or
-    "B"}). One Redis append, written to the database by the next `impressions_flush`.
+    "B"}). An append to this process's pending records, pushed to Redis within a quarter of a
+    second and written to the database by the next `impressions_flush`.
 
-    Never fails the request: with impressions off, no user or no track it logs nothing, and
-    when Redis cannot be reached it logs a warning and nothing else. Returns whether the list
-    was logged."""
+    Never fails the request and never waits for Redis: with impressions off, no user or no
+    track it logs nothing (returns False). A Redis that cannot be reached costs a warning from
+    the pushing thread, not the request."""
     if surface not in IMPRESSION_SURFACES:
         raise ValueError(f"unknown impression surface {surface!r}")
     if not settings.IMPRESSIONS_ENABLED or user_id is None or not track_ids:
-        return False
-    url = settings.IMPRESSIONS_REDIS_URL
-    if time.monotonic() < _unreachable_until.get(url, 0.0):
         return False
     track_ids = [int(track_id) for track_id in track_ids]  # numpy integers are not JSON
     record = {
@@ -437,28 +427,26 @@ def impressions_log(
     }
     if teams:
         record["m"] = [teams.get(track_id, "") for track_id in track_ids]
-    payload = json.dumps(record, separators=(",", ":"))
-    key = _impressions_key("buffer")
-    try:
-        append = _impressions_redis().pipeline(transaction=False)
-        append.rpush(key, payload)
-        append.ltrim(key, -settings.IMPRESSIONS_BUFFER_MAX, -1)  # bounded while none flushes
-        append.execute()
-    except Exception:  # Redis down, slow or refusing: the list is served without its log
-        _unreachable_until[url] = time.monotonic() + REDIS_RETRY_SECONDS
-        logger.warning(
-            "impressions not logged (Redis unreachable; retrying in %.0f s)",
-            REDIS_RETRY_SECONDS,
-            exc_info=True,
-        )
-        return False
+    impression_buffer.pending.append(
+        url=settings.IMPRESSIONS_REDIS_URL,
+        key=_impressions_key("buffer"),
+        limit=settings.IMPRESSIONS_BUFFER_MAX,
+        record=json.dumps(record, separators=(",", ":")).encode(),
+    )
     return True
+
+
+def impressions_push() -> int:
+    """Push this process's pending impression records to Redis now (the pushing thread does it
+    every quarter of a second); returns how many went. Never raises."""
+    return impression_buffer.pending.push()
 
 
 @dataclass(frozen=True)
 class ImpressionsFlushed:
     lists: int  # served lists taken from Redis
-    impressions: int  # rows written (a list written before, or a vanished user, writes none)
+    written: int  # of them, rows written (a list written before, or a vanished user's: none)
+    impressions: int  # tracks shown in the lists written
     linked: int  # feedback events linked to them
 
 
@@ -471,7 +459,7 @@ def _is_id(value, *, nullable: bool = False, bits: int = 63) -> bool:
     return type(value) is int and 0 < value < 2**bits
 
 
-def _check_record(user_id, surface, version_id, test_id, shown) -> None:
+def _check_record(user_id, surface, version_id, test_id, first_position, track_ids, teams):
     """ValueError unless every field fits its column: one bad record must not fail its batch
     (and so every later flush)."""
     if not (
@@ -479,71 +467,73 @@ def _check_record(user_id, surface, version_id, test_id, shown) -> None:
         and surface in IMPRESSION_SURFACES
         and _is_id(version_id, nullable=True, bits=31)  # integer columns
         and _is_id(test_id, nullable=True, bits=31)
-        and all(
-            type(position) is int and position >= 0 and _is_id(track_id) and team in _TEAMS
-            for position, (track_id, team) in shown
-        )
+        and type(first_position) is int
+        and 0 <= first_position <= MAX_POSITION
+        and type(track_ids) is list
+        and track_ids
+        and all(_is_id(track_id) for track_id in track_ids)
+        and (not teams or (len(teams) == len(track_ids) and set(teams) <= _TEAMS))
     ):
         raise ValueError("a field out of its column's range")
 
 
 def _impression_rows(records: Sequence[bytes]) -> list[tuple]:
-    """The rows of buffered records, one per (request_id, track); malformed records are
-    logged and skipped."""
+    """The rows of buffered records, one per request_id; malformed records are logged and
+    skipped. Array columns go as PostgreSQL array literals (one text value per list)."""
     rows = {}
     for raw in records:
         try:
             record = json.loads(raw)
             request_id = uuid.UUID(hex=record["r"])
             shown_at = datetime.fromtimestamp(record["a"], UTC)
-            teams = record.get("m") or [""] * len(record["t"])
-            shown = list(enumerate(zip(record["t"], teams, strict=True), start=record["o"]))
-            user_id, surface, version_id, test_id = (
-                record["u"],
-                record["s"],
-                record["v"],
-                record["i"],
-            )
+            user_id, surface, version_id, test_id, first_position, track_ids = (
+                record["u"], record["s"], record["v"], record["i"], record["o"], record["t"],
+            )  # fmt: skip
+            teams = record.get("m") or []
             pipeline = str(record["p"] or "")[:64]
-            _check_record(user_id, surface, version_id, test_id, shown)
-        except (KeyError, TypeError, ValueError) as error:
+            _check_record(user_id, surface, version_id, test_id, first_position, track_ids, teams)
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             logger.warning("impression record dropped (%s): %.200r", error, raw)
             continue
-        for position, (track_id, team) in shown:
-            if position > 32767:  # the column is a smallint; no list is that long
-                break
-            rows.setdefault(
-                (request_id, track_id),
-                (request_id, user_id, track_id, position, surface, version_id, pipeline,
-                 test_id, team or "", shown_at),
-            )  # fmt: skip
+        rows.setdefault(
+            request_id,
+            (request_id, user_id, "{" + ",".join(map(str, track_ids)) + "}", first_position,
+             surface, version_id, pipeline, test_id,
+             "{" + ",".join(team or '""' for team in teams) + "}", shown_at),
+        )  # fmt: skip
     return list(rows.values())
 
 
 _INSERT_SQL = """
-INSERT INTO {impression} (request_id, user_id, track_id, position, surface, model_version_id,
-                          pipeline, interleaving_test_id, team, shown_at)
-SELECT incoming.*
-FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::integer[], %s::text[], %s::integer[],
-            %s::text[], %s::integer[], %s::text[], %s::timestamptz[])
-    AS incoming (request_id, user_id, track_id, position, surface, model_version_id, pipeline,
-                 interleaving_test_id, team, shown_at)
-WHERE EXISTS (SELECT 1 FROM {user} WHERE {user}.id = incoming.user_id)
-    AND EXISTS (SELECT 1 FROM {track} WHERE {track}.id = incoming.track_id)
-ON CONFLICT (request_id, track_id) DO NOTHING
+WITH written AS (
+    INSERT INTO {impression} (request_id, user_id, track_ids, first_position, surface,
+                              model_version_id, pipeline, interleaving_test_id, teams, shown_at)
+    SELECT incoming.request_id, incoming.user_id, incoming.track_ids::bigint[],
+           incoming.first_position, incoming.surface, incoming.model_version_id,
+           incoming.pipeline, incoming.interleaving_test_id, incoming.teams::varchar[],
+           incoming.shown_at
+    FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::integer[], %s::text[], %s::integer[],
+                %s::text[], %s::integer[], %s::text[], %s::timestamptz[])
+        AS incoming (request_id, user_id, track_ids, first_position, surface, model_version_id,
+                     pipeline, interleaving_test_id, teams, shown_at)
+    WHERE EXISTS (SELECT 1 FROM {user} WHERE {user}.id = incoming.user_id)
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING cardinality(track_ids) AS tracks
+)
+SELECT count(*), coalesce(sum(tracks), 0) FROM written
 """
 
 # Feedback stored before its impressions were written: by request_id (the user's own lists
-# only), else the latest impression of the track in the link window before the event.
+# only), else the latest list that showed the track in the link window before the event.
 _LINK_SQL = """
 WITH shown AS (
-    SELECT id, request_id, user_id, track_id, shown_at FROM {impression}
+    SELECT id, request_id, user_id, track_ids, shown_at FROM {impression}
     WHERE request_id = ANY(%(request_ids)s::uuid[])
 ), answers AS (
     SELECT DISTINCT ON (event.id) event.id AS interaction_id, shown.id AS impression_id
     FROM shown
     JOIN {interaction} AS event
-        ON event.user_id = shown.user_id AND event.track_id = shown.track_id
+        ON event.user_id = shown.user_id AND event.track_id = ANY(shown.track_ids)
     WHERE event.impression_id IS NULL
         AND event.occurred_at >= %(since)s
         AND (event.request_id = shown.request_id
@@ -561,61 +551,70 @@ def _tables() -> dict[str, str]:
         "impression": Impression._meta.db_table,
         "interaction": Interaction._meta.db_table,
         "user": get_user_model()._meta.db_table,
-        "track": Track._meta.db_table,
     }
 
 
+@dataclass(frozen=True)
+class _Written:
+    lists: int
+    impressions: int
+    linked: int
+
+
 @transaction.atomic
-def impressions_write(*, records: Sequence[bytes]) -> tuple[int, int]:
-    """Write the impressions of buffered records (as `impressions_log` appends them) in one
-    INSERT and link the feedback that answers them; returns (rows written, events linked).
-    Idempotent: a list written before writes nothing; the rows of a user or a track deleted
-    since are skipped; a malformed record is logged and skipped."""
+def impressions_write(*, records: Sequence[bytes]) -> _Written:
+    """Write the buffered records (as `impressions_log` makes them) in one INSERT, a row per
+    served list, and link the feedback that answers them. Idempotent: a list written before
+    writes nothing; the list of a user deleted since is skipped; a malformed record is logged
+    and skipped."""
     rows = _impression_rows(records)
     if not rows:
-        return 0, 0
+        return _Written(lists=0, impressions=0, linked=0)
     columns = [list(column) for column in zip(*rows, strict=True)]
     tables = _tables()
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_SQL.format(**tables), columns)
-        written = cursor.rowcount
+        lists, impressions = cursor.fetchone()
         cursor.execute(
             _LINK_SQL.format(**tables),
             {
-                "request_ids": sorted({row[0] for row in rows}),
+                "request_ids": [row[0] for row in rows],
                 # A client's clock may run a little ahead of ours (MAX_CLOCK_SKEW).
                 "since": min(row[9] for row in rows) - MAX_CLOCK_SKEW,
                 "window": timedelta(minutes=settings.IMPRESSIONS_LINK_MINUTES),
             },
         )
         linked = cursor.rowcount
-    return written, linked
+    return _Written(lists=lists, impressions=int(impressions), linked=linked)
 
 
 def impressions_flush(
     *, max_batches: int = FLUSH_MAX_BATCHES, batch_lists: int = FLUSH_BATCH_LISTS
 ) -> ImpressionsFlushed:
-    """Write the buffered impressions to the database, `batch_lists` served lists at a time,
-    at most `max_batches` batches. One run at a time (a Redis lock; a second run returns at
-    once). A batch leaves Redis only once it is committed. Redis and database errors raise:
-    the batch stays for the next run."""
+    """Write the impressions buffered in Redis to the database (after pushing this process's
+    own pending records there), `batch_lists` served lists at a time, at most `max_batches`
+    batches. One run at a time (a Redis lock; a second run returns at once). A batch leaves
+    Redis only once it is committed. Redis and database errors raise: the batch stays for the
+    next run."""
+    impressions_push()
     client = _impressions_redis()
     lock = client.lock(_impressions_key("flush-lock"), timeout=FLUSH_LOCK_SECONDS)
     if not lock.acquire(blocking=False):
-        return ImpressionsFlushed(lists=0, impressions=0, linked=0)
+        return ImpressionsFlushed(lists=0, written=0, impressions=0, linked=0)
     claim = client.register_script(_CLAIM_SCRIPT)
     keys = [_impressions_key("buffer"), _impressions_key("flushing")]
-    lists = written = linked = 0
+    lists = written = impressions = linked = 0
     try:
         for _ in range(max_batches):
             records = claim(keys=keys, args=[batch_lists])
             if not records:
                 break
-            batch_written, batch_linked = impressions_write(records=records)
+            batch = impressions_write(records=records)
             client.delete(keys[1])
-            lists, written, linked = (
-                lists + len(records), written + batch_written, linked + batch_linked
-            )  # fmt: skip
+            lists += len(records)
+            written += batch.lists
+            impressions += batch.impressions
+            linked += batch.linked
     finally:
         try:
             lock.release()
@@ -623,10 +622,11 @@ def impressions_flush(
             logger.warning("the impressions flush lock expired before the run ended")
     if lists:
         logger.info(
-            "impressions flushed: %d lists, %d impressions, %d feedback events linked",
-            lists, written, linked,
+            "impressions flushed: %d lists taken, %d written (%d impressions), "
+            "%d feedback events linked",
+            lists, written, impressions, linked,
         )  # fmt: skip
-    return ImpressionsFlushed(lists=lists, impressions=written, linked=linked)
+    return ImpressionsFlushed(lists=lists, written=written, impressions=impressions, linked=linked)
 
 
 PRUNE_BATCH = 10_000

@@ -2,16 +2,16 @@
 the versions that may challenge the active one, and a test's live result.
 
 A test's live result is read from what was shown and what listeners did with it: each shown
-list (one `feedback.Impression.request_id`) of the test is one comparison, its positive events
-(likes and plays linked to its impressions) credited to the team, "A" the control or "B" the
+list (one `feedback.Impression`) of the test is one comparison, its positive events
+(likes and plays linked to it) credited to the team, "A" the control or "B" the
 challenger, that contributed each track (mltasks.ml.eval.interleaving says how the outcomes
 are summarised).
 """
 
 from __future__ import annotations
 
-from django.db.models import Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import QuerySet
 
 from feedback.models import Impression, Interaction
 from mltasks.ml.eval.interleaving import (
@@ -69,39 +69,38 @@ def interleaving_challenger_refusal(*, challenger: ModelVersion, control: ModelV
     return ""
 
 
-def _positive_events_per_impression():
-    """A subquery: the likes and plays linked to the outer impression, by its foreign key or,
-    until the impression is linked, by the same list, listener and track."""
-    linked = Interaction.objects.filter(kind__in=POSITIVE_KINDS).filter(
-        Q(impression_id=OuterRef("pk"))
-        | Q(
-            impression__isnull=True,
-            request_id=OuterRef("request_id"),
-            user_id=OuterRef("user_id"),
-            track_id=OuterRef("track_id"),
-        )
-    )
-    return Subquery(
-        linked.order_by().annotate(n=Func("id", function="COUNT")).values("n"),
-        output_field=IntegerField(),
-    )
+# Per list of the test, the likes and plays of each team's tracks: linked to the list, or, until
+# the feedback is linked, sent back with the list's request_id by its listener.
+_TEAM_COUNTS_SQL = """
+SELECT shown.request_id, drafted.team, count(event.id)
+FROM {impression} AS shown
+CROSS JOIN LATERAL unnest(shown.track_ids, shown.teams) AS drafted (track_id, team)
+LEFT JOIN {interaction} AS event
+    ON event.user_id = shown.user_id
+    AND event.track_id = drafted.track_id
+    AND event.kind = ANY(%(positive_kinds)s)
+    AND (event.impression_id = shown.id
+         OR (event.impression_id IS NULL AND event.request_id = shown.request_id))
+WHERE shown.interleaving_test_id = %(test)s AND drafted.team IN (%(a)s, %(b)s)
+GROUP BY 1, 2
+"""
 
 
 def interleaving_team_counts(*, test: InterleavingTest) -> dict[str, dict[str, int]]:
     """{request id: {"A": positive events on the control's tracks, "B": on the challenger's}}
     for every list the test showed (one query)."""
-    rows = (
-        Impression.objects.filter(interleaving_test_id=test.pk, team__in=(TEAM_A, TEAM_B))
-        .annotate(events=Coalesce(_positive_events_per_impression(), 0))
-        .values("request_id", "team")
-        .annotate(positives=Sum("events"))
-        .order_by()
+    sql = _TEAM_COUNTS_SQL.format(
+        impression=Impression._meta.db_table, interaction=Interaction._meta.db_table
     )
-    counts: dict[str, dict[str, int]] = {}
-    for row in rows:
-        counts.setdefault(str(row["request_id"]), {TEAM_A: 0, TEAM_B: 0})[row["team"]] = int(
-            row["positives"] or 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {"positive_kinds": list(POSITIVE_KINDS), "test": test.pk, "a": TEAM_A, "b": TEAM_B},
         )
+        rows = cursor.fetchall()
+    counts: dict[str, dict[str, int]] = {}
+    for request_id, team, positives in rows:
+        counts.setdefault(str(request_id), {TEAM_A: 0, TEAM_B: 0})[team] = int(positives)
     return counts
 
 

@@ -375,8 +375,9 @@ DRIFT_WINDOW_DAYS = env.int("DRIFT_WINDOW_DAYS", default=7)
 FEEDBACK_MIN_TIMESTAMP = env("FEEDBACK_MIN_TIMESTAMP", default="2000-01-01T00:00:00Z")
 
 # Impressions (feedback.Impression): which tracks each served list showed, for the online
-# metrics. A request appends one record per list to a Redis list (IMPRESSIONS_REDIS_URL, by
-# default the cache's database); the `impressions_flush` beat task (every
+# metrics. A request appends one record per list to its process's memory, which a thread
+# pushes every 250 ms to a Redis list (IMPRESSIONS_REDIS_URL, by default the cache's
+# database; feedback.impression_buffer); the `impressions_flush` beat task (every
 # IMPRESSIONS_FLUSH_SECONDS, set when the schedule is created; editable in the admin) writes
 # them in bulk, and `impressions_prune` deletes those older than IMPRESSIONS_RETENTION_DAYS.
 # Feedback without a request_id links to the listener's latest impression of the track in the

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from catalog.tests.factories import TrackFactory, UserFactory
+from feedback import impression_buffer
 from feedback.models import Impression, Interaction
 from feedback.selectors import impression_daily_stats
 from feedback.services import (
@@ -22,6 +23,7 @@ from feedback.services import (
     impressions_flush,
     impressions_log,
     impressions_prune,
+    impressions_push,
 )
 from feedback.tests.factories import InteractionFactory
 
@@ -57,19 +59,29 @@ def test_a_logged_list_is_written_by_the_flush_one_row_per_track_in_order():
 
     flushed = impressions_flush()
 
-    assert (flushed.lists, flushed.impressions) == (1, 4)
-    rows = Impression.objects.filter(request_id=request_id).order_by("position")
-    assert [(row.track_id, row.position, row.team) for row in rows] == [
-        (tracks[0].pk, 10, "A"), (tracks[1].pk, 11, "B"), (tracks[2].pk, 12, "A"),
-        (tracks[3].pk, 13, "B"),
-    ]  # fmt: skip
-    first = rows[0]
-    assert (first.user_id, first.surface, first.model_version_id, first.pipeline) == (
+    assert (flushed.lists, flushed.written, flushed.impressions) == (1, 1, 4)
+    shown = Impression.objects.get()
+    assert shown.request_id == request_id
+    assert shown.track_ids == [track.pk for track in tracks]
+    assert (shown.first_position, shown.teams) == (10, ["A", "B", "A", "B"])
+    assert [shown.position_of(track.pk) for track in tracks] == [10, 11, 12, 13]
+    assert [shown.team_of(track.pk) for track in tracks] == ["A", "B", "A", "B"]
+    assert shown.position_of(TrackFactory().pk) is None
+    assert (shown.user_id, shown.surface, shown.model_version_id, shown.pipeline) == (
         user.pk, "api_rec", 7, "tunedin-ranker",
     )  # fmt: skip
-    assert first.interleaving_test_id == 3
-    assert abs((timezone.now() - first.shown_at).total_seconds()) < 60
+    assert shown.interleaving_test_id == 3
+    assert abs((timezone.now() - shown.shown_at).total_seconds()) < 60
     assert buffer().llen(_impressions_key("buffer")) == 0
+
+
+def test_a_list_outside_a_test_has_no_teams():
+    user, tracks = UserFactory(), TrackFactory.create_batch(2)
+    log_list(user=user, tracks=tracks)
+    impressions_flush()
+    shown = Impression.objects.get()
+    assert shown.teams == [] and shown.team_of(tracks[0].pk) == ""
+    assert (shown.first_position, shown.position_of(tracks[1].pk)) == (0, 1)
 
 
 def test_flushing_twice_writes_once_and_a_list_sent_again_is_not_duplicated():
@@ -79,21 +91,32 @@ def test_flushing_twice_writes_once_and_a_list_sent_again_is_not_duplicated():
     assert impressions_flush().lists == 0  # nothing left
     log_list(user=user, tracks=tracks, request_id=request_id)  # the same list again
     again = impressions_flush()
-    assert (again.lists, again.impressions) == (1, 0)
-    assert Impression.objects.count() == 3
+    assert (again.lists, again.written, again.impressions) == (1, 0, 0)
+    assert Impression.objects.count() == 1
+
+
+def test_the_pushing_thread_moves_a_logged_list_to_redis_within_a_second():
+    user, tracks = UserFactory(), TrackFactory.create_batch(2)
+    log_list(user=user, tracks=tracks)
+    deadline = time.monotonic() + 5
+    while buffer().llen(_impressions_key("buffer")) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert buffer().llen(_impressions_key("buffer")) == 1
+    assert len(impression_buffer.pending) == 0
 
 
 def test_a_batch_claimed_by_a_run_that_died_is_written_by_the_next_run():
     user, tracks = UserFactory(), TrackFactory.create_batch(2)
     first = log_list(user=user, tracks=tracks[:1])
     second = log_list(user=user, tracks=tracks[1:])
+    impressions_push()
     client = buffer()
     # A run claimed the first list and died before writing it.
     client.lmove(_impressions_key("buffer"), _impressions_key("flushing"), "LEFT", "RIGHT")
 
     flushed = impressions_flush()
 
-    assert flushed.impressions == 2
+    assert (flushed.lists, flushed.impressions) == (2, 2)
     assert set(Impression.objects.values_list("request_id", flat=True)) == {first, second}
     assert client.llen(_impressions_key("flushing")) == 0
 
@@ -109,7 +132,7 @@ def test_a_malformed_record_or_a_deleted_user_does_not_stop_the_rest(caplog):
     with caplog.at_level(logging.WARNING, logger="feedback.services"):
         flushed = impressions_flush()
 
-    assert (flushed.lists, flushed.impressions) == (4, 2)
+    assert (flushed.lists, flushed.written, flushed.impressions) == (4, 1, 2)
     assert set(Impression.objects.values_list("user_id", flat=True)) == {kept.pk}
     assert sum("impression record dropped" in r.getMessage() for r in caplog.records) == 2
 
@@ -126,16 +149,24 @@ def test_nothing_is_logged_when_impressions_are_off(settings):
     assert impressions_flush().lists == 0
 
 
-def test_an_unreachable_redis_loses_the_log_with_a_warning_and_no_error(settings, caplog):
+def test_an_unreachable_redis_keeps_the_records_pending_with_a_warning_and_no_error(
+    settings, caplog
+):
     settings.IMPRESSIONS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     user, track = UserFactory(), TrackFactory()
-    with caplog.at_level(logging.WARNING, logger="feedback.services"):
-        logged = impressions_log(
-            user_id=user.pk, surface="api_rec", request_id=uuid.uuid4(), track_ids=[track.pk],
-            model_version_id=None, pipeline="",
-        )  # fmt: skip
-    assert logged is False
-    assert any("impressions not logged" in record.getMessage() for record in caplog.records)
+    started = time.monotonic()
+    logged = impressions_log(
+        user_id=user.pk, surface="api_rec", request_id=uuid.uuid4(), track_ids=[track.pk],
+        model_version_id=None, pipeline="",
+    )  # fmt: skip
+    assert logged is True and time.monotonic() - started < 0.1  # the request never waits
+    try:
+        with caplog.at_level(logging.WARNING, logger="feedback.impression_buffer"):
+            assert impressions_push() == 0
+        assert len(impression_buffer.pending) == 1  # kept for the next push
+        assert any("impressions not pushed" in record.getMessage() for record in caplog.records)
+    finally:
+        impression_buffer.pending.clear()
 
 
 # ----------------------------------------------------------------------------- feedback links
@@ -149,7 +180,7 @@ def test_feedback_with_the_request_id_of_a_written_list_links_at_once(api_client
     tracks = TrackFactory.create_batch(3)
     request_id = log_list(user=listener, tracks=tracks)
     impressions_flush()
-    shown = Impression.objects.get(request_id=request_id, track=tracks[1])
+    shown = Impression.objects.get(request_id=request_id)
 
     response = post_feedback(
         api_client, track_id=tracks[1].pk, event="like", request_id=str(request_id)
@@ -173,7 +204,19 @@ def test_feedback_sent_before_the_flush_is_linked_by_the_flush(api_client, liste
 
     assert flushed.linked == 1
     event = Interaction.objects.get(pk=response.json()["id"])
-    assert event.impression == Impression.objects.get(request_id=request_id, track=tracks[2])
+    assert event.impression == Impression.objects.get(request_id=request_id)
+
+
+def test_a_request_id_links_only_feedback_on_a_track_its_list_showed(api_client, listener):
+    shown_tracks, other = TrackFactory.create_batch(2), TrackFactory()
+    request_id = log_list(user=listener, tracks=shown_tracks)
+    impressions_flush()
+
+    response = post_feedback(
+        api_client, track_id=other.pk, event="like", request_id=str(request_id)
+    )
+
+    assert response.status_code == 201 and response.json()["impression_id"] is None
 
 
 def test_someone_elses_request_id_never_links(api_client, listener):
@@ -212,7 +255,7 @@ def test_feedback_without_a_request_id_links_to_the_latest_impression_in_the_win
 
     def shown(minutes_ago: int) -> Impression:
         return Impression.objects.create(
-            request_id=uuid.uuid4(), user=listener, track=track, position=0,
+            request_id=uuid.uuid4(), user=listener, track_ids=[TrackFactory().pk, track.pk],
             surface="discover", shown_at=now - timedelta(minutes=minutes_ago),
         )  # fmt: skip
 
@@ -239,7 +282,7 @@ def test_prune_deletes_only_impressions_older_than_the_window(settings):
 
     def shown(days_ago: float) -> Impression:
         return Impression.objects.create(
-            request_id=uuid.uuid4(), user=user, track=track, position=0, surface="api_rec",
+            request_id=uuid.uuid4(), user=user, track_ids=[track.pk], surface="api_rec",
             shown_at=now - timedelta(days=days_ago),
         )  # fmt: skip
 
@@ -264,25 +307,27 @@ def test_daily_stats_compute_the_rates_from_linked_feedback():
     tracks = TrackFactory.create_batch(10)  # the catalog
     now = timezone.now()
 
-    def shown(track, *, version, days_ago=0) -> Impression:
+    def shown(shown_tracks, *, version, days_ago=0) -> Impression:
         return Impression.objects.create(
-            request_id=uuid.uuid4(), user=user, track=track, position=0, surface="api_rec",
-            model_version_id=version, pipeline="sasrec" if version else "",
+            request_id=uuid.uuid4(), user=user, track_ids=[track.pk for track in shown_tracks],
+            surface="api_rec", model_version_id=version, pipeline="sasrec" if version else "",
             shown_at=now - timedelta(days=days_ago),
         )  # fmt: skip
 
-    liked_and_played = shown(tracks[0], version=7)
-    played = shown(tracks[1], version=7)
-    skipped = shown(tracks[2], version=7)
-    shown(tracks[0], version=7)  # shown again, no feedback: 3 distinct tracks in 4 impressions
-    for impression, kind in [
-        (liked_and_played, "like"), (liked_and_played, "play"), (played, "play"),
-        (skipped, "skip"),
+    # Version 7 today: a list of 3 and a list of 1 showing tracks[0] again: 4 impressions of 3
+    # distinct tracks.
+    first_list = shown(tracks[:3], version=7)
+    shown(tracks[:1], version=7)
+    for track, kind in [
+        (tracks[0], "like"), (tracks[0], "play"), (tracks[1], "play"), (tracks[2], "skip"),
     ]:  # fmt: skip
-        InteractionFactory(user=user, track=impression.track, kind=kind, impression=impression)
+        InteractionFactory(user=user, track=track, kind=kind, impression=first_list)
     InteractionFactory(user=user, track=tracks[3], kind="like")  # not linked: not counted
-    shown(tracks[4], version=None, days_ago=1)
-    shown(tracks[5], version=7, days_ago=30)  # outside the 7 days asked for
+    shown(tracks[4:5], version=None, days_ago=1)
+    shown(tracks[5:6], version=7, days_ago=30)  # outside the 7 days asked for
+    interleaved = shown(tracks[6:8], version=7)
+    interleaved.interleaving_test_id, interleaved.teams = 1, ["A", "B"]
+    interleaved.save()  # the test's own reading, not the version's
 
     stats = {(row.model_version_id, row.day): row for row in impression_daily_stats(days=7)}
 
@@ -324,14 +369,15 @@ def test_a_real_worker_flushes_the_buffer_into_the_database(celery_worker_with):
 
     user, tracks = UserFactory(), TrackFactory.create_batch(3)
     request_id = log_list(user=user, tracks=tracks)
+    impressions_push()  # the worker is another process: it flushes what is in Redis
     with celery_worker_with(IMPRESSIONS_REDIS_URL=settings.IMPRESSIONS_REDIS_URL):
         flush_task.delay()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if Impression.objects.filter(request_id=request_id).count() == 3:
+            if Impression.objects.filter(request_id=request_id).exists():
                 break
             time.sleep(0.2)
-    assert Impression.objects.filter(request_id=request_id).count() == 3
+    assert Impression.objects.get(request_id=request_id).track_ids == [t.pk for t in tracks]
 
 
 # ----------------------------------------------------------------------------- admin
@@ -340,19 +386,25 @@ def test_a_real_worker_flushes_the_buffer_into_the_database(celery_worker_with):
 def test_the_admin_lists_impressions_read_only_filtered_by_surface_and_version(client):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     user, track = UserFactory(username="ada"), TrackFactory(title="Teardrop")
-    for surface, version in [("discover", 7), ("similar", 8)]:
+    shown = [
         Impression.objects.create(
-            request_id=uuid.uuid4(), user=user, track=track, position=0, surface=surface,
+            request_id=uuid.uuid4(), user=user, track_ids=[track.pk], surface=surface,
             model_version_id=version, shown_at=timezone.now(),
-        )  # fmt: skip
+        )
+        for surface, version in [("discover", 7), ("similar", 8)]
+    ]  # fmt: skip
     url = "/admin/feedback/impression/"
 
     by_surface = client.get(url, {"surface__exact": "discover"})
     by_version = client.get(url, {"model_version_id": "8"})
+    by_request = client.get(url, {"q": str(shown[1].request_id)})
+    by_name = client.get(url, {"q": "ada"})
 
-    assert by_surface.status_code == by_version.status_code == 200
+    assert {page.status_code for page in (by_surface, by_version, by_request, by_name)} == {200}
     assert [row.surface for row in by_surface.context["cl"].result_list] == ["discover"]
     assert [row.surface for row in by_version.context["cl"].result_list] == ["similar"]
+    assert list(by_request.context["cl"].result_list) == [shown[1]]
+    assert len(by_name.context["cl"].result_list) == 2
     assert client.get(f"{url}add/").status_code == 403
     impression = Impression.objects.first()
     assert client.post(f"{url}{impression.pk}/delete/", {"post": "yes"}).status_code == 403

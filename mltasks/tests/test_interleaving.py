@@ -148,18 +148,15 @@ def test_without_an_active_version_there_is_nothing_to_test(strong, weak):
 
 
 def shown(test, user, tracks, teams, *, surface=Impression.Surface.DISCOVER, in_test=True):
-    """One list shown to `user`: its impressions, as the impressions flush writes them."""
-    request_id = uuid.uuid4()
-    impressions = Impression.objects.bulk_create(
-        Impression(
-            request_id=request_id, user=user, track=track, position=position, surface=surface,
-            model_version_id=test.control_id, pipeline="interleaved",
-            interleaving_test_id=test.pk if in_test else None, team=team if in_test else "",
-            shown_at=timezone.now(),
-        )
-        for position, (track, team) in enumerate(zip(tracks, teams, strict=True))
+    """One list shown to `user`: its request id and its impression, as the flush writes it."""
+    assert len(teams) == len(tracks)
+    impression = Impression.objects.create(
+        request_id=uuid.uuid4(), user=user, track_ids=[track.pk for track in tracks],
+        surface=surface, model_version_id=test.control_id, pipeline="interleaved",
+        interleaving_test_id=test.pk if in_test else None,
+        teams=list(teams) if in_test else [], shown_at=timezone.now(),
     )  # fmt: skip
-    return request_id, impressions
+    return impression.request_id, impression
 
 
 def feedback(user, track, kind, *, impression=None, request_id=None) -> Interaction:
@@ -182,15 +179,15 @@ def test_each_like_or_play_credits_the_version_that_contributed_the_track(runnin
     like, play, skip, dislike = "like", "play", "skip", "dislike"
 
     # A list the control wins: a like linked to its impression, a play linked by request id.
-    won, (i0, _, i2, _) = shown(running_test, user, t[:4], ["A", "B", "A", "B"])
-    feedback(user, t[0], like, impression=i0)
+    won, won_list = shown(running_test, user, t[:4], ["A", "B", "A", "B"])
+    feedback(user, t[0], like, impression=won_list)
     feedback(user, t[2], play, request_id=won)
     feedback(user, t[1], skip, request_id=won)  # neither a skip nor a dislike is a positive
     feedback(user, t[3], dislike, request_id=won)
     # A list the challenger wins: two plays of its track against one like of the control's.
-    lost, (_, i5, _) = shown(running_test, user, t[4:7], ["A", "B", "A"])
-    feedback(user, t[5], play, impression=i5)
-    feedback(user, t[5], play, impression=i5)
+    lost, lost_list = shown(running_test, user, t[4:7], ["A", "B", "A"])
+    feedback(user, t[5], play, impression=lost_list)
+    feedback(user, t[5], play, impression=lost_list)
     feedback(user, t[4], like, request_id=lost)
     # A tie, by another listener.
     tied, _ = shown(running_test, other, t[:2], ["B", "A"])

@@ -105,6 +105,7 @@ def test_the_flusher_writes_what_the_server_logged_and_a_last_batch_on_stop():
 
     flusher.stop()
 
-    assert Impression.objects.count() == 3
-    assert flusher.totals["lists"] == 1 and flusher.totals["impressions"] == 3
+    assert Impression.objects.get().track_ids == [t.pk for t in tracks]
+    assert flusher.totals["lists"] == flusher.totals["written"] == 1
+    assert flusher.totals["impressions"] == 3
     assert flusher.errors == []

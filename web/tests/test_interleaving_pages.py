@@ -127,12 +127,9 @@ def test_the_live_counts_interval_and_verdict_follow_the_feedback(staff, planted
     now = timezone.now()
     for index in range(12):
         request_id = uuid.uuid4()
-        Impression.objects.bulk_create(
-            Impression(
-                request_id=request_id, user=listener, track=track, position=p, surface="discover",
-                interleaving_test_id=test.pk, team=team, shown_at=now,
-            )
-            for p, (track, team) in enumerate(zip(tracks[:2], "AB", strict=True))
+        Impression.objects.create(
+            request_id=request_id, user=listener, track_ids=[tracks[0].pk, tracks[1].pk],
+            surface="discover", interleaving_test_id=test.pk, teams=["A", "B"], shown_at=now,
         )  # fmt: skip
         liked = tracks[0] if index < 11 else tracks[1]  # the control wins 11 lists of 12
         Interaction.objects.create(

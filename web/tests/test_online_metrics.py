@@ -49,11 +49,9 @@ def card_request_ids(html: str) -> dict[int, str]:
 
 
 def shown(request_id) -> list[tuple[int, int]]:
-    return list(
-        Impression.objects.filter(request_id=request_id)
-        .order_by("position")
-        .values_list("position", "track_id")
-    )
+    """(position, track id) of the tracks the list `request_id` showed, in order."""
+    row = Impression.objects.get(request_id=request_id)
+    return [(row.position_of(track_id), track_id) for track_id in row.track_ids]
 
 
 def test_discover_logs_its_cards_and_each_card_carries_the_request_id(client, listener, tracks):
@@ -102,8 +100,8 @@ def test_a_like_from_a_card_links_to_its_impression_and_the_new_card_is_logged(
     assert response.status_code == 200
     like = Interaction.objects.get(user=listener)
     assert like.request_id == page.request_id
-    assert like.impression == Impression.objects.get(request_id=page.request_id, track_id=liked)
-    assert like.impression.position == 2
+    assert like.impression == Impression.objects.get(request_id=page.request_id)
+    assert like.impression.position_of(liked) == 2
     replacement = response.context["item"].track.pk
     new_list = response.context["request_id"]
     assert card_request_ids(response.content.decode()) == {replacement: str(new_list)}
@@ -121,7 +119,9 @@ def test_a_skip_before_the_flush_is_linked_by_the_flush(client, listener, tracks
     assert Interaction.objects.get(user=listener).impression is None
 
     assert impressions_flush().linked == 1
-    assert Interaction.objects.get(user=listener).impression.track_id == skipped
+    skip = Interaction.objects.get(user=listener)
+    assert skip.impression.request_id == page.request_id
+    assert skip.impression.position_of(skipped) == 0
 
 
 def test_a_malformed_request_id_from_a_card_is_a_400_and_saves_nothing(client, listener, tracks):
@@ -164,11 +164,11 @@ def test_a_generated_playlist_opened_by_its_listener_is_logged(client, listener,
     someone_else.get(f"/playlists/{playlist.pk}/")  # not theirs (a 404): nothing shown
     impressions_flush()
 
-    rows = Impression.objects.order_by("position")
-    assert [(r.position, r.track_id) for r in rows] == [(i, t.pk) for i, t in enumerate(tracks[:5])]
-    assert {(r.user_id, r.surface, r.pipeline) for r in rows} == {
-        (listener.pk, "generated", "weekly-exploration")
-    }
+    row = Impression.objects.get()
+    assert shown(row.request_id) == [(i, t.pk) for i, t in enumerate(tracks[:5])]
+    assert (row.user_id, row.surface, row.pipeline) == (
+        listener.pk, "generated", "weekly-exploration",
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- dashboard
@@ -197,21 +197,17 @@ def test_the_dashboard_shows_each_versions_rates_and_coverage_per_day(staff):
     listener = UserFactory()
     tracks = TrackFactory.create_batch(8)
     now = timezone.now()
-    shown_rows = [
-        Impression.objects.create(
-            request_id=uuid.uuid4(),
-            user=listener,
-            track=track,
-            position=index,
-            surface="api_rec",
-            model_version_id=version.pk,
-            pipeline="sasrec",
-            shown_at=now,
-        )  # fmt: skip
-        for index, track in enumerate(tracks[:4])
-    ]
-    for impression, kind in [(shown_rows[0], "like"), (shown_rows[1], "skip")]:
-        InteractionFactory(user=listener, track=impression.track, kind=kind, impression=impression)
+    shown_list = Impression.objects.create(
+        request_id=uuid.uuid4(),
+        user=listener,
+        track_ids=[track.pk for track in tracks[:4]],
+        surface="api_rec",
+        model_version_id=version.pk,
+        pipeline="sasrec",
+        shown_at=now,
+    )
+    for track, kind in [(tracks[0], "like"), (tracks[1], "skip")]:
+        InteractionFactory(user=listener, track=track, kind=kind, impression=shown_list)
 
     response = staff.get("/dashboard/models/")
 
