@@ -632,6 +632,9 @@ def main(argv: list[str] | None = None) -> int:
             return started_server
 
         server, base_url = serve(impressions=True)
+        stack.require_active_versions_served(
+            base_url, active={kind: pk for kind, _, pk in active_models}
+        )
         impressions_on = True
         files = {}  # the cold scenario's warm-up replays the no-op's requests
         needs_floor = any(name in scenarios for name in COLD_SCENARIOS)

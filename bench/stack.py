@@ -2,13 +2,15 @@
 own on the embedded PostgreSQL, migrated and seeded; gunicorn with tunedin/gunicorn.conf.py;
 for the soak, a Celery worker and a Redis server that nothing else uses (so it can be killed).
 
-Each bench database has its own ARTIFACTS_DIR: model version ids restart at 1 in every database,
+Each bench database has its own ARTIFACTS_DIR, artifact store and cache under the var directory
+($TUNEDIN_VAR_DIR or var/): model version ids restart at 1 in every database,
 and sharing var/artifacts would let one database's version overwrite another's files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -69,8 +71,15 @@ def bench_environment(*, database: str, scale: str) -> tuple[dict[str, str], lis
         environment["DATABASE_URL"] = bench_database_url(
             service_environment["DATABASE_URL"], database
         )
+        # Its own artifact directory, store and cache too: a bench database's versions must
+        # be found by whichever checkout runs the bench against it.
+        name = database.replace("_", "-")
+        environment.setdefault("ARTIFACTS_DIR", str(services.var_dir() / f"artifacts-{name}"))
         environment.setdefault(
-            "ARTIFACTS_DIR", str(services.var_dir() / f"artifacts-{database.replace('_', '-')}")
+            "ARTIFACT_STORAGE_URL", f"file://{services.var_dir() / f'artifact-store-{name}'}"
+        )
+        environment.setdefault(
+            "ARTIFACT_CACHE_DIR", str(services.var_dir() / f"artifact-cache-{name}")
         )
     environment |= {"DJANGO_SETTINGS_MODULE": "bench.settings", "DEMO_WORLD_SCALE": scale}
     # The bench measures serving, so a few heavy users must not be throttled, and it scrapes
@@ -125,6 +134,25 @@ def start_gunicorn(
     base_url = f"http://127.0.0.1:{port}"
     wait_for(f"{base_url}/healthz", server)
     return server, base_url
+
+
+def require_active_versions_served(base_url: str, *, active: dict[str, int]) -> None:
+    """Stop the bench unless the server answering `base_url` serves each active version in
+    `active` ({kind: version id}): a version whose artifacts it cannot load is served by a
+    fallback, and the numbers would not be the model's."""
+    with urllib.request.urlopen(f"{base_url}/healthz", timeout=10) as response:
+        serving = json.load(response)["serving"]
+    missing = {
+        kind: version
+        for kind, version in active.items()
+        if serving.get(kind, {}).get("version") != version
+    }
+    if missing:
+        raise SystemExit(
+            f"the server does not serve the active versions {missing} (it serves {serving}): "
+            "their artifacts are not in this bench's store (ARTIFACT_STORAGE_URL) and the lists "
+            "would come from fallbacks"
+        )
 
 
 def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:

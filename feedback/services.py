@@ -471,7 +471,9 @@ def _check_record(user_id, surface, version_id, test_id, first_position, track_i
         and 0 <= first_position <= MAX_POSITION
         and type(track_ids) is list
         and track_ids
-        and all(_is_id(track_id) for track_id in track_ids)
+        and all(type(track_id) is int for track_id in track_ids)
+        and 0 < min(track_ids)
+        and max(track_ids) < 2**63
         and (not teams or (len(teams) == len(track_ids) and set(teams) <= _TEAMS))
     ):
         raise ValueError("a field out of its column's range")
