@@ -472,7 +472,7 @@ def _check_record(user_id, surface, version_id, test_id, first_position, track_i
         and type(track_ids) is list
         and track_ids
         and all(type(track_id) is int for track_id in track_ids)
-        and 0 < min(track_ids)
+        and min(track_ids) > 0
         and max(track_ids) < 2**63
         and (not teams or (len(teams) == len(track_ids) and set(teams) <= _TEAMS))
     ):

@@ -14,6 +14,8 @@ from mltasks.ml.cf.baselines import (
     ItemKNN,
     cooccurrence_blocks,
     factorize_scores,
+    sparse_ease_structure,
+    sparse_ease_weights,
 )
 from mltasks.ml.data.splits import sample_eval_users
 from mltasks.ml.eval.ranking import (
@@ -125,6 +127,22 @@ def test_sparse_ease_ranks_close_to_exact_ease(data):
         lambda u: np.tile(popularity, (len(u), 1)), target=test, exclude=train
     )
     assert metrics_sparse["Recall@20"] > 1.3 * metrics_pop["Recall@20"]
+
+
+def test_a_lambda_grid_reuses_the_sparse_structure_and_solves_each_lambda_afresh(data):
+    train, _ = data
+    other = train[:, ::-1].tocsr()  # another matrix: its own structure
+    first = sparse_ease_structure(train, 30, 60)
+    low = sparse_ease_weights(train, 5.0, 30, 60)
+    high = sparse_ease_weights(train, 500.0, 30, 60)
+    assert sparse_ease_structure(train.copy(), 30, 60) is first  # by content, not identity
+    assert sparse_ease_structure(train, 20, 60) is not first  # other sizes, other structure
+
+    sparse_ease_structure(other, 30, 60)  # evicts the first one
+    assert sparse_ease_structure(train, 30, 60) is not first
+    fresh = sparse_ease_weights(train, 5.0, 30, 60)
+    assert (fresh != low).nnz == 0  # the reused structure gave the from-scratch weights
+    assert abs(high).sum() < abs(low).sum()  # and each lambda is solved: more shrinkage
 
 
 def test_sparse_ease_rejects_a_non_positive_lambda(data):

@@ -7,6 +7,7 @@ Every model has `fit(train_csr) -> self` and `score(user_indices) -> (len, n_ite
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -433,23 +434,53 @@ def _neighbourhood_systems(
     return systems.reshape(n_targets, width, width)
 
 
-def sparse_ease_weights(
+@dataclass(frozen=True)
+class SparseEaseStructure:
+    """What the "sparse" EASE form needs of X besides lambda: the Gram diagonal, each item's
+    neighbourhood (padded to `width`, `present` masking the padding) with its exact Gram
+    entries, and each item's kept Gram row (padded with -1). Computing it is the X'X pass; a
+    lambda grid reuses it (`sparse_ease_structure` keeps the last one)."""
+
+    key: tuple
+    diagonal: np.ndarray
+    neighbour_items: np.ndarray
+    neighbour_gram: np.ndarray
+    present: np.ndarray
+    kept_items: np.ndarray
+    kept_gram: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return len(self.diagonal)
+
+    @property
+    def width(self) -> int:
+        return self.neighbour_items.shape[1]
+
+
+def _matrix_fingerprint(matrix: sp.csr_matrix) -> tuple:
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (matrix.indptr, matrix.indices, matrix.data):
+        digest.update(np.ascontiguousarray(part).view(np.uint8))
+    return (matrix.shape, matrix.nnz, str(matrix.dtype), digest.hexdigest())
+
+
+_last_structure: list[SparseEaseStructure] = []  # at most one: the last matrix's
+
+
+def sparse_ease_structure(
     matrix: sp.csr_matrix,
-    lam: float,
     neighbours: int = SPARSE_NEIGHBOURS,
     gram_neighbours: int = SPARSE_GRAM_NEIGHBOURS,
-    *,
-    solve_block: int = SPARSE_SOLVE_BLOCK,
-) -> sp.csr_matrix:
-    """The "sparse" EASE form's B (items x items CSR): column j = (G_NN + lam I)^-1 G_Nj.
-
-    N = j's `neighbours` largest co-occurrences; G_NN's off-diagonal entries come from the
-    Gram matrix pruned to each item's `gram_neighbours` largest co-occurrences (an entry is kept
-    when either item keeps the other), its diagonal and G_Nj are exact. Items are solved
-    `solve_block` at a time: one batched solve of (block, neighbours, neighbours) systems.
-    """
-    n_items = matrix.shape[1]
+) -> SparseEaseStructure:
+    """The lambda-independent part of `sparse_ease_weights` for `matrix`: computed once per
+    matrix (by content) and neighbourhood sizes, and kept until another one is asked for."""
     gram_neighbours = max(gram_neighbours, neighbours)
+    key = (_matrix_fingerprint(matrix), neighbours, gram_neighbours)
+    if _last_structure and _last_structure[0].key == key:
+        return _last_structure[0]
+    _last_structure.clear()  # the old one's memory is freed before the new one is built
+    n_items = matrix.shape[1]
     diagonal = np.asarray(matrix.multiply(matrix).sum(axis=0), dtype=np.float64).ravel()
     # Neighbourhoods: each item's `neighbours` largest co-occurrences (ties: the product's
     # order), padded to a fixed width with a mask; the pruned Gram keeps `gram_neighbours`.
@@ -481,20 +512,53 @@ def sparse_ease_weights(
     kept_gram = np.zeros((n_items, kept_width), dtype=np.float32)
     kept_items[rows, rank] = columns
     kept_gram[rows, rank] = values
-    del rows, columns, values, rank
+    structure = SparseEaseStructure(
+        key=key,
+        diagonal=diagonal,
+        neighbour_items=neighbour_items,
+        neighbour_gram=neighbour_gram,
+        present=present,
+        kept_items=kept_items,
+        kept_gram=kept_gram,
+    )
+    _last_structure.append(structure)
+    return structure
 
+
+def sparse_ease_weights(
+    matrix: sp.csr_matrix,
+    lam: float,
+    neighbours: int = SPARSE_NEIGHBOURS,
+    gram_neighbours: int = SPARSE_GRAM_NEIGHBOURS,
+    *,
+    solve_block: int = SPARSE_SOLVE_BLOCK,
+) -> sp.csr_matrix:
+    """The "sparse" EASE form's B (items x items CSR): column j = (G_NN + lam I)^-1 G_Nj.
+
+    N = j's `neighbours` largest co-occurrences; G_NN's off-diagonal entries come from the
+    Gram matrix pruned to each item's `gram_neighbours` largest co-occurrences (an entry is kept
+    when either item keeps the other), its diagonal and G_Nj are exact. Items are solved
+    `solve_block` at a time: one batched solve of (block, neighbours, neighbours) systems. The
+    lambda-independent part comes from `sparse_ease_structure` (once for a lambda grid).
+    """
+    structure = sparse_ease_structure(matrix, neighbours, gram_neighbours)
+    n_items, width = structure.n_items, structure.width
     diagonal_slots = np.arange(width)
     slot_of = np.full((n_items, solve_block), -1, dtype=np.int16 if width < 2**15 else np.int64)
     rows, columns, values = [], [], []
     for start in range(0, n_items, solve_block):
         targets = np.arange(start, min(start + solve_block, n_items))
-        mask = present[targets]
+        mask = structure.present[targets]
         if not mask.any():
             continue
-        items = neighbour_items[targets]
-        systems = _neighbourhood_systems(kept_items, kept_gram, items, mask, slot_of)
-        systems[:, diagonal_slots, diagonal_slots] = np.where(mask, diagonal[items] + lam, 1.0)
-        right = np.where(mask, neighbour_gram[targets], 0.0)
+        items = structure.neighbour_items[targets]
+        systems = _neighbourhood_systems(
+            structure.kept_items, structure.kept_gram, items, mask, slot_of
+        )
+        systems[:, diagonal_slots, diagonal_slots] = np.where(
+            mask, structure.diagonal[items] + lam, 1.0
+        )
+        right = np.where(mask, structure.neighbour_gram[targets], 0.0)
         solution = np.linalg.solve(systems, right[:, :, None])[:, :, 0]
         keep = mask & (solution != 0)
         rows.append(items[keep])
