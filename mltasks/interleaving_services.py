@@ -11,7 +11,6 @@ when the test starts, and kept on the test.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,19 +18,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from mltasks.artifact_store import ArtifactStoreError, artifact_directory_of
 from mltasks.interleaving_selectors import (
     interleaving_challenger_refusal,
     interleaving_results,
 )
 from mltasks.interleaving_signals import interleaving_test_changed
-from mltasks.ml.artifacts import load_served_scorer, load_serving_vectors
 from mltasks.ml.data.interactions import IdIndex, Interactions
 from mltasks.ml.data.splits import cf_random_split, sample_eval_users
 from mltasks.ml.eval.interleaving import TEAM_A, TEAM_B, list_seed, offline_replay
-from mltasks.ml.scorers.base import HistoryContext, Scorer
+from mltasks.ml.scorers.base import HistoryContext
 from mltasks.ml.scorers.evaluation import rank_contexts
-from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.models import InterleavingTest, ModelVersion
 from mltasks.selectors import (
     interaction_log_for_training,
@@ -39,7 +35,12 @@ from mltasks.selectors import (
     model_version_active,
 )
 from mltasks.services import model_version_activate
-from mltasks.training.activation import version_data_end
+from mltasks.training.activation import (
+    NotComparable,
+    ServedRecommender,
+    served_recommender,
+    version_data_end,
+)
 from mltasks.training.recommender import first_positive_times
 
 logger = logging.getLogger(__name__)
@@ -74,61 +75,35 @@ def _changed(test: InterleavingTest) -> None:
 # ----------------------------------------------------------------------------- offline replay
 
 
-@dataclass
-class _ServedModel:
-    """A version's served scorer in its own item index, how the replay's items map into it
-    (-1: unknown to it) and back, and each replay user's row in its own user vectors (-1:
-    none)."""
-
-    scorer: Scorer
-    to_inner: np.ndarray  # replay item index -> the scorer's item index
-    to_outer: np.ndarray  # the scorer's item index -> replay item index (-1: not in the catalog)
-    user_rows: np.ndarray
-
-
-def _served_model(*, version: ModelVersion, users: IdIndex, items: IdIndex, popularity):
-    """The version's served pipeline (its vectors for a version without one) as serving loads
-    it (InterleavingTestError when its artifacts cannot be read)."""
+def _served_model(
+    *, version: ModelVersion, users: IdIndex, items: IdIndex, item_popularity: np.ndarray
+) -> ServedRecommender:
+    """The version's served recommender in the replay's index, as serving loads it
+    (InterleavingTestError when its artifacts cannot be used)."""
     try:
-        directory = artifact_directory_of(
-            version_id=version.pk, artifact_path=version.artifact_path
+        return served_recommender(
+            version, item_ids=items.ids, user_ids=users.ids, item_popularity=item_popularity
         )
-        vectors = load_serving_vectors(directory)
-        served = load_served_scorer(directory)
-    except (ArtifactStoreError, OSError, KeyError, ValueError) as error:
+    except NotComparable as error:
         raise InterleavingTestError(
-            f"The artifacts of version #{version.pk} cannot be read ({error})."
+            f"Version #{version.pk} cannot be replayed: {error}."
         ) from error
-    track_ids = vectors.track_ids.tolist()
-    scorer = served or FactorScorer(
-        item_vectors=vectors.item_vectors,
-        user_vectors=vectors.user_vectors,
-        popularity=np.array([popularity.get(int(t), 0.0) for t in track_ids], dtype=np.float32),
-    )
-    if scorer.n_items != len(track_ids):
-        raise InterleavingTestError(
-            f"The pipeline of version #{version.pk} does not match its vectors."
-        )
-    inner_of = {int(t): i for i, t in enumerate(track_ids)}
-    to_inner = np.array([inner_of.get(int(t), -1) for t in items.ids.tolist()], dtype=np.int64)
-    to_outer = np.array([items.get(int(t)) for t in track_ids], dtype=np.int64)
-    row_of = {}
-    if vectors.has_users:
-        row_of = {int(u): row for row, u in enumerate(vectors.user_ids.tolist())}
-    user_rows = np.array([row_of.get(int(u), -1) for u in users.ids.tolist()], dtype=np.int64)
-    return _ServedModel(scorer=scorer, to_inner=to_inner, to_outer=to_outer, user_rows=user_rows)
 
 
 def _rankings(
-    model: _ServedModel, *, history: sp.csr_matrix, users: np.ndarray, k: int
+    model: ServedRecommender, *, history: sp.csr_matrix, users: np.ndarray, k: int
 ) -> list[np.ndarray]:
     """Each user's top k (replay item indices, best first) as serving ranks them: the
-    version's scorer over the history items it knows, those items excluded (a learned ranker
-    keeps them out of its candidates, as `top_k(exclude=...)` does in serving)."""
+    version's scorer (in its own item index) over the history items it knows, those items
+    excluded (a learned ranker keeps them out of its candidates, as `top_k(exclude=...)` does
+    in serving)."""
+    to_inner = model.scorer.to_inner
+    to_outer = np.full(model.scorer.inner.n_items, -1, dtype=np.int64)
+    to_outer[to_inner[model.scorer.known]] = model.scorer.known
     contexts, excluded = [], []
     for u in users.tolist():
         start, end = history.indptr[u], history.indptr[u + 1]
-        inner = model.to_inner[history.indices[start:end]]
+        inner = to_inner[history.indices[start:end]]
         known = inner >= 0
         contexts.append(
             HistoryContext(
@@ -138,10 +113,10 @@ def _rankings(
             )
         )
         excluded.append(inner[known])
-    top = rank_contexts(model.scorer, contexts, excluded, k=k)
+    top = rank_contexts(model.scorer.inner, contexts, excluded, k=k)
     rankings = []
     for row in top:
-        outer = model.to_outer[row[row >= 0]]
+        outer = to_outer[row[row >= 0]]
         rankings.append(outer[outer >= 0])
     return rankings
 
@@ -169,12 +144,10 @@ def interleaving_offline_replay(
     if len(sample.users) == 0:
         return {"unavailable": "no user has held-out interactions"}
     history = split.train_valid()
-    item_counts = np.diff(history.tocsc().indptr)
-    popularity = {int(t): float(c) for t, c in zip(log.catalog_track_ids, item_counts, strict=True)}
     models = {
         team: _served_model(
             version=version, users=interactions.users, items=interactions.items,
-            popularity=popularity,
+            item_popularity=np.diff(history.tocsc().indptr),
         )
         for team, version in ((TEAM_A, control), (TEAM_B, challenger))
     }  # fmt: skip

@@ -125,7 +125,7 @@ def test_the_challenger_must_be_another_trained_recommender_with_artifacts(stron
     gone = ModelVersion.objects.create(
         kind="recommender", algorithm="x", status="ready", artifact_path="/nonexistent/version"
     )
-    with pytest.raises(InterleavingTestError, match="cannot be read"):
+    with pytest.raises(InterleavingTestError, match="cannot be replayed: .*no vectors file"):
         interleaving_test_start(challenger=gone, share=0.5)
     other_kind = ModelVersion.objects.create(kind="continuation", algorithm="x", status="ready")
     with pytest.raises(InterleavingTestError, match="only recommenders"):

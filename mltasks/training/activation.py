@@ -56,6 +56,7 @@ from mltasks.artifact_store import ArtifactStoreError, artifact_directory_of
 from mltasks.ml.artifacts import (
     CONTINUATION_ARTIFACT_FILE,
     VECTORS_FILE,
+    ServingVectors,
     load_continuation_artifact,
     load_continuation_valid_targets,
     load_served_scorer,
@@ -117,6 +118,54 @@ def _active_directory(active: ModelVersion):
         return artifact_directory_of(version_id=active.pk, artifact_path=active.artifact_path)
     except ArtifactStoreError as error:
         raise NotComparable(f"the artifacts of #{active.pk} cannot be read ({error})") from error
+
+
+@dataclass(frozen=True)
+class ServedRecommender:
+    """A recommender version as serving loads it, seen from a caller's item index: its served
+    pipeline (for a version from before pipelines, a factor model over its vectors) remapped
+    by track id (`scorer.to_inner`: -1 for a track it does not know), its vectors, and each of
+    the caller's users' row in its user vectors (-1: none)."""
+
+    scorer: RemappedScorer
+    vectors: ServingVectors
+    user_rows: np.ndarray
+
+
+def served_recommender(
+    version: ModelVersion,
+    *,
+    item_ids: np.ndarray,
+    user_ids: np.ndarray,
+    item_popularity: np.ndarray,
+) -> ServedRecommender:
+    """Load `version`'s served recommender for the caller's `item_ids` and `user_ids`;
+    `item_popularity` (by the caller's items) is what the factor model of a version without a
+    pipeline falls back on. NotComparable says why its files cannot be used."""
+    directory = _active_directory(version)
+    if not (directory / VECTORS_FILE).exists():
+        raise NotComparable(f"version #{version.pk} has no vectors file")
+    try:
+        vectors = load_serving_vectors(directory)
+    except (OSError, KeyError, ValueError) as error:
+        raise NotComparable(f"the vectors of #{version.pk} cannot be read ({error})") from error
+    try:
+        served = load_served_scorer(directory)
+    except (OSError, KeyError, ValueError) as error:
+        raise NotComparable(f"the pipeline of #{version.pk} cannot be read ({error})") from error
+    if served is not None and served.n_items != len(vectors.track_ids):
+        raise NotComparable(f"the pipeline of #{version.pk} does not match its vectors")
+    inner = served or FactorScorer(
+        item_vectors=vectors.item_vectors,
+        user_vectors=vectors.user_vectors,
+        popularity=_popularity_in(vectors.track_ids, item_ids, item_popularity),
+    )
+    scorer = RemappedScorer.by_ids(inner=inner, inner_ids=vectors.track_ids, outer_ids=item_ids)
+    row_of = {}
+    if vectors.has_users:
+        row_of = {int(u): row for row, u in enumerate(vectors.user_ids.tolist())}
+    user_rows = np.array([row_of.get(int(u), -1) for u in np.asarray(user_ids).tolist()], np.int64)
+    return ServedRecommender(scorer=scorer, vectors=vectors, user_rows=user_rows)
 
 
 def version_data_end(version: ModelVersion) -> float | None:
@@ -254,33 +303,15 @@ class RecommenderHeldOut:
         (-1: none), and a function counting how users of a target were scored (own vector,
         fold-in, popularity; for a pipeline without user vectors these say which users it had
         a vector for in its vectors model)."""
-        directory = _active_directory(active)
-        if not (directory / VECTORS_FILE).exists():
-            raise NotComparable(f"the active version #{active.pk} has no vectors file")
-        try:
-            vectors = load_serving_vectors(directory)
-        except (OSError, KeyError, ValueError) as error:
-            raise NotComparable(f"the vectors of #{active.pk} cannot be read ({error})") from error
+        loaded = served_recommender(
+            active,
+            item_ids=self.item_ids,
+            user_ids=self.user_ids,
+            item_popularity=np.diff(self.train.tocsc().indptr),
+        )
+        vectors, scorer, user_rows = loaded.vectors, loaded.scorer, loaded.user_rows
         if not vectors.has_users:
             raise NotComparable(f"the vectors of #{active.pk} have no user vectors")
-        try:
-            served = load_served_scorer(directory)
-        except (OSError, KeyError, ValueError) as error:
-            raise NotComparable(f"the pipeline of #{active.pk} cannot be read ({error})") from error
-        if served is not None and served.n_items != len(vectors.track_ids):
-            raise NotComparable(f"the pipeline of #{active.pk} does not match its vectors")
-        inner = served or FactorScorer(
-            item_vectors=vectors.item_vectors,
-            user_vectors=vectors.user_vectors,
-            popularity=_popularity_in(
-                vectors.track_ids, self.item_ids, np.diff(self.train.tocsc().indptr)
-            ),
-        )
-        scorer = RemappedScorer.by_ids(
-            inner=inner, inner_ids=vectors.track_ids, outer_ids=self.item_ids
-        )
-        row_of = {int(u): row for row, u in enumerate(vectors.user_ids.tolist())}
-        user_rows = np.array([row_of.get(int(u), -1) for u in self.user_ids.tolist()], np.int64)
         own = user_rows >= 0
         own[own] = vectors.user_vectors[user_rows[own]].any(axis=1)
         known_history = self.train[:, scorer.known].getnnz(axis=1) > 0
