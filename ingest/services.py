@@ -65,6 +65,16 @@ def _copy(
         disable=total < PROGRESS_MIN_ROWS,
     )
     copy_rows(table=table, columns=columns, rows=bar)
+    if total:
+        _analyze(table)
+
+
+def _analyze(table: str) -> None:
+    """Fresh planner statistics for a table just bulk-written: until autovacuum gets to it, the
+    next queries (the popularity refresh, training reads) are planned for the table as it was,
+    perhaps empty, and a nested loop over a few million rows runs for hours."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
 def _copy_new(
@@ -527,6 +537,8 @@ class _DatasetWriter:
         if self.staging_table:
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE {STAGED_INTERACTIONS}")
+        if self.counts["interactions"]:
+            _analyze(Interaction._meta.db_table)
         return {
             "artists": self.catalog.created[Artist],
             "tracks": self.catalog.created[Track],
