@@ -74,6 +74,17 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
+def worker_exit(server, worker):
+    # In the exiting worker: the lists it served in its last quarter of a second go to Redis
+    # now (feedback.impression_buffer pushes every 250 ms).
+    try:
+        from feedback.services import impressions_push
+
+        impressions_push()
+    except Exception:
+        worker.log.warning("pending impressions not pushed at exit", exc_info=True)
+
+
 def on_exit(server):
     if _own_multiproc_dir:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -5,15 +5,25 @@ task calls."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import urllib.request
 import uuid
 
 import pytest
+import redis
+from django.db import connection
+from rest_framework.authtoken.models import Token
 
 from catalog.tests.factories import TrackFactory, UserFactory
+from conftest import ROOT, database_url_for
 from feedback import impression_buffer
 from feedback.models import Impression
 from feedback.services import impressions_flush, impressions_push
 from playlists.tests.factories import playlist_with_tracks
+from tunedin.tests.test_metrics import _free_port, _wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -153,3 +163,52 @@ def test_lists_are_served_when_the_impressions_redis_is_unreachable(
     settings.IMPRESSIONS_REDIS_URL = reachable
     impressions_flush()
     assert not Impression.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_list_served_by_a_real_gunicorn_worker_reaches_redis_when_the_server_stops_at_once(
+    tmp_path, settings
+):
+    listener = UserFactory()
+    TrackFactory.create_batch(6)
+    token = Token.objects.create(user=listener)
+    port = _free_port()
+    (tmp_path / "prometheus").mkdir()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "tunedin/gunicorn.conf.py"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url_for(connection.settings_dict),
+            "IMPRESSIONS_REDIS_URL": settings.IMPRESSIONS_REDIS_URL,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "WEB_WORKERS": "1",
+            "LOG_FORMAT": "text",
+            "LOG_LEVEL": "WARNING",
+        },
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/healthz", server)
+        request = urllib.request.Request(
+            f"{base}/api/rec/users/{listener.pk}?n=4",
+            headers={"Authorization": f"Token {token.key}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.load(response)
+    finally:
+        server.terminate()  # at once: the worker pushes what it holds as it exits
+        server.wait(timeout=30)
+
+    assert len(body["items"]) == 4
+    client = redis.Redis.from_url(settings.IMPRESSIONS_REDIS_URL)
+    records = [
+        json.loads(raw)
+        for key in client.scan_iter(match="*impressions:buffer")
+        for raw in client.lrange(key, 0, -1)
+    ]
+    served = [record for record in records if record["r"] == uuid.UUID(body["request_id"]).hex]
+    assert len(served) == 1
+    assert served[0]["u"] == listener.pk
+    assert served[0]["t"] == [item["track_id"] for item in body["items"]]
