@@ -2,6 +2,7 @@
 the recommender entry point and the benchmark runner. Pure numpy/scipy/torch, no Django."""
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -566,3 +567,18 @@ def test_evaluation_ignores_tags_that_reveal_held_out_pairs(planted):
     leaked = leaky.metrics["EASE+tags"]["test"]["nDCG@20"]
     assert leaked > leaky.metrics["EASE"]["test"]["nDCG@20"] + 0.03
     assert max(m["test"]["nDCG@20"] for m in clean.metrics.values()) < leaked - 0.03
+
+
+def test_the_side_weight_sweep_stops_once_validation_falls(planted, caplog):
+    log = planted[0]
+    noise = np.random.default_rng(5).integers(0, 3, size=log.n_items)  # tags unrelated to taste
+    tags = sp.csr_matrix((np.ones(log.n_items), (np.arange(log.n_items), noise)), (log.n_items, 3))
+    config = _small_config(ease_side_weights=(400.0, 100.0, 200.0))  # tried in ascending order
+
+    with caplog.at_level(logging.INFO, logger="mltasks.ml.cf.recommender"):
+        result = train_user_recommender(interactions=log, item_tags=tags, config=config)
+
+    tried = [r.getMessage() for r in caplog.records if "EASE+tags side weight" in r.getMessage()]
+    assert len(tried) == 1 and "side weight 100.00" in tried[0]
+    assert any("200.00, 400.00 not tried" in r.getMessage() for r in caplog.records)
+    assert "EASE+tags" not in result.metrics  # worse than plain EASE: not a candidate

@@ -414,7 +414,9 @@ def train_user_recommender(
     if item_tags is not None and config.ease_side_weights:
         clock = time.perf_counter()
         tuning, best_value = [], report.valid[SELECTION_METRIC]
-        for weight in config.ease_side_weights:
+        previous = best_value  # plain EASE: side weight 0
+        weights = sorted(config.ease_side_weights)
+        for index, weight in enumerate(weights):
             model = valid_stage.ease(best_lambda, weight).fit(train)
             metrics = valid_metrics(model.score)
             tuning.append({"side_weight": weight, **metrics})
@@ -423,6 +425,15 @@ def train_user_recommender(
                 ease_train, side_weight, best_value = model, weight, metrics[SELECTION_METRIC]
                 side_metrics = metrics
             del model
+            if metrics[SELECTION_METRIC] < previous and index + 1 < len(weights):
+                # Validation fell as the weight grew: heavier tags only drown the listening
+                # data further (at scale 10 each of these fits takes minutes).
+                logger.info(
+                    "EASE+tags: validation fell at side weight %.2f; %s not tried",
+                    weight, ", ".join(f"{w:.2f}" for w in weights[index + 1 :]),
+                )  # fmt: skip
+                break
+            previous = metrics[SELECTION_METRIC]
         if side_weight:
             ease_name = "EASE+tags"
             side_report = ModelReport(
