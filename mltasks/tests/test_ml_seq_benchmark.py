@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,11 @@ from mltasks.ml.eval.seq_metrics import (
 )
 from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
 from mltasks.ml.scorers.base import SequenceContext
-from mltasks.ml.seq.continuation import ContinuationConfig, train_continuation_model
+from mltasks.ml.seq.continuation import (
+    ContinuationConfig,
+    sample_valid_cases,
+    train_continuation_model,
+)
 from mltasks.ml.seq.gru4rec import GRU4RecConfig
 from mltasks.ml.seq.sasrec import SASRecConfig
 
@@ -143,6 +148,26 @@ def test_continuation_trains_every_model_and_serves_the_best_on_the_selection_ha
     assert np.allclose(result.output_item_embeddings @ vector, scores, atol=1e-5)
     assert result.item_ids[result.item_index[result.item_ids[2]]] == result.item_ids[2]
     assert result.served_scorer.n_items == len(result.item_ids)
+
+
+def test_validation_is_a_seeded_sample_above_the_cap_and_test_is_never_sampled(mpd_result):
+    full = mpd_result.split
+    cap = len(full.valid) // 2
+    assert cap >= 10
+    events = load_mpd_playlists(FIXTURES / "mpd.slice.0-29.json")
+    config = replace(tiny_config(), max_valid_cases=cap, ranker=None)
+
+    result = train_continuation_model(sequences=events, config=config, seed=11)
+
+    split = result.split
+    assert len(split.valid) == cap and len(split.test) == len(full.test)
+    assert split.summary["valid_cases_before_sampling"] == len(full.valid)
+    assert f"{cap:,} of the {len(full.valid):,}" in split.summary["valid_sample"]
+    kept = set(split.valid.sequence_ids.tolist())
+    assert kept < set(full.valid.sequence_ids.tolist())
+    again = sample_valid_cases(full, max_cases=cap, seed=11)
+    assert again.valid.sequence_ids.tolist() == split.valid.sequence_ids.tolist()  # seeded
+    assert sample_valid_cases(full, max_cases=len(full.valid), seed=11) is full  # at the cap
 
 
 def test_artifact_round_trip_keeps_scores_ids_and_metrics(tmp_path, mpd_result):

@@ -68,6 +68,7 @@ NEURAL_ARCHITECTURES = (SASREC, GRU4REC)  # the models with vectors (FAISS, pgve
 VECTOR_MODELS = tuple(architecture.name for architecture in NEURAL_ARCHITECTURES)
 RANKER_CANDIDATES = 100  # per candidate scorer
 MIN_HALF_CASES = 10  # fewer validation cases per half: no ranker, selection on every case
+MAX_VALID_CASES = 25_000  # validation cases kept (a seeded sample) when a split has more
 
 
 @dataclass
@@ -89,6 +90,27 @@ class ContinuationConfig:
     # The models the served pipeline may be (every model scored on the selection half, the
     # ranker included, when empty); e.g. ("SASRec", "GRU4Rec") to serve only vector models.
     served_candidates: tuple[str, ...] = ()
+    # Validation cases kept when a split has more (a seeded sample; 0 = all): model selection,
+    # early stopping, the searches and the ranker's fit read validation many times, and at
+    # demo scale 10 (201,636 cases) one session-kNN setting took 5.6 min to score them all.
+    # Test cases are never sampled.
+    max_valid_cases: int = MAX_VALID_CASES
+
+
+def sample_valid_cases(split: SeqSplit, *, max_cases: int, seed: int) -> SeqSplit:
+    """`split` with at most `max_cases` validation cases, a seeded sample kept in case order;
+    its summary says how many there were. Unchanged when there are not more."""
+    total = len(split.valid)
+    if not max_cases or total <= max_cases:
+        return split
+    rows = np.sort(np.random.default_rng(seed).choice(total, size=max_cases, replace=False))
+    summary = {
+        **split.summary,
+        "valid_cases": max_cases,
+        "valid_cases_before_sampling": total,
+        "valid_sample": f"a seeded sample of {max_cases:,} of the {total:,} validation cases",
+    }
+    return replace(split, valid=split.valid.subset(rows), summary=summary)
 
 
 @dataclass
@@ -180,6 +202,7 @@ def train_continuation_model(
     )
     if item_artist is not None:
         _with_item_artist(split, item_artist)
+    split = sample_valid_cases(split, max_cases=config.max_valid_cases, seed=seed)
     split_seconds = time.perf_counter() - started
     logger.info("split: %s", split.summary)
     if len(split.valid) == 0 or len(split.test) == 0:
