@@ -134,9 +134,9 @@ class SearchResult:
         object  # `base` (a LightGCNConfig or NeuralConfig) with the best trial's parameters
     )
     best_params: dict
-    best_value: float
-    best_epoch: int
-    best_trial: int
+    best_value: float | None  # None: no trial finished (see `note`)
+    best_epoch: int | None
+    best_trial: int | None
     trials: list[TrialReport]
     budget_seconds: float
     seconds: float
@@ -145,6 +145,7 @@ class SearchResult:
     space: dict
     seed: int
     best_result: object | None = field(default=None, repr=False)  # the best trial's model
+    note: str = ""  # e.g. why `base` is used unchanged
 
     def to_dict(self) -> dict:
         """JSON-ready summary for training reports (no model)."""
@@ -166,6 +167,7 @@ class SearchResult:
             "best_config": asdict(self.best_config),
             "space": self.space,
             "trials": [asdict(trial) for trial in self.trials],
+            **({"note": self.note} if self.note else {}),
         }
 
 
@@ -326,6 +328,23 @@ def _search(
         record.state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(frozen.state.name, "fail")
         trials.append(record)
     complete = [trial for trial in trials if trial.state == "complete"]
+    if not complete and all(trial.state == "pruned" for trial in trials):
+        # Out of time, not broken: no trial reached a validation pass within the budget (a
+        # large catalog's first epoch can take longer). The base configuration is trained as
+        # it is and the report says why.
+        note = (
+            f"no trial reached a validation pass within the {budget_seconds:.0f}s budget "
+            f"({len(trials)} pruned): the base configuration is used unchanged"
+        )
+        logger.warning("%s search: %s", model, note)
+        return SearchResult(
+            model=model, metric=metric, best_config=base, best_params={}, best_value=None,
+            best_epoch=None, best_trial=None, trials=trials, budget_seconds=float(budget_seconds),
+            seconds=seconds, stopped_by="budget",
+            base_trial=0 if try_base and base_in_space else None,
+            space={name: dimension.describe() for name, dimension in space.items()},
+            seed=seed, note=note,
+        )  # fmt: skip
     if not complete:
         reasons = "; ".join(f"trial {t.number}: {t.error or t.state}" for t in trials)
         raise ValueError(

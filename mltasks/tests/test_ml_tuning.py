@@ -434,3 +434,19 @@ def test_gru4rec_search_by_name_searches_its_dropout(seq_split):
     assert set(search.space) == set(SEQUENCE_SPACE)
     assert isinstance(search.best_config, GRU4RecConfig)
     assert search.best_config.dropout == search.trials[search.best_trial].params["dropout"]
+
+
+def test_a_budget_too_short_for_any_validation_pass_keeps_the_base_and_says_why(cf_split):
+    base = replace(TINY_LIGHTGCN, max_epochs=1000, patience=1000)
+    search = search_lightgcn(
+        cf_split.train, cf_split.valid, base=base, seed=1, budget_seconds=1e-3,
+        space=LIGHTGCN_SPACE,
+    )  # fmt: skip
+
+    assert search.trials and {trial.state for trial in search.trials} == {"pruned"}
+    assert search.best_config == base
+    assert (search.best_value, search.best_trial, search.best_params) == (None, None, {})
+    report = search.to_dict()
+    assert "base configuration is used unchanged" in report["note"]
+    assert report["best"]["value"] is None
+    json.dumps(report)  # JSON-ready: goes into the version's report
