@@ -265,11 +265,20 @@ def _scale_training(entry: dict, kind: str) -> list[str]:
     return [seconds, _gigabytes(training.get("peak_rss_bytes")), model]
 
 
+# The kind of model each latency scenario of the scale bench serves.
+_SCENARIO_KIND = {"rec_user": "recommender", "rec_user_cold": "recommender",
+                  "continue": "continuation"}  # fmt: skip
+
+
 def _scale_latency(entry: dict, scenario: str) -> str:
     latency = ((entry.get("latency") or {}).get(scenario) or {}).get("latency_ms") or {}
     if not latency:
         return "–"
-    return f"{latency.get('p50', 0):.1f} / {latency.get('p99', 0):.1f}"
+    cell = f"{latency.get('p50', 0):.1f} / {latency.get('p99', 0):.1f}"
+    training = (entry.get("training") or {}).get(_SCENARIO_KIND[scenario]) or {}
+    if training.get("returncode") not in (0, None) or training.get("status") == "failed":
+        cell += " *fallback*"
+    return cell
 
 
 def _load_average(entry: dict, when: str) -> str:
@@ -298,7 +307,8 @@ def scale_section(report: dict | None) -> str:
         title,
         "",
         f"`{SCALE_COMMAND} SCALES={','.join(config.get('scales', []))}` "
-        f"({report.get('finished_at', '?')[:10]}, commit {report.get('git_commit')}, "
+        f"({report.get('finished_at', '?')[:10]}, commit {report.get('git_commit')}; "
+        "each scale's own date and commit are in the JSON; "
         f"{host.get('cpus', '?')} cores"
         + (f", {memory / 2**30:.0f} GiB" if memory else "")
         + f", TRAINING_BUDGET_SECONDS {budget}). "
@@ -319,6 +329,10 @@ def scale_section(report: dict | None) -> str:
               "recommender train s", "peak RSS GB", "served (validation)",
               "continuation train s", "peak RSS GB", "served (validation)"]  # fmt: skip
     lines.append(_table(header, rows))
+    recall_users = next(
+        (entry["recall"]["users"] for entry in entries if (entry.get("recall") or {}).get("users")),
+        "?",
+    )
     rows = []
     for entry in entries:
         recall = (entry.get("recall") or {}).get("recall_at_100")
@@ -337,9 +351,10 @@ def scale_section(report: dict | None) -> str:
         f"run, {config.get('workers')} gunicorn workers (p50 / p99 ms; cold: cached rankings "
         "dropped first, as by a new model version); artifacts of the active versions; HNSW "
         "recall@100 of the recommender's vectors (efSearch 256, as served) against exact search "
-        f"over {((entries[-1].get('recall') or {}).get('users', '?') if entries else '?')} "
-        "sampled users; the host's 1-minute load average before and after the serving runs "
-        "(the CPU is shared: compare runs made under the same load):",
+        f"over {recall_users} sampled users; the host's 1-minute load average before and after "
+        "the serving runs (the CPU is shared: compare runs made under the same load). "
+        "*fallback*: no version of that kind was active (its training failed), so the lists "
+        "came from the popularity and tag fallbacks, not from a model:",
         "",
         _table(["scale", "/api/rec warm", "/api/rec cold", "/api/continue warm",
                 "recommender artifacts MB", "continuation artifacts MB",

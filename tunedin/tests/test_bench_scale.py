@@ -105,6 +105,19 @@ def test_targets_pass_when_met_and_say_not_measured_for_missing_scales():
     assert rows["/api/rec warm p99 at scale 30 / scale 1"]["result"] == "not measured"
 
 
+def test_the_peak_of_an_unfinished_run_under_the_limit_is_no_pass():
+    scales = [
+        entry(1.0, interactions=300_000),
+        entry(10.0, interactions=3_000_000, seconds=(1774, 2178), rss=(2.36 * GB, 3.72 * GB),
+              returncodes=(1, -15)),
+    ]  # fmt: skip
+    rows = by_target(scale.evaluate_targets(scales, scale.memory_fits(scales)))
+    peak = rows["scale 10: peak RSS"]
+    assert peak["result"] == "not measured"
+    assert peak["measured"] == "3.72 GB so far (a run did not finish)"
+    assert rows["scale 10: both kinds trained"]["result"] == "FAIL"
+
+
 def test_targets_fail_on_time_memory_a_failed_kind_and_latency_growth():
     scales = [
         entry(1.0, interactions=300_000, p99=(20.0, 20.0)),
