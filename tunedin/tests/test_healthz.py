@@ -234,7 +234,12 @@ def test_every_gunicorn_worker_serves_the_active_version_from_boot_and_follows_a
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{base}/healthz", server)
-        booted = _healthz_reports(base, 30, parallel=1) + _healthz_reports(base, 40, parallel=8)
+        # A worker takes requests only once it has loaded the models, and one may finish
+        # booting seconds after the other: ask until both have answered (or 30 s pass).
+        booted = _healthz_reports(base, 30, parallel=1)
+        boot_deadline = time.monotonic() + 30
+        while len({r["pid"] for r in booted}) < 2 and time.monotonic() < boot_deadline:
+            booted += _healthz_reports(base, 40, parallel=8)
         second = _recommender(tmp_path, catalog_ids, seed=1)
         activated_at = time.monotonic()
         switched: dict[int, float] = {}  # worker pid -> seconds until it served `second`
