@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from torch_geometric.nn.models import LightGCN
 
 from mltasks.ml.artifacts import (
     load_recommender_artifact,
@@ -25,7 +26,12 @@ from mltasks.ml.cf.content import (
     with_artist_tags,
 )
 from mltasks.ml.cf.hybrid import blend_factors, hybrid_scores, standardize_rows
-from mltasks.ml.cf.lightgcn import LightGCNConfig, normalized_adjacency, train_lightgcn
+from mltasks.ml.cf.lightgcn import (
+    LightGCNConfig,
+    epoch_batch_size,
+    normalized_adjacency,
+    train_lightgcn,
+)
 from mltasks.ml.cf.recommender import RecommenderConfig, train_user_recommender
 from mltasks.ml.data.cf_datasets import load_adjacency, load_csv, load_dataset
 from mltasks.ml.data.interactions import Interactions, training_weights
@@ -290,6 +296,37 @@ def test_lightgcn_is_deterministic_for_a_seed(planted):
     again = train_lightgcn(split.train, config=config, seed=5, fixed_epochs=3)
     np.testing.assert_array_equal(first.user_vectors, again.user_vectors)
     assert len(first.history) == 3
+
+
+def test_lightgcn_caps_its_batches_per_epoch_so_an_epoch_costs_time_linear_in_edges(
+    planted, monkeypatch
+):
+    """Every batch propagates over the whole graph: with `max_batches_per_epoch`, a larger
+    graph gets larger batches, not more propagations."""
+    _, split, _, _ = planted
+    n_edges = split.train.nnz
+    propagations = []
+    original = LightGCN.get_embedding
+
+    def counted(model, *args, **kwargs):
+        propagations.append(1)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(LightGCN, "get_embedding", counted)
+    uncapped = train_lightgcn(split.train, config=tiny_lightgcn(), seed=1, fixed_epochs=2)
+    uncapped_count, propagations[:] = len(propagations), []
+    capped_config = tiny_lightgcn(max_batches_per_epoch=3)
+    capped = train_lightgcn(split.train, config=capped_config, seed=1, fixed_epochs=2)
+
+    assert n_edges > 3 * 256  # the cap binds on this graph
+    assert uncapped_count == 2 * -(-n_edges // 256) + 1  # two epochs, then the final vectors
+    assert len(propagations) == 2 * 3 + 1
+    assert [row["batch_size"] for row in uncapped.history] == [256, 256]
+    assert [row["batch_size"] for row in capped.history] == [-(-n_edges // 3)] * 2
+    assert epoch_batch_size(100, capped_config) == 256  # small graphs keep the configured batch
+    assert epoch_batch_size(10_000, capped_config) == 3334
+    with pytest.raises(ValueError, match="max_batches_per_epoch"):
+        tiny_lightgcn(max_batches_per_epoch=0)
 
 
 # ----------------------------------------------------------------------------- content, hybrid
