@@ -180,16 +180,21 @@ class Impression(models.Model):
     def __str__(self) -> str:
         return f"{self.surface} {self.request_id}: {len(self.track_ids)} tracks"
 
-    def position_of(self, track_id: int) -> int | None:
-        """Where the list showed `track_id` (its first showing), or None."""
+    def _index_of(self, track_id: int) -> int | None:
+        """The index of `track_id`'s first showing in `track_ids`, or None."""
         try:
-            return self.first_position + self.track_ids.index(track_id)
+            return self.track_ids.index(track_id)
         except ValueError:
             return None
 
+    def position_of(self, track_id: int) -> int | None:
+        """Where the list showed `track_id` (its first showing), or None."""
+        index = self._index_of(track_id)
+        return None if index is None else self.first_position + index
+
     def team_of(self, track_id: int) -> str:
         """The team that contributed `track_id` in an interleaved list ("" otherwise)."""
-        try:
-            return self.teams[self.track_ids.index(track_id)] if self.teams else ""
-        except (ValueError, IndexError):
+        index = self._index_of(track_id)
+        if index is None or index >= len(self.teams or ()):
             return ""
+        return self.teams[index]
