@@ -289,6 +289,15 @@ def test_lightgcn_beats_mostpop_on_planted_structure_and_logs_history(planted):
     assert result.time_to_quality["100%"]["epoch"] == result.best_epoch
 
 
+def test_lightgcn_validates_where_its_budget_stopped_it_when_no_pass_was_due_yet(planted):
+    _, split, _, _ = planted
+    config = tiny_lightgcn(eval_every=5, max_seconds=0.0)
+    result = train_lightgcn(split.train, config=config, valid_csr=split.valid, seed=1)
+    assert len(result.history) == 1 and "valid_nDCG@20" in result.history[0]
+    assert result.best_epoch == 1
+    assert result.best_valid_ndcg == result.history[0]["valid_nDCG@20"]
+
+
 def test_lightgcn_is_deterministic_for_a_seed(planted):
     _, split, _, _ = planted
     config = tiny_lightgcn(max_epochs=3)

@@ -436,14 +436,35 @@ def test_gru4rec_search_by_name_searches_its_dropout(seq_split):
     assert search.best_config.dropout == search.trials[search.best_trial].params["dropout"]
 
 
-def test_a_budget_too_short_for_any_validation_pass_keeps_the_base_and_says_why(cf_split):
-    base = replace(TINY_LIGHTGCN, max_epochs=1000, patience=1000)
+def test_a_lightgcn_trial_whose_budget_ends_before_its_first_validation_pass_is_scored_there(
+    cf_split,
+):
+    """On a large graph one epoch outlasts a trial's budget: the trial is validated where it
+    stopped instead of leaving the search with nothing to compare."""
+    base = replace(TINY_LIGHTGCN, max_epochs=1000, patience=1000)  # validation every 4 epochs
     search = search_lightgcn(
         cf_split.train, cf_split.valid, base=base, seed=1, budget_seconds=1e-3,
         space=LIGHTGCN_SPACE,
     )  # fmt: skip
 
-    assert search.trials and {trial.state for trial in search.trials} == {"pruned"}
+    assert [(trial.state, trial.epochs) for trial in search.trials] == [("complete", 1)]
+    assert search.trials[0].value is not None and search.best_epoch == 1
+    assert search.best_value == search.trials[0].value and search.best_trial == 0
+
+
+def test_a_search_whose_trials_all_end_without_a_score_keeps_the_base_and_says_why():
+    base = replace(TINY_LIGHTGCN, lr=0.03)
+
+    def unscored_trial(config, seconds_left):
+        return tuning._Outcome(value=None, best_epoch=None, epochs=1, result=None)
+
+    search = tuning._search(
+        model="LightGCN", metric="nDCG@20", base=base, space=LIGHTGCN_SPACE, seed=1,
+        budget_seconds=60.0, n_trials=3, n_startup_trials=2, try_base=False,
+        train_trial=unscored_trial,
+    )  # fmt: skip
+
+    assert [trial.state for trial in search.trials] == ["pruned"] * 3
     assert search.best_config == base
     assert (search.best_value, search.best_trial, search.best_params) == (None, None, {})
     report = search.to_dict()

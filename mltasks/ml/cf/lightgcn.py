@@ -303,8 +303,15 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
             "batch_size": batch_size,
             "epoch_seconds": time.perf_counter() - epoch_start,
         }
+        out_of_time = (
+            config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
+        )
+        # A run whose budget ends before its first scheduled validation pass (a large graph,
+        # a search trial) is validated where it stopped, so that it has a score.
         evaluate_now = valid_csr is not None and (
-            epoch % config.eval_every == 0 or epoch == n_epochs
+            epoch % config.eval_every == 0
+            or epoch == n_epochs
+            or (out_of_time and best["vectors"] is None)
         )
         if evaluate_now:
             user_vectors, item_vectors = embeddings()
