@@ -58,3 +58,27 @@ def test_evaluate_top_items_parses_names_and_rejects_too_short_lists():
     }
     with pytest.raises(ValueError, match="Recall@20"):
         evaluate_top_items(top_items=TOP, test_items=TEST, n_items=10, metric_names=["Recall@20"])
+
+
+def test_hits_of_many_rows_at_once_match_each_row_checked_on_its_own():
+    """The vectorised lookup marks exactly the ranked items in each row's own test set: never a
+    padded place, never an item of a neighbouring row's test set."""
+    from mltasks.ml.eval.metrics import _hits
+    from mltasks.ml.eval.topk import PAD
+
+    rng = np.random.default_rng(11)
+    top = rng.integers(0, 40, size=(300, 20))
+    top[rng.random(top.shape) < 0.1] = PAD
+    test = [rng.choice(40, size=rng.integers(1, 6), replace=False) for _ in range(300)]
+    test[5] = np.array([39])  # the largest item: keys at a row's edge
+    top[6, 0] = PAD  # row 6's PAD sits right after row 5's item 39 in key order
+
+    hits = _hits(top, test, 15)
+
+    expected = np.array(
+        [np.isin(row[:15], t) & (row[:15] >= 0) for row, t in zip(top, test, strict=True)]
+    )
+    assert hits.tolist() == expected.tolist()
+    assert hits.any() and not hits.all()
+    with pytest.raises(ValueError):
+        _hits(top, test[:-1], 15)

@@ -5,7 +5,9 @@ import pytest
 import scipy.sparse as sp
 
 from mltasks.ml.artifacts import load_scorer, save_scorer
+from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
 from mltasks.ml.scorers.base import HistoryContext, SequenceContext
+from mltasks.ml.scorers.evaluation import rank_contexts
 from mltasks.ml.scorers.explain import explain
 from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.ml.scorers.item_item import ItemItemScorer
@@ -93,6 +95,23 @@ def test_excluded_and_history_items_are_never_candidates_and_the_rest_score_minu
     candidates = np.flatnonzero(np.isfinite(full))
     assert len(candidates) <= 2 * pipeline.n_candidates
     assert not set(candidates) & set(exclude)
+
+
+def test_evaluation_orders_only_the_candidates_and_ranks_as_a_full_catalog_row_would(world):
+    """rank_contexts takes a ranker's top items from its candidates alone; the lists equal those
+    of its catalog-wide scores with the excluded items removed, ties to the lower index."""
+    pipeline, contexts, targets = world
+    ranker = pipeline.with_booster(
+        fit_ranker(pipeline, contexts=contexts[:200], targets=targets[:200], seed=2).booster
+    )
+    held = contexts[200:500]
+    excluded = [np.union1d(c.items, np.arange(i % 7)) for i, c in enumerate(held)]
+
+    ranked = rank_contexts(ranker, held, excluded, k=150)
+
+    full = exclude_items(ranker.score_many(held, excluded), excluded)
+    assert ranked.tolist() == top_k_indices(full, 150).tolist()
+    assert (ranked == PAD).any()  # rows with fewer candidates than k are padded
 
 
 def test_a_saved_ranker_scores_exactly_as_before(world, tmp_path):

@@ -181,6 +181,19 @@ def test_markov_scorer_equals_markov_transitions(tmp_path):
     np.testing.assert_array_equal(loaded.score(context), scorer.score(context))
 
 
+def test_markov_batch_rows_equal_the_serving_scorer_even_beside_an_empty_input():
+    sequences = random_sequences(50, 20)
+    markov = MarkovTransitions(train_items=sequences, n_items=20)
+    scorer = MarkovScorer.from_model(markov)
+    inputs = [*random_sequences(6, 20, seed=4), np.zeros(0, np.int64)]
+
+    batch = markov.score_batch(inputs, np.zeros(len(inputs)), np.zeros(len(inputs)))
+
+    for row, sequence in zip(batch, inputs, strict=True):
+        np.testing.assert_array_equal(row, scorer.score(SequenceContext(items=sequence)))
+    np.testing.assert_array_equal(batch[-1], markov.fallback.astype(np.float32))
+
+
 def dense_session_knn(session_knn: SessionKNN, sequence: np.ndarray) -> np.ndarray:
     """SessionKNN's scores from its dense session similarities, equal similarities at the cut
     going to the lower session row."""

@@ -68,3 +68,32 @@ def test_items_tied_at_the_cut_are_kept_lowest_index_first():
     scores = rng.integers(0, 3, size=(50, 200)).astype(np.float32)
     expected = [np.lexsort((np.arange(200), -row))[:10].tolist() for row in scores]
     assert top_k_indices(scores, 10).tolist() == expected
+
+
+def test_a_block_large_enough_for_torch_ranks_like_a_full_stable_sort(monkeypatch):
+    """The large-block path (torch.topk) keeps the contract: ties to the lower index, -inf
+    never returned, short rows padded, a read-only input accepted and left as it was."""
+    import mltasks.ml.eval.topk as topk
+
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 4, size=(40, 3000)).astype(np.float32)
+    scores[3, 5:] = -np.inf  # five rankable items: the row is padded
+    scores[7] = -np.inf
+    scores.flags.writeable = False
+    before = scores.copy()
+    monkeypatch.setattr(topk, "TORCH_TOPK_MIN_ELEMENTS", scores.size)
+
+    def numpy_cut(*args, **kwargs):
+        raise AssertionError("a block this large is cut by torch.topk, not argpartition")
+
+    monkeypatch.setattr(np, "argpartition", numpy_cut)
+
+    top = top_k_indices(scores, 25)
+
+    expected = []
+    for row in scores:
+        order = np.lexsort((np.arange(row.size), -row))[:25]
+        expected.append([int(i) if row[i] > -np.inf else PAD for i in order])
+    assert top.tolist() == expected
+    assert top[3, 5:].tolist() == [PAD] * 20 and top[7].tolist() == [PAD] * 25
+    np.testing.assert_array_equal(scores, before)

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 PAD = -1  # fills a row of a 2-D result when fewer than k items are rankable
+TORCH_TOPK_MIN_ELEMENTS = 2_000_000  # a 2-D block this large is cut by torch.topk
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -19,8 +20,8 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
 
     `scores` is 1-D (one list) or 2-D (one list per row). Items scored -inf (excluded) never
     appear: a 1-D result is shorter then, and a 2-D row is padded with PAD. Items tied at the
-    k-th score are kept lowest index first. argpartition keeps it O(n) per row; only the k
-    survivors are sorted. Scores must not be NaN.
+    k-th score are kept lowest index first. argpartition (torch.topk for a large block) keeps
+    it O(n) per row; only the k survivors are sorted. Scores must not be NaN.
     """
     scores = np.asarray(scores)
     if scores.ndim == 1:
@@ -31,8 +32,7 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     n_candidates = min(k, n_items)
     if n_candidates == 0:
         return np.full((n_rows, k), PAD, dtype=np.int64)
-    candidates = np.argpartition(-scores, n_candidates - 1, axis=1)[:, :n_candidates]
-    candidates = _lowest_indices_at_the_cut(scores, candidates)
+    candidates = _lowest_indices_at_the_cut(scores, _some_top_candidates(scores, n_candidates))
     candidate_scores = np.take_along_axis(scores, candidates, axis=1)
     order = np.lexsort((candidates, -candidate_scores), axis=1)
     top = np.take_along_axis(candidates, order, axis=1).astype(np.int64)
@@ -40,6 +40,23 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     if n_candidates < k:
         top = np.hstack([top, np.full((n_rows, k - n_candidates), PAD, dtype=np.int64)])
     return top
+
+
+def _some_top_candidates(scores: np.ndarray, n: int) -> np.ndarray:
+    """n indices per row whose scores are the row's n highest (any of several tied at the cut).
+
+    A block of at least TORCH_TOPK_MIN_ELEMENTS floats (evaluation: hundreds of rows over a
+    large catalog) is cut by torch.topk, imported only then: at 512 rows x 83,000 items it takes
+    0.07-0.13 s where argpartition takes 0.27-0.75 s. A serving request's single row stays in
+    numpy, so a web process that serves no neural model never loads torch.
+    """
+    n_items = scores.shape[1]
+    if scores.size >= TORCH_TOPK_MIN_ELEMENTS and scores.dtype in (np.float32, np.float64):
+        import torch
+
+        block = torch.from_numpy(np.require(scores, requirements=["C", "W"]))
+        return torch.topk(block, n, dim=1, sorted=False).indices.numpy()
+    return np.argpartition(scores, n_items - n, axis=1)[:, n_items - n :]
 
 
 def _lowest_indices_at_the_cut(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from mltasks.ml.eval.ranking import CF_METRICS
 from mltasks.ml.eval.seq_metrics import DEFAULT_METRICS, evaluate_rankings
 from mltasks.ml.eval.topk import exclude_items, top_k_indices
 from mltasks.ml.scorers.base import Context, HistoryContext, Scorer, SequenceContext
-from mltasks.ml.scorers.ranker import RankerPipeline
+from mltasks.ml.scorers.ranker import RankerPipeline, candidate_rows, rank_rows
 
 BATCH_SIZE = 256
 
@@ -41,11 +41,12 @@ def rank_contexts(
             excluded[start : start + BATCH_SIZE],
         )
         if isinstance(scorer, RankerPipeline):
-            # Kept out of its candidates, so that they take no candidate's place.
-            scores = scorer.score_many(batch, batch_excluded)
+            # Excluded items are kept out of its candidates, so that they take no candidate's
+            # place; only the candidates are ordered (no catalog-wide row per context).
+            rows = candidate_rows(scorer, batch, batch_excluded)
+            blocks.append(rank_rows(scorer, rows, k=k))
         else:
-            scores = scorer.score_many(batch)
-        blocks.append(top_k_indices(exclude_items(scores, batch_excluded), k))
+            blocks.append(top_k_indices(exclude_items(scorer.score_many(batch), batch_excluded), k))
     return np.vstack(blocks)
 
 

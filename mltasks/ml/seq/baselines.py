@@ -85,7 +85,12 @@ class MarkovTransitions(_Scorer):
         last_items = np.array([s[-1] if len(s) else -1 for s in inputs])
         known = np.flatnonzero(last_items >= 0)
         if len(known):
-            scores[known] += self.transitions[last_items[known]].toarray().astype(np.float32)
+            # Only the stored transitions are added (a row's columns are unique): no dense
+            # float64 block of the catalog per input.
+            rows = self.transitions[last_items[known]]
+            scores[np.repeat(known, np.diff(rows.indptr)), rows.indices] += rows.data.astype(
+                np.float32
+            )
         return scores
 
 
@@ -151,8 +156,9 @@ class SessionKNN(_Scorer):
         similarity.eliminate_zeros()
         weights = keep_top_per_row(similarity, self.n_neighbours)
         weights.sort_indices()
-        scores = (weights @ self.train_matrix).toarray().astype(np.float32)
-        return scores + self.popularity_tiebreak.astype(np.float32)[None, :]
+        scores = (weights @ self.train_matrix).toarray().astype(np.float32, copy=False)
+        scores += self.popularity_tiebreak.astype(np.float32)[None, :]
+        return scores
 
 
 def tune_session_knn(
