@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import logging
 import os
 import threading
@@ -35,6 +36,16 @@ _REDIS_TIMEOUT_SECONDS = 0.5
 Pending = tuple[str, str, int, bytes]
 
 
+@functools.cache
+def redis_client(url: str, *, timeout_seconds: float | None = None) -> redis.Redis:
+    """One client (and connection pool) per URL and timeout in a process: the pusher thread
+    (short timeouts: a push must not hang on a dead Redis) and the flush (feedback.services)
+    reuse theirs. redis-py gives a forked child connections of its own."""
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds
+    )
+
+
 class PendingImpressions:
     """The records of one process that are not in Redis yet. Thread-safe; after a fork the
     child starts empty with a pusher thread of its own."""
@@ -47,7 +58,6 @@ class PendingImpressions:
         self._pid: int | None = None
         self._retry_at = 0.0
         self._dropped = 0
-        self._clients: dict[str, redis.Redis] = {}
         self._exit_registered = False
 
     def append(self, *, url: str, key: str, limit: int, record: bytes) -> None:
@@ -108,20 +118,11 @@ class PendingImpressions:
         for url, key, limit, record in batch:
             by_buffer.setdefault((url, key, limit), []).append(record)
         for (url, key, limit), records in by_buffer.items():
-            send = self._client(url).pipeline(transaction=False)
+            client = redis_client(url, timeout_seconds=_REDIS_TIMEOUT_SECONDS)
+            send = client.pipeline(transaction=False)
             send.rpush(key, *records)
             send.ltrim(key, -limit, -1)  # bounded while no flush runs
             send.execute()
-
-    def _client(self, url: str) -> redis.Redis:
-        client = self._clients.get(url)
-        if client is None:
-            client = self._clients[url] = redis.Redis.from_url(
-                url,
-                socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
-                socket_timeout=_REDIS_TIMEOUT_SECONDS,
-            )
-        return client
 
     def _start(self) -> None:
         """Called under the lock by the first append of this process."""
@@ -138,7 +139,7 @@ class PendingImpressions:
         self._push_lock = threading.Lock()
         self._records = collections.deque()
         self._wake = threading.Event()
-        self._clients = {}
+        redis_client.cache_clear()
         self._pid = None
         self._retry_at = 0.0
         self._dropped = 0

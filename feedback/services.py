@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -380,13 +379,6 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 """
 
 
-@functools.cache
-def _impressions_redis(url: str) -> redis.Redis:
-    """One client (and connection pool) per URL and process; redis-py gives a forked child
-    connections of its own."""
-    return redis.Redis.from_url(url)
-
-
 def _impressions_key(name: str) -> str:
     prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
     return f"{prefix}:impressions:{name}"
@@ -603,7 +595,7 @@ def impressions_flush(
     Redis only once it is committed. Redis and database errors raise: the batch stays for the
     next run."""
     impressions_push()
-    client = _impressions_redis(settings.IMPRESSIONS_REDIS_URL)
+    client = impression_buffer.redis_client(settings.IMPRESSIONS_REDIS_URL)
     lock = client.lock(_impressions_key("flush-lock"), timeout=FLUSH_LOCK_SECONDS)
     if not lock.acquire(blocking=False):
         return ImpressionsFlushed(lists=0, written=0, impressions=0, linked=0)

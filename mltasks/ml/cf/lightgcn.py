@@ -225,6 +225,11 @@ def epoch_batch_size(n_edges: int, config: LightGCNConfig) -> int:
     return max(config.batch_size, -(-n_edges // config.max_batches_per_epoch))
 
 
+def _over_budget(config: LightGCNConfig, started: float) -> bool:
+    """Whether the run has spent its time budget (`max_seconds`; None: no budget)."""
+    return config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+
+
 def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs) -> LightGCNResult:
     device = resolve_device(config.device)
     torch.manual_seed(seed)
@@ -303,9 +308,7 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
             "batch_size": batch_size,
             "epoch_seconds": time.perf_counter() - epoch_start,
         }
-        out_of_time = (
-            config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
-        )
+        out_of_time = _over_budget(config, start)
         # A run whose budget ends before its first scheduled validation pass (a large graph,
         # a search trial) is validated where it stopped, so that it has a score.
         evaluate_now = valid_csr is not None and (
@@ -349,7 +352,7 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
         if evaluate_now and passes_without_gain >= config.patience:
             logger.info("LightGCN early stop at epoch %d (best epoch %d)", epoch, best["epoch"])
             break
-        if config.max_seconds is not None and record["elapsed_seconds"] > config.max_seconds:
+        if _over_budget(config, start):
             logger.info(
                 "LightGCN stopped by its %.0fs budget at epoch %d", config.max_seconds, epoch
             )
