@@ -53,6 +53,21 @@ def test_exclude_items_masks_per_row_lists_and_sparse_pairs_without_touching_the
     assert np.array_equal(exclude_items(scores, None), scores.astype(np.float32))
 
 
+def test_exclude_items_in_place_masks_a_float32_block_without_a_copy_and_copies_otherwise():
+    block = np.array([[0.9, 0.8, 0.7], [0.1, 0.2, 0.3]], dtype=np.float32)
+    masked = exclude_items(block, [np.array([1]), np.array([0, 2])], in_place=True)
+    assert masked is block
+    assert np.isinf(block).tolist() == [[False, True, False], [True, False, True]]
+    assert block[np.isfinite(block)].tolist() == np.float32([0.9, 0.7, 0.2]).tolist()
+    other = np.array([[0.9, 0.8, 0.7]])  # float64: not the block's own type, so a copy
+    assert exclude_items(other, [np.array([0])], in_place=True)[0, 0] == -np.inf
+    assert other[0, 0] == 0.9
+    frozen = np.ones((1, 3), dtype=np.float32)
+    frozen.flags.writeable = False
+    assert exclude_items(frozen, [np.array([2])], in_place=True)[0, 2] == -np.inf
+    assert frozen[0, 2] == 1.0
+
+
 def test_keep_top_per_row_keeps_the_largest_stored_values():
     matrix = sp.csr_matrix(
         np.array([[0.0, 5.0, 1.0, 3.0], [2.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0]])

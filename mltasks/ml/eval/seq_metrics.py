@@ -125,7 +125,10 @@ def rank_cases(
             train_rows=cases.train_rows[rows],
         )
         histories = [cases.histories[r] for r in rows] if exclude_seen else None
-        tops.append(top_k_indices(exclude_items(scores, histories), k))
+        if sampled_negatives:  # the target's own score is read below: keep `scores` intact
+            tops.append(top_k_indices(exclude_items(scores, histories), k))
+        else:
+            tops.append(top_k_indices(exclude_items(scores, histories, in_place=True), k))
         if sampled_negatives:
             for offset, row in enumerate(rows):
                 forbidden = set(cases.histories[row].tolist()) | {int(cases.targets[row])}

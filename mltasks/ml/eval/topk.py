@@ -78,15 +78,22 @@ def _lowest_indices_at_the_cut(scores: np.ndarray, candidates: np.ndarray) -> np
 
 
 def exclude_items(
-    scores: np.ndarray, excluded: Iterable[np.ndarray] | sp.spmatrix | None
+    scores: np.ndarray,
+    excluded: Iterable[np.ndarray] | sp.spmatrix | None,
+    *,
+    in_place: bool = False,
 ) -> np.ndarray:
     """A float32 copy of the 2-D `scores` with the excluded items of each row at -inf.
 
     `excluded`: one array of item indices per row, or a sparse matrix of the same shape whose
     stored entries are the excluded (row, item) pairs; None excludes nothing. The input is
-    never modified.
+    never modified, unless `in_place`: then a writable float32 block (a fresh score block
+    that only the caller holds, in evaluation) is masked where it is and returned, with no
+    copy of hundreds of megabytes.
     """
-    scores = np.array(scores, dtype=np.float32, copy=True)
+    owned = isinstance(scores, np.ndarray) and scores.dtype == np.float32
+    if not (in_place and owned and scores.flags.writeable):
+        scores = np.array(scores, dtype=np.float32, copy=True)
     if excluded is None:
         return scores
     if sp.issparse(excluded):

@@ -46,7 +46,8 @@ def rank_contexts(
             rows = candidate_rows(scorer, batch, batch_excluded)
             blocks.append(rank_rows(scorer, rows, k=k))
         else:
-            blocks.append(top_k_indices(exclude_items(scorer.score_many(batch), batch_excluded), k))
+            scores = exclude_items(scorer.score_many(batch), batch_excluded, in_place=True)
+            blocks.append(top_k_indices(scores, k))
     return np.vstack(blocks)
 
 

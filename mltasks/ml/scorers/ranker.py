@@ -221,7 +221,7 @@ class RankerPipeline(Scorer):
         ]
         scores, tops = {}, {}
         for name, scorer in self.scorers.items():
-            block = exclude_items(np.asarray(scorer.score_many(contexts), np.float32), blocked)
+            block = exclude_items(scorer.score_many(contexts), blocked, in_place=True)
             scores[name] = block
             tops[name] = top_k_indices(block, self.n_candidates)
         candidates, rows = [], []
