@@ -125,10 +125,9 @@ def rank_cases(
             train_rows=cases.train_rows[rows],
         )
         histories = [cases.histories[r] for r in rows] if exclude_seen else None
-        if sampled_negatives:  # the target's own score is read below: keep `scores` intact
-            tops.append(top_k_indices(exclude_items(scores, histories), k))
-        else:
-            tops.append(top_k_indices(exclude_items(scores, histories, in_place=True), k))
+        # Sampled ranks read the target's own score below: then `scores` stays unmasked.
+        masked = exclude_items(scores, histories, in_place=not sampled_negatives)
+        tops.append(top_k_indices(masked, k))
         if sampled_negatives:
             for offset, row in enumerate(rows):
                 forbidden = set(cases.histories[row].tolist()) | {int(cases.targets[row])}
