@@ -60,7 +60,8 @@ def _some_top_candidates(scores: np.ndarray, n: int) -> np.ndarray:
 
 
 def _lowest_indices_at_the_cut(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """argpartition keeps any of several items tied at the k-th score; keep the lowest indices.
+    """The first cut (argpartition or torch.topk) keeps any of several items tied at the k-th
+    score; keep the lowest indices.
 
     Only rows with more items at the cut score than places left are redone, in O(n) each.
     """
@@ -91,8 +92,8 @@ def exclude_items(
     that only the caller holds, in evaluation) is masked where it is and returned, with no
     copy of hundreds of megabytes.
     """
-    owned = isinstance(scores, np.ndarray) and scores.dtype == np.float32
-    if not (in_place and owned and scores.flags.writeable):
+    maskable = isinstance(scores, np.ndarray) and scores.dtype == np.float32
+    if not (in_place and maskable and scores.flags.writeable):
         scores = np.array(scores, dtype=np.float32, copy=True)
     if excluded is None:
         return scores
