@@ -2,7 +2,7 @@ import numpy as np
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import VectorField
 
 # Stored vectors are zero-padded to this size: padding changes neither inner products nor
 # cosine similarity, and one fixed size lets a single HNSW index serve every model version.
@@ -73,7 +73,8 @@ class ModelVersion(models.Model):
 
 
 class TrackVector(models.Model):
-    """A track's embedding under one model version (pgvector, HNSW with cosine distance)."""
+    """A track's embedding under one model version (pgvector; each version has its own HNSW
+    index with cosine distance, built by mltasks.vector_indexes)."""
 
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="track_vectors"
@@ -87,19 +88,11 @@ class TrackVector(models.Model):
                 fields=["model_version", "track"], name="unique_track_vector_per_version"
             )
         ]
-        indexes = [
-            HnswIndex(
-                name="track_vector_hnsw_cosine",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            )
-        ]
 
 
 class UserVector(models.Model):
-    """A user's embedding under one model version (pgvector, HNSW with cosine distance)."""
+    """A user's embedding under one model version (pgvector; each version has its own HNSW
+    index with cosine distance, built by mltasks.vector_indexes)."""
 
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="user_vectors"
@@ -113,15 +106,6 @@ class UserVector(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["model_version", "user"], name="unique_user_vector_per_version"
-            )
-        ]
-        indexes = [
-            HnswIndex(
-                name="user_vector_hnsw_cosine",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
             )
         ]
 

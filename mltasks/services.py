@@ -31,6 +31,7 @@ from mltasks.training.activation import SELECTION_METRICS, activation_decide
 from mltasks.training.continuation import continuation_train
 from mltasks.training.publish import vectors_restore
 from mltasks.training.recommender import recommender_train
+from mltasks.vector_indexes import orphan_version_indexes_drop
 from tunedin import metrics
 from tunedin.celery import app as celery_app
 
@@ -91,13 +92,15 @@ def activation_decision(*, version: ModelVersion, held_out) -> dict:
 
 def model_version_activate(*, version: ModelVersion) -> None:
     """Activate atomically; vectors of the kind's other versions are dropped from pgvector so
-    the HNSW indexes only hold what serves (a rolled-back version gets its own back)."""
+    the HNSW indexes only hold what serves (a rolled-back version gets its own back), and
+    their per-version indexes go with them."""
     with transaction.atomic():
         vectors_restore(version=version)
         version.activate()
         stale = ModelVersion.objects.filter(kind=version.kind).exclude(pk=version.pk)
         TrackVector.objects.filter(model_version__in=stale).delete()
         UserVector.objects.filter(model_version__in=stale).delete()
+        orphan_version_indexes_drop()
 
 
 def _data_window() -> dict:

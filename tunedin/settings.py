@@ -308,6 +308,12 @@ else:
 RETRIEVAL_BACKEND = env("RETRIEVAL_BACKEND", default="auto")
 # With RETRIEVAL_BACKEND=auto: exact search up to this many tracks, FAISS HNSW above.
 RETRIEVAL_APPROXIMATE_ABOVE = env.int("RETRIEVAL_APPROXIMATE_ABOVE", default=50_000)
+# maintenance_work_mem while a version's HNSW index is built (a graph that fits builds fastest).
+VECTOR_INDEX_BUILD_MEMORY = env("VECTOR_INDEX_BUILD_MEMORY", default="512MB")
+if not re.fullmatch(r"\d+\s*(kB|MB|GB)", VECTOR_INDEX_BUILD_MEMORY):
+    raise ImproperlyConfigured(
+        f"VECTOR_INDEX_BUILD_MEMORY={VECTOR_INDEX_BUILD_MEMORY!r}: expected a size such as 512MB"
+    )
 SESSION_GAP_MIN = env.int("SESSION_GAP_MIN", default=45)
 VOCAB_MIN_FREQ = env.int("VOCAB_MIN_FREQ", default=5)
 MAX_SEQ_LEN = env.int("MAX_SEQ_LEN", default=50)

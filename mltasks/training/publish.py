@@ -17,6 +17,7 @@ from mltasks.ml.artifacts import (
     save_serving_vectors,
 )
 from mltasks.models import ModelVersion, TrackVector, UserVector, padded_vector
+from mltasks.vector_indexes import version_indexes_build
 from tunedin.db import copy_rows
 
 
@@ -36,7 +37,8 @@ def _vector_rows_copy(*, model, owner_column: str, version, ids, vectors) -> Non
 
 
 def vectors_store(*, version: ModelVersion, vectors: ServingVectors) -> None:
-    """Write the version's vectors into pgvector (zero-padded, see STORED_VECTOR_DIM)."""
+    """Write the version's vectors into pgvector (zero-padded, see STORED_VECTOR_DIM), then
+    build the version's HNSW indexes over them (mltasks.vector_indexes)."""
     _vector_rows_copy(
         model=TrackVector, owner_column="track_id", version=version,
         ids=vectors.track_ids, vectors=vectors.item_vectors,
@@ -46,6 +48,7 @@ def vectors_store(*, version: ModelVersion, vectors: ServingVectors) -> None:
             model=UserVector, owner_column="user_id", version=version,
             ids=vectors.user_ids, vectors=vectors.user_vectors,
         )  # fmt: skip
+    version_indexes_build(version_id=version.pk)
 
 
 def serving_artifacts_write(*, directory: Path, vectors: ServingVectors) -> None:

@@ -1,0 +1,91 @@
+"""Each model version's pgvector rows get their own HNSW index, built after the rows are copied
+in and dropped with them."""
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from catalog.tests.factories import TrackFactory, UserFactory
+from mltasks.ml.artifacts import ServingVectors
+from mltasks.models import ModelVersion, TrackVector, UserVector
+from mltasks.services import model_version_activate
+from mltasks.training.publish import vectors_store
+from mltasks.vector_indexes import orphan_version_indexes_drop, version_index_name, version_indexes
+
+
+def _index_definitions() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexdef LIKE '%USING hnsw%'"
+        )
+        return dict(cursor.fetchall())
+
+
+def _stored_version(*, kind: str, tracks, users=None, seed: int = 0) -> ModelVersion:
+    rng = np.random.default_rng(seed)
+    version = ModelVersion.objects.create(kind=kind, algorithm="planted", status="ready")
+    vectors_store(
+        version=version,
+        vectors=ServingVectors(
+            track_ids=np.array([t.pk for t in tracks]),
+            item_vectors=rng.standard_normal((len(tracks), 8)),
+            user_ids=None if users is None else np.array([u.pk for u in users]),
+            user_vectors=None if users is None else rng.standard_normal((len(users), 8)),
+        ),
+    )
+    return version
+
+
+@pytest.mark.django_db
+def test_storing_a_versions_vectors_builds_its_own_hnsw_indexes():
+    tracks, users = TrackFactory.create_batch(6), UserFactory.create_batch(3)
+    recommender = _stored_version(kind="recommender", tracks=tracks, users=users)
+    continuation = _stored_version(kind="continuation", tracks=tracks[:4])
+    definitions = _index_definitions()
+    for model, version in (
+        (TrackVector, recommender),
+        (UserVector, recommender),
+        (TrackVector, continuation),
+    ):
+        definition = definitions[version_index_name(model=model, version_id=version.pk)]
+        assert "vector_cosine_ops" in definition
+        assert f"WHERE (model_version_id = {version.pk})" in definition
+    # No user vectors, no user index; and no index over every version's rows.
+    assert version_index_name(model=UserVector, version_id=continuation.pk) not in definitions
+    assert all("WHERE (model_version_id = " in definition for definition in definitions.values())
+
+
+@pytest.mark.django_db
+def test_activation_drops_the_retired_versions_indexes_with_their_rows():
+    tracks, users = TrackFactory.create_batch(5), UserFactory.create_batch(2)
+    old = _stored_version(kind="recommender", tracks=tracks, users=users)
+    continuation = _stored_version(kind="continuation", tracks=tracks)
+    model_version_activate(version=old)
+    model_version_activate(version=continuation)
+    new = _stored_version(kind="recommender", tracks=tracks, users=users, seed=1)
+    model_version_activate(version=new)
+    ours = {old.pk, new.pk, continuation.pk}  # other tests' committed versions may have some
+    assert ours & set(version_indexes(model=TrackVector).values()) == {new.pk, continuation.pk}
+    assert ours & set(version_indexes(model=UserVector).values()) == {new.pk}
+    # Rolling back puts the old version's rows back, and its index with them.
+    old.artifact_path = ""
+    old.save(update_fields=["artifact_path"])
+    vectors_store(
+        version=old,
+        vectors=ServingVectors(track_ids=np.array([t.pk for t in tracks]),
+                               item_vectors=np.ones((5, 8))),
+    )  # fmt: skip
+    model_version_activate(version=old)
+    assert ours & set(version_indexes(model=TrackVector).values()) == {old.pk, continuation.pk}
+
+
+@pytest.mark.django_db
+def test_an_index_whose_version_was_deleted_is_dropped_as_an_orphan():
+    tracks = TrackFactory.create_batch(3)
+    version = _stored_version(kind="continuation", tracks=tracks)
+    name = version_index_name(model=TrackVector, version_id=version.pk)
+    version.delete()  # the rows go by cascade; the index stays until the next clean-up
+    assert name in version_indexes(model=TrackVector)
+    assert name in orphan_version_indexes_drop()
+    assert name not in version_indexes(model=TrackVector)
+    assert orphan_version_indexes_drop() == []
