@@ -250,9 +250,10 @@ def test_neural_scorer_equals_the_model_and_round_trips(
     assert_valid_top_k(scorer, context, reference, k=6, exclude=sequence)
     np.testing.assert_array_equal(scorer.score(SequenceContext(items=[])), np.arange(15.0))
     contexts = [context, SequenceContext(items=[]), SequenceContext(items=[7, 2], hour=23)]
-    np.testing.assert_allclose(
-        scorer.score_many(contexts), np.vstack([scorer.score(c) for c in contexts]), atol=1e-5
-    )
+    for batch in (contexts, [contexts[0], contexts[2]]):  # with a cold context and without
+        np.testing.assert_allclose(
+            scorer.score_many(batch), np.vstack([scorer.score(c) for c in batch]), atol=1e-5
+        )
     loaded = round_trip(scorer, tmp_path)
     np.testing.assert_allclose(loaded.score(context), scorer.score(context), rtol=1e-6)
 

@@ -46,7 +46,12 @@ class NeuralSequenceScorer(FactorScorer):
             hours = [getattr(contexts[row], "hour", NEUTRAL_HOUR) for row in batch]
             dows = [getattr(contexts[row], "dow", NEUTRAL_DOW) for row in batch]
             vectors = self.model.sequence_vectors([inputs[row] for row in batch], hours, dows)
-            scores[batch] = vectors @ self.item_vectors.T
+            vectors = np.asarray(vectors, dtype=np.float32)
+            if len(batch) == len(contexts):
+                # Straight into the block: no (contexts x catalog) temporary to copy from.
+                np.matmul(vectors, self.item_vectors.T, out=scores)
+            else:
+                scores[batch] = vectors @ self.item_vectors.T
         return scores
 
     def params(self) -> dict:
