@@ -192,6 +192,13 @@ def test_markov_batch_rows_equal_the_serving_scorer_even_beside_an_empty_input()
     for row, sequence in zip(batch, inputs, strict=True):
         np.testing.assert_array_equal(row, scorer.score(SequenceContext(items=sequence)))
     np.testing.assert_array_equal(batch[-1], markov.fallback.astype(np.float32))
+    # The scorer's own batch (evaluation, the ranker's stage 1) gives the same rows, an input
+    # whose last item is outside the catalog included.
+    contexts = [SequenceContext(items=items) for items in [*inputs, np.array([3, 25])]]
+    block = scorer.score_many(contexts)
+    np.testing.assert_array_equal(block[:-1], batch)
+    np.testing.assert_array_equal(block[-1], scorer.score(contexts[-1]))
+    assert scorer.score_many([]).shape == (0, 20)
 
 
 def dense_session_knn(session_knn: SessionKNN, sequence: np.ndarray) -> np.ndarray:

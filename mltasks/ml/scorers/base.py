@@ -82,7 +82,9 @@ class Scorer:
         can batch, like the neural one, overrides this)."""
         if not contexts:
             return np.zeros((0, self.n_items), dtype=np.float32)
-        return np.vstack([self.score(context) for context in contexts]).astype(np.float32)
+        return np.vstack([self.score(context) for context in contexts]).astype(
+            np.float32, copy=False
+        )
 
     def top_k(
         self, context: Context, k: int, exclude: np.ndarray | None = None

@@ -8,6 +8,8 @@ input and the items of the nearest ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -45,6 +47,19 @@ class MarkovScorer(Scorer):
             start, end = self.transitions.indptr[last], self.transitions.indptr[last + 1]
             scores[self.transitions.indices[start:end]] += self.transitions.data[start:end]
         return subset(scores, candidates)
+
+    def score_many(self, contexts: Sequence[Context]) -> np.ndarray:
+        """`score` of each context, as one block: the fallback row repeated, plus the stored
+        transitions of each context's last item (the same float32 sums as `score`)."""
+        scores = np.tile(self.fallback, (len(contexts), 1))
+        last = np.array([c.items[-1] if len(c.items) else -1 for c in contexts], dtype=np.int64)
+        rows = np.flatnonzero((last >= 0) & (last < self.n_items))
+        if len(rows):
+            transitions = self.transitions[last[rows]]
+            scores[np.repeat(rows, np.diff(transitions.indptr)), transitions.indices] += (
+                transitions.data
+            )
+        return scores
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**csr_arrays("transitions", self.transitions), "fallback": self.fallback}
