@@ -100,7 +100,8 @@ def model_version_activate(*, version: ModelVersion) -> None:
         stale = ModelVersion.objects.filter(kind=version.kind).exclude(pk=version.pk)
         TrackVector.objects.filter(model_version__in=stale).delete()
         UserVector.objects.filter(model_version__in=stale).delete()
-        orphan_version_indexes_drop()
+    # After the commit: outside a transaction the drops run CONCURRENTLY (mltasks.vector_indexes).
+    orphan_version_indexes_drop()
 
 
 def _data_window() -> dict:

@@ -13,18 +13,35 @@ gone. Two reasons:
 
 The searches filter on a literal version id (Django binds parameters on the client), which is
 what lets PostgreSQL match the partial index.
+
+Outside a transaction (a training run publishing its version, an activation) indexes are built
+and dropped CONCURRENTLY, so serving goes on meanwhile: a like still writes the active
+version's user vector during a new version's build, and a search is not queued behind a drop.
+Inside one (the tests; a rolled-back version's rows put back during its activation) they are
+built and dropped in place, which holds off writes to the table until the commit.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from mltasks.models import TrackVector, UserVector
 
 VECTOR_MODELS = (TrackVector, UserVector)
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
+
+
+def version_index_name(*, model, version_id: int) -> str:
+    return f"{model._meta.db_table}_hnsw_v{int(version_id)}"
+
+
+def _concurrently() -> bool:
+    """CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block."""
+    return not connection.in_atomic_block
 
 
 def _deferred_checks_run() -> None:
@@ -35,25 +52,54 @@ def _deferred_checks_run() -> None:
         connection.check_constraints()
 
 
-def version_index_name(*, model, version_id: int) -> str:
-    return f"{model._meta.db_table}_hnsw_v{int(version_id)}"
+@contextmanager
+def _build_memory(cursor):
+    """`VECTOR_INDEX_BUILD_MEMORY` as maintenance_work_mem while the indexes are built."""
+    if connection.in_atomic_block:
+        cursor.execute("SET LOCAL maintenance_work_mem = %s", [settings.VECTOR_INDEX_BUILD_MEMORY])
+        yield
+        return
+    cursor.execute("SET maintenance_work_mem = %s", [settings.VECTOR_INDEX_BUILD_MEMORY])
+    try:
+        yield
+    finally:
+        cursor.execute("RESET maintenance_work_mem")
+
+
+def _index_drop(cursor, name: str) -> None:
+    _deferred_checks_run()
+    how = "CONCURRENTLY " if _concurrently() else ""
+    cursor.execute(f"DROP INDEX {how}IF EXISTS {connection.ops.quote_name(name)}")
+
+
+def _invalid_index_exists(cursor, name: str) -> bool:
+    """A concurrent build that failed leaves an invalid index, which no search uses."""
+    cursor.execute(
+        "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = %s",
+        [name],
+    )
+    row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def version_indexes_build(*, version_id: int) -> list[str]:
-    """Build the HNSW index of the version in each vector table that holds rows of it (with
-    `VECTOR_INDEX_BUILD_MEMORY` as maintenance_work_mem); returns the names of the indexes."""
+    """Build the HNSW index of the version in each vector table that holds rows of it; returns
+    the names of the indexes."""
     quote = connection.ops.quote_name
+    how = "CONCURRENTLY " if _concurrently() else ""
     built = []
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor, _build_memory(cursor):
         _deferred_checks_run()
-        cursor.execute("SET LOCAL maintenance_work_mem = %s", [settings.VECTOR_INDEX_BUILD_MEMORY])
         for model in VECTOR_MODELS:
             if not model.objects.filter(model_version_id=version_id).exists():
                 continue
             name = version_index_name(model=model, version_id=version_id)
+            if _invalid_index_exists(cursor, name):
+                _index_drop(cursor, name)
             cursor.execute(
-                f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(model._meta.db_table)} "
-                "USING hnsw (embedding vector_cosine_ops) "
+                f"CREATE INDEX {how}IF NOT EXISTS {quote(name)} "
+                f"ON {quote(model._meta.db_table)} USING hnsw (embedding vector_cosine_ops) "
                 f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
                 f"WHERE model_version_id = {int(version_id)}"
             )
@@ -82,14 +128,12 @@ def version_indexes(*, model) -> dict[str, int]:
 def orphan_version_indexes_drop() -> list[str]:
     """Drop the per-version indexes whose version has no rows left in their table (a retired
     version after activation, a deleted one); returns their names."""
-    quote = connection.ops.quote_name
     dropped = []
     for model in VECTOR_MODELS:
         for name, version_id in version_indexes(model=model).items():
             if model.objects.filter(model_version_id=version_id).exists():
                 continue
-            _deferred_checks_run()
             with connection.cursor() as cursor:
-                cursor.execute(f"DROP INDEX IF EXISTS {quote(name)}")
+                _index_drop(cursor, name)
             dropped.append(name)
     return dropped

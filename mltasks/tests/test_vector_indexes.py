@@ -89,3 +89,24 @@ def test_an_index_whose_version_was_deleted_is_dropped_as_an_orphan():
     assert name in orphan_version_indexes_drop()
     assert name not in version_indexes(model=TrackVector)
     assert orphan_version_indexes_drop() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_indexes_are_built_and_dropped_concurrently_and_valid():
+    tracks, users = TrackFactory.create_batch(4), UserFactory.create_batch(2)
+    old = _stored_version(kind="recommender", tracks=tracks, users=users)
+    model_version_activate(version=old)
+    new = _stored_version(kind="recommender", tracks=tracks, users=users, seed=1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE %s",
+            ["%\\_hnsw\\_v%"],
+        )
+        validity = dict(cursor.fetchall())
+    for model in (TrackVector, UserVector):
+        for version in (old, new):
+            assert validity[version_index_name(model=model, version_id=version.pk)] is True
+    model_version_activate(version=new)
+    for model in (TrackVector, UserVector):
+        assert {old.pk, new.pk} & set(version_indexes(model=model).values()) == {new.pk}
