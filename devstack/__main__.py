@@ -3,7 +3,7 @@
 run -- CMD…   start missing services, run CMD with DATABASE_URL/REDIS_URL set, then stop
               the services this call started
 serve         what `make run` does: services, migrate, seed, train, then gunicorn + a Celery
-              worker (both queues: the default one and `training`) + beat until Ctrl-C
+              worker per queue (the default one and `training`) + beat until Ctrl-C
 start / stop  start (or reuse) / stop the embedded services
 env           print `export` lines for the running services
 
@@ -62,14 +62,21 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+# The queues of CELERY_TASK_QUEUES (tunedin/settings.py; devstack reads no Django settings).
+DEFAULT_QUEUE, TRAINING_QUEUE = "celery", "training"
+
+
 def serve_commands(*, bind: str, workers: int | None) -> list[list[str]]:
-    """gunicorn, one Celery worker and beat. Without --queues the worker consumes every queue
-    of CELERY_TASK_QUEUES: the default one and `training` (tunedin/settings.py)."""
+    """gunicorn, a Celery worker per queue and beat. Training has a worker of its own: a
+    training at scale 10 runs for an hour, and a single worker held the impressions flush, the
+    drift check and the generated playlists back until it finished."""
+    worker = [sys.executable, "-m", "celery", "-A", "tunedin", "worker", "--loglevel", "INFO",
+              "--concurrency", "1"]  # fmt: skip
     return [
         [sys.executable, "-m", "gunicorn", "-c", "tunedin/gunicorn.conf.py", "--bind", bind,
          *(["--workers", str(workers)] if workers else [])],
-        [sys.executable, "-m", "celery", "-A", "tunedin", "worker", "--loglevel", "INFO",
-         "--concurrency", "1", "--hostname", "worker@%h"],
+        [*worker, "--queues", DEFAULT_QUEUE, "--hostname", "worker@%h"],
+        [*worker, "--queues", TRAINING_QUEUE, "--hostname", "training@%h"],
         [sys.executable, "-m", "celery", "-A", "tunedin", "beat", "--loglevel", "INFO",
          "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
     ]  # fmt: skip

@@ -99,35 +99,42 @@ def test_the_s3_store_starts_with_its_bucket_is_reused_and_stops(scratch_var, mo
     assert listed["KeyCount"] == 0
 
 
-def test_the_devstack_worker_consumes_the_default_and_the_training_queue():
-    """`make run` has one worker: it must run training as well as everything else."""
+def test_the_devstack_runs_one_worker_per_queue_so_training_never_holds_up_other_tasks():
+    """`make run` has a worker for the default queue and one for `training`: a training of an
+    hour must not keep the impressions flush or the drift check waiting."""
     from celery import Celery
     from django.conf import settings
 
     # An empty broker database of the same Redis: no queued task of the suite is run here.
     broker = re.sub(r"/\d*$", "/7", os.environ["REDIS_URL"])
-    node = f"devstack-test-{uuid.uuid4().hex[:8]}"
-    (worker_command,) = [c for c in serve_commands(bind="-", workers=None) if "worker" in c]
-    worker_command = [part if part != "worker@%h" else f"{node}@%h" for part in worker_command]
-    worker = subprocess.Popen(
-        worker_command, cwd=ROOT, env={**os.environ, "REDIS_URL": broker, "LOG_FORMAT": "text"}
-    )
+    run = uuid.uuid4().hex[:8]
+    workers, nodes = [], []
+    for command in (c for c in serve_commands(bind="-", workers=None) if "worker" in c):
+        hostname = command[command.index("--hostname") + 1]
+        node = f"{hostname.split('@')[0]}-{run}"
+        command = [part if part != hostname else f"{node}@%h" for part in command]
+        nodes.append(f"{node}@{socket.gethostname()}")
+        workers.append(
+            subprocess.Popen(
+                command, cwd=ROOT, env={**os.environ, "REDIS_URL": broker, "LOG_FORMAT": "text"}
+            )
+        )
     probe = Celery(broker=broker)
+    queues: dict[str, list[str]] = {}
     try:
-        deadline, queues = time.monotonic() + 90, None
-        while queues is None and time.monotonic() < deadline and worker.poll() is None:
-            replies = probe.control.inspect(
-                destination=[f"{node}@{socket.gethostname()}"], timeout=1
-            ).active_queues()
-            queues = next(iter(replies.values()), None) if replies else None
+        deadline = time.monotonic() + 90
+        while len(queues) < len(nodes) and time.monotonic() < deadline:
+            replies = probe.control.inspect(destination=nodes, timeout=1).active_queues() or {}
+            queues = {node: sorted(q["name"] for q in found) for node, found in replies.items()}
     finally:
-        worker.send_signal(signal.SIGQUIT)  # a cold shutdown: it has nothing to finish
-        worker.wait(timeout=60)
+        for worker in workers:
+            worker.send_signal(signal.SIGQUIT)  # a cold shutdown: it has nothing to finish
+        for worker in workers:
+            worker.wait(timeout=60)
         probe.close()
-    assert queues is not None, "the worker did not answer"
-    assert sorted(queue["name"] for queue in queues) == sorted(
-        [settings.CELERY_TASK_DEFAULT_QUEUE, settings.TRAINING_QUEUE]
-    )
+    assert sorted(queues.values()) == sorted(
+        [[settings.CELERY_TASK_DEFAULT_QUEUE], [settings.TRAINING_QUEUE]]
+    ), queues
 
 
 def _free_port() -> int:
