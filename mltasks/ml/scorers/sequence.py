@@ -23,6 +23,24 @@ from mltasks.ml.scorers.base import (
 )
 
 
+def transition_scores(
+    *, transitions: sp.csr_matrix, fallback: np.ndarray, inputs: Sequence[np.ndarray]
+) -> np.ndarray:
+    """(len(inputs), n_items) float32: `fallback` plus the transitions from each input's last
+    item (an empty input, or a last item outside the catalog, gets the fallback alone). Only the
+    stored transitions are added (a row's columns are unique): no dense block per input."""
+    n_items = transitions.shape[0]
+    scores = np.tile(fallback.astype(np.float32, copy=False), (len(inputs), 1))
+    last = np.array([items[-1] if len(items) else -1 for items in inputs], dtype=np.int64)
+    known = np.flatnonzero((last >= 0) & (last < n_items))
+    if len(known):
+        rows = transitions[last[known]]
+        scores[np.repeat(known, np.diff(rows.indptr)), rows.indices] += rows.data.astype(
+            np.float32, copy=False
+        )
+    return scores
+
+
 class MarkovScorer(Scorer):
     """P(next | last item) from `transitions` (n_items x n_items CSR, rows sum to 1), plus a
     popularity `fallback` scaled below any transition (ties and unseen last items)."""
@@ -49,17 +67,12 @@ class MarkovScorer(Scorer):
         return subset(scores, candidates)
 
     def score_many(self, contexts: Sequence[Context]) -> np.ndarray:
-        """`score` of each context, as one block: the fallback row repeated, plus the stored
-        transitions of each context's last item (the same float32 sums as `score`)."""
-        scores = np.tile(self.fallback, (len(contexts), 1))
-        last = np.array([c.items[-1] if len(c.items) else -1 for c in contexts], dtype=np.int64)
-        rows = np.flatnonzero((last >= 0) & (last < self.n_items))
-        if len(rows):
-            transitions = self.transitions[last[rows]]
-            scores[np.repeat(rows, np.diff(transitions.indptr)), transitions.indices] += (
-                transitions.data
-            )
-        return scores
+        """`score` of each context, as one block (the same float32 sums)."""
+        return transition_scores(
+            transitions=self.transitions,
+            fallback=self.fallback,
+            inputs=[context.items for context in contexts],
+        )
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**csr_arrays("transitions", self.transitions), "fallback": self.fallback}

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from mltasks.ml.data.sequences import NEUTRAL_DOW, NEUTRAL_HOUR
 from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
 from mltasks.ml.eval.topk import keep_top_per_row
+from mltasks.ml.scorers.sequence import transition_scores
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +82,9 @@ class MarkovTransitions(_Scorer):
         self.fallback = 1e-6 * popularity / max(popularity.max(), 1.0)  # below any transition
 
     def score_batch(self, inputs, hours, dows, *, train_rows=None) -> np.ndarray:
-        scores = np.tile(self.fallback.astype(np.float32), (len(inputs), 1))
-        last_items = np.array([s[-1] if len(s) else -1 for s in inputs])
-        known = np.flatnonzero(last_items >= 0)
-        if len(known):
-            # Only the stored transitions are added (a row's columns are unique): no dense
-            # float64 block of the catalog per input.
-            rows = self.transitions[last_items[known]]
-            scores[np.repeat(known, np.diff(rows.indptr)), rows.indices] += rows.data.astype(
-                np.float32
-            )
-        return scores
+        return transition_scores(
+            transitions=self.transitions, fallback=self.fallback, inputs=inputs
+        )
 
 
 class SessionKNN(_Scorer):
