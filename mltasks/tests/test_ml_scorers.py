@@ -235,6 +235,20 @@ def test_session_knn_scorer_equals_session_knn_through_its_inverted_index(tmp_pa
     np.testing.assert_array_equal(loaded.score(context), scorer.score(context))
 
 
+def test_session_knn_scorer_leaves_out_the_own_session_as_the_evaluated_model_does():
+    sequences = random_sequences(60, 25, seed=4)
+    session_knn = SessionKNN(train_items=sequences, n_items=25, n_neighbours=5)
+    scorer = SessionKNNScorer.from_model(session_knn)
+    for row in (0, 7, 33):
+        inputs = sequences[row]  # the sequence itself: its own session is its nearest
+        reference = session_knn.score_batch([inputs], None, None, train_rows=np.array([row]))[0]
+        own = scorer.score(SequenceContext(items=inputs, own_session=row))
+        np.testing.assert_allclose(own, reference, rtol=1e-5, atol=1e-7)
+        assert row not in scorer.neighbours(SequenceContext(items=inputs, own_session=row))[0]
+        assert row in scorer.neighbours(SequenceContext(items=inputs))[0]  # serving keeps it
+        assert not np.allclose(scorer.score(SequenceContext(items=inputs)), own)
+
+
 @pytest.mark.parametrize(
     ("architecture", "network_class", "config"),
     [

@@ -22,13 +22,23 @@ from mltasks.ml.data.sequences import EvalCases, SequenceConfig
 from mltasks.ml.eval.seq_metrics import (
     artist_repeat_at_k,
     evaluate_rankings,
+    rank_cases,
     repetition_at_k,
     rerank_max_per_artist,
 )
 from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
 from mltasks.ml.scorers.base import SequenceContext
+from mltasks.ml.scorers.evaluation import rank_cases_in_one_pass, rank_contexts
+from mltasks.ml.scorers.ranker import (
+    ItemFeatures,
+    RankerPipeline,
+    candidate_rows,
+    fit_ranker,
+    sequence_contexts,
+)
 from mltasks.ml.seq.continuation import (
     ContinuationConfig,
+    model_scorers,
     sample_valid_cases,
     train_continuation_model,
 )
@@ -148,6 +158,45 @@ def test_continuation_trains_every_model_and_serves_the_best_on_the_selection_ha
     assert np.allclose(result.output_item_embeddings @ vector, scores, atol=1e-5)
     assert result.item_ids[result.item_index[result.item_ids[2]]] == result.item_ids[2]
     assert result.served_scorer.n_items == len(result.item_ids)
+
+
+def test_one_scoring_pass_ranks_every_model_as_its_own_evaluation_and_feeds_the_ranker(
+    mpd_result,
+):
+    split, models = mpd_result.split, mpd_result.models
+    scorers = model_scorers(models, split)
+    pipeline = RankerPipeline(
+        scorers=scorers,
+        item_features=ItemFeatures.build(popularity=scorers["MostPop"].popularity),
+        context_kind="sequence",
+        n_candidates=30,
+        candidate_scorers=["Markov", "SKNN"],
+    )
+    cases = split.test
+    passed = rank_cases_in_one_pass(
+        pipeline, cases, k=100, keep_rows=True, sampled_negatives=20, seed=5
+    )
+    for name, model in models.items():
+        top_items, sampled_ranks = rank_cases(model, cases, k=100, sampled_negatives=20, seed=5)
+        np.testing.assert_array_equal(passed.top_items[name], top_items, err_msg=name)
+        np.testing.assert_array_equal(passed.sampled_ranks[name], sampled_ranks, err_msg=name)
+    # The ranker's stage 1 and features are what it computes on its own for the same contexts.
+    contexts = sequence_contexts(cases, own_sessions=True)
+    reference = candidate_rows(pipeline, contexts, cases.histories)
+    assert len(passed.ranker_rows) == len(cases)
+    for ours, theirs in zip(passed.ranker_rows.candidates, reference.candidates, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(passed.ranker_rows.features, reference.features, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    targets = [np.array([t]) for t in cases.targets.tolist()]
+    fitted = pipeline.with_booster(
+        fit_ranker(pipeline, rows=reference, targets=targets, seed=5).booster
+    )
+    ranked = rank_cases_in_one_pass(fitted, cases, k=100, rank_by_booster=True)
+    np.testing.assert_array_equal(
+        ranked.ranker_top, rank_contexts(fitted, contexts, cases.histories, k=100)
+    )
+    assert ranked.sampled_ranks == {} and ranked.ranker_rows is None
 
 
 def test_validation_is_a_seeded_sample_above_the_cap_and_test_is_never_sampled(mpd_result):

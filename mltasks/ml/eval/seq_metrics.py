@@ -131,16 +131,18 @@ def rank_cases(
         if sampled_negatives:
             for offset, row in enumerate(rows):
                 forbidden = set(cases.histories[row].tolist()) | {int(cases.targets[row])}
-                negatives = _sample_negatives(rng, model.n_items, forbidden, sampled_negatives)
+                negatives = sample_negatives(rng, model.n_items, forbidden, sampled_negatives)
                 target_score = scores[offset, cases.targets[row]]
                 sampled_ranks.append(int((scores[offset, negatives] > target_score).sum()))
     top_items = np.vstack(tops) if tops else np.zeros((0, k), dtype=np.int64)
     return top_items, (np.array(sampled_ranks) if sampled_negatives else None)
 
 
-def _sample_negatives(
+def sample_negatives(
     rng: np.random.Generator, n_items: int, forbidden: set[int], n: int
 ) -> np.ndarray:
+    """`n` distinct items drawn uniformly from the catalog minus `forbidden` (all that are left
+    when there are no more); the same `rng` state draws the same items."""
     allowed = n_items - len(forbidden)
     if allowed <= n:
         return np.array([i for i in range(n_items) if i not in forbidden], dtype=np.int64)

@@ -50,11 +50,16 @@ class HistoryContext:
 @dataclass(frozen=True, eq=False)
 class SequenceContext:
     """A sequence to continue: its items oldest first, and the hour (0-23) and day of week
-    (Monday = 0) of the prediction; the neutral buckets when unknown."""
+    (Monday = 0) of the prediction; the neutral buckets when unknown.
+
+    `own_session` is for evaluation only: the sequence's own row among a session scorer's
+    training sessions (its training prefix), never one of its neighbours, as seq.baselines'
+    SessionKNN leaves it out when it is evaluated; -1 (serving) leaves nothing out."""
 
     items: np.ndarray
     hour: int = NEUTRAL_HOUR
     dow: int = NEUTRAL_DOW
+    own_session: int = -1
 
     def __post_init__(self):
         object.__setattr__(self, "items", _item_array(self.items))

@@ -8,7 +8,9 @@ excluded. The metrics are the training runs' own (eval.metrics, eval.seq_metrics
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,10 +19,18 @@ from mltasks.ml.data.sequences import EvalCases
 from mltasks.ml.data.splits import held_out_items
 from mltasks.ml.eval.metrics import evaluate_top_items
 from mltasks.ml.eval.ranking import CF_METRICS
-from mltasks.ml.eval.seq_metrics import DEFAULT_METRICS, evaluate_rankings
+from mltasks.ml.eval.seq_metrics import DEFAULT_METRICS, evaluate_rankings, sample_negatives
 from mltasks.ml.eval.topk import exclude_items, top_k_indices
 from mltasks.ml.scorers.base import Context, HistoryContext, Scorer, SequenceContext
-from mltasks.ml.scorers.ranker import RankerPipeline, candidate_rows, rank_rows
+from mltasks.ml.scorers.ranker import (
+    BATCH_CONTEXTS,
+    CandidateRows,
+    RankerPipeline,
+    blocked_items,
+    candidate_rows,
+    rank_rows,
+    sequence_contexts,
+)
 
 BATCH_SIZE = 256
 
@@ -112,4 +122,110 @@ def evaluate_cases(
         n_items=scorer.n_items,
         metric_names=metric_names,
         item_artist=item_artist,
+    )
+
+
+@dataclass
+class CaseRankings:
+    """What one scoring pass over SEQ-last cases gave (`rank_cases_in_one_pass`)."""
+
+    top_items: dict[str, np.ndarray]  # scorer name -> (n_cases, k), best first, PAD-padded
+    sampled_ranks: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n_cases,)
+    ranker_rows: CandidateRows | None = None  # stage 1 and features of every case (keep_rows)
+    ranker_top: np.ndarray | None = None  # (n_cases, k) by the pipeline's booster
+    ranker_seconds: float = 0.0  # spent on the ranker's features and predictions
+
+
+def rank_cases_in_one_pass(
+    pipeline: RankerPipeline,
+    cases: EvalCases,
+    *,
+    k: int,
+    keep_rows: bool = False,
+    rank_by_booster: bool = False,
+    sampled_negatives: int = 0,
+    seed: int = 0,
+) -> CaseRankings:
+    """Each of the pipeline's scorers scores every case once, and that block serves three uses.
+
+    - The scorer's own top-k lists, as `rank_cases` ranks its model: the whole catalog, the
+      case's history excluded, the case's own training sequence never a session-kNN
+      neighbour (`SequenceContext.own_session`).
+    - With `sampled_negatives`, the target's rank among that many items drawn with `seed` as
+      `rank_cases` draws them (the same items for every scorer).
+    - The ranker's stage 1 and features from the same blocks: kept for every case
+      (`keep_rows`, to fit it) or ordered by its booster batch by batch (`rank_by_booster`).
+
+    Scoring the catalog for 200,000 test cases is most of an evaluation's cost at demo scale
+    10; this pass does it once where per-model evaluation and the ranker's stage 1 did it twice.
+    """
+    contexts = sequence_contexts(cases, own_sessions=True)
+    rng = np.random.default_rng(seed)
+    n_top = max(int(k), pipeline.n_candidates)
+    tops: dict[str, list[np.ndarray]] = {name: [] for name in pipeline.scorers}
+    ranks: dict[str, list[np.ndarray]] = {name: [] for name in pipeline.scorers}
+    kept = CandidateRows([], [])
+    ranker_tops, ranker_seconds = [], 0.0
+    for start in range(0, len(cases), BATCH_CONTEXTS):
+        rows = np.arange(start, min(start + BATCH_CONTEXTS, len(cases)))
+        part = contexts[start : rows[-1] + 1]
+        histories = [cases.histories[row] for row in rows.tolist()]
+        negatives = (
+            [
+                sample_negatives(
+                    rng,
+                    pipeline.n_items,
+                    set(cases.histories[row].tolist()) | {int(cases.targets[row])},
+                    sampled_negatives,
+                )  # fmt: skip
+                for row in rows.tolist()
+            ]
+            if sampled_negatives
+            else None
+        )
+        blocked = blocked_items(part, histories)
+        scores, batch_tops = {}, {}
+        for name, scorer in pipeline.scorers.items():
+            block = scorer.score_many(part)
+            if negatives is not None:
+                target_scores = block[np.arange(len(rows)), cases.targets[rows]]
+                ranks[name].append(
+                    np.array(
+                        [
+                            int((block[i, drawn] > target_scores[i]).sum())
+                            for i, drawn in enumerate(negatives)
+                        ],
+                        dtype=np.int64,
+                    )
+                )
+            scores[name] = exclude_items(block, blocked, in_place=True)
+            batch_tops[name] = top_k_indices(scores[name], n_top)
+            tops[name].append(batch_tops[name][:, :k])
+        if keep_rows or rank_by_booster:
+            clock = time.perf_counter()
+            block = pipeline.block_from_scores(part, scores, batch_tops)
+            batch_rows = CandidateRows(
+                block.candidates, [block.features[block.rows(i)] for i in range(len(rows))]
+            )
+            if keep_rows:
+                kept.candidates += batch_rows.candidates
+                kept.features += batch_rows.features
+            if rank_by_booster:
+                ranker_tops.append(rank_rows(pipeline, batch_rows, k=k))
+            ranker_seconds += time.perf_counter() - clock
+        del scores, batch_tops
+
+    def stacked(blocks: list[np.ndarray]) -> np.ndarray:
+        return np.vstack([np.zeros((0, k), dtype=np.int64), *blocks])
+
+    return CaseRankings(
+        top_items={name: stacked(blocks) for name, blocks in tops.items()},
+        sampled_ranks=(
+            {name: np.concatenate([np.zeros(0, np.int64), *r]) for name, r in ranks.items()}
+            if sampled_negatives
+            else {}
+        ),
+        ranker_rows=kept if keep_rows else None,
+        ranker_top=stacked(ranker_tops) if rank_by_booster else None,
+        ranker_seconds=ranker_seconds,
     )

@@ -39,6 +39,9 @@ from mltasks.ml.scorers.base import Context, Scorer, SequenceContext, _item_arra
 RANKER_NAME = "TunedIn-ranker"
 DEFAULT_CANDIDATES = 100
 BATCH_CONTEXTS = 256
+# LightGBM's default, every core: 77,000 candidate rows (a batch of test cases) took 0.62 s to
+# predict on one thread and 0.34 s on two, on this project's 2-core machine.
+BATCH_PREDICT_THREADS = 0
 CONTEXT_KINDS = ("history", "sequence")
 
 
@@ -215,15 +218,24 @@ class RankerPipeline(Scorer):
     ) -> CandidateBlock:
         """Stage 1 and the feature rows for `contexts`; a context's own items and its `excluded`
         items are never candidates."""
-        blocked = [
-            np.union1d(context.items, _item_array(None if excluded is None else excluded[i]))
-            for i, context in enumerate(contexts)
-        ]
+        blocked = blocked_items(contexts, excluded)
         scores, tops = {}, {}
         for name, scorer in self.scorers.items():
             block = exclude_items(scorer.score_many(contexts), blocked, in_place=True)
             scores[name] = block
             tops[name] = top_k_indices(block, self.n_candidates)
+        return self.block_from_scores(contexts, scores, tops)
+
+    def block_from_scores(
+        self,
+        contexts: Sequence[Context],
+        scores: dict[str, np.ndarray],
+        tops: dict[str, np.ndarray],
+    ) -> CandidateBlock:
+        """Stage 1 and the feature rows from every scorer's (contexts x catalog) `scores`, its
+        blocked items already at -inf, and its `tops` (best first, at least `n_candidates` per
+        row; only the first `n_candidates` count)."""
+        tops = {name: top[:, : self.n_candidates] for name, top in tops.items()}
         candidates, rows = [], []
         for i, context in enumerate(contexts):
             found = np.concatenate([tops[name][i] for name in self.candidate_scorers])
@@ -279,13 +291,14 @@ class RankerPipeline(Scorer):
         )
 
     # -- scoring -------------------------------------------------------------------------------
-    def _predict(self, features: np.ndarray) -> np.ndarray:
-        """One `predict` call for every row, on one thread (see RankerParams.num_threads)."""
+    def _predict(self, features: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
+        """One `predict` call for every row, on one thread unless told otherwise (a request:
+        see RankerParams.num_threads)."""
         if self.booster is None:
             raise ValueError("the ranker is not fitted yet (fit_ranker, then with_booster)")
         if len(features) == 0:
             return np.zeros(0, np.float32)
-        return np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float32)
+        return np.asarray(self.booster.predict(features, num_threads=num_threads), dtype=np.float32)
 
     def score_many(
         self, contexts: Sequence[Context], excluded: Sequence[np.ndarray] | None = None
@@ -366,6 +379,16 @@ class RankerPipeline(Scorer):
         return self.item_features.arrays()
 
 
+def blocked_items(
+    contexts: Sequence[Context], excluded: Sequence[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """What a context may not be offered: its own items and its `excluded` ones."""
+    return [
+        np.union1d(context.items, _item_array(None if excluded is None else excluded[i]))
+        for i, context in enumerate(contexts)
+    ]
+
+
 def _rank_in(top: np.ndarray, items: np.ndarray, missing: int) -> np.ndarray:
     """Position of each of `items` in the ranked `top` (PAD-padded), `missing` when absent."""
     top = top[top >= 0]
@@ -430,11 +453,15 @@ def candidate_rows(
 
 
 def rank_rows(pipeline: RankerPipeline, rows: CandidateRows, *, k: int) -> np.ndarray:
-    """(len(rows), k) items best first by the pipeline's booster (PAD-padded)."""
+    """(len(rows), k) items best first by the pipeline's booster (PAD-padded).
+
+    The rows of many contexts (evaluation, in a training process) are predicted on every core
+    (BATCH_PREDICT_THREADS), as torch scores there: one parallel region per call, so none of the
+    spinning between boosting rounds that made fitting slower on two threads."""
     result = np.full((len(rows), k), PAD, dtype=np.int64)
     if len(rows) == 0:
         return result
-    predicted = pipeline._predict(np.vstack(rows.features))
+    predicted = pipeline._predict(np.vstack(rows.features), num_threads=BATCH_PREDICT_THREADS)
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in rows.candidates])])
     for i, items in enumerate(rows.candidates):
         scores = predicted[offsets[i] : offsets[i + 1]]
@@ -523,11 +550,17 @@ def fit_ranker(
     )
 
 
-def sequence_contexts(cases) -> list[SequenceContext]:
-    """The contexts of SEQ-last evaluation cases (inputs with their prediction time)."""
+def sequence_contexts(cases, *, own_sessions: bool = False) -> list[SequenceContext]:
+    """The contexts of SEQ-last evaluation cases (inputs with their prediction time).
+
+    `own_sessions`: each context names its case's training row (`SequenceContext.own_session`),
+    for scorers fitted on that same split's training sequences."""
+    rows = cases.train_rows if own_sessions else np.full(len(cases), -1, dtype=np.int64)
     return [
-        SequenceContext(items=items, hour=int(hour), dow=int(dow))
-        for items, hour, dow in zip(cases.inputs, cases.hours, cases.dows, strict=True)
+        SequenceContext(items=items, hour=int(hour), dow=int(dow), own_session=int(row))
+        for items, hour, dow, row in zip(
+            cases.inputs, cases.hours, cases.dows, rows.tolist(), strict=True
+        )
     ]
 
 
@@ -540,6 +573,7 @@ __all__ = [
     "RankerFit",
     "RankerParams",
     "RankerPipeline",
+    "blocked_items",
     "fit_ranker",
     "sequence_contexts",
     "split_halves",

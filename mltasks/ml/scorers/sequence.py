@@ -1,9 +1,9 @@
 """Sequence baselines as scorers: last-item transitions and session-kNN over an inverted index.
 
-Both give exactly the scores of their seq.baselines models (`MarkovTransitions`,
-`SessionKNN` without a training row to leave out, as at serving time), from sparse structures
-only: a request reads one transition row, or the training sessions that share an item with the
-input and the items of the nearest ones.
+Both give exactly the scores of their seq.baselines models (`MarkovTransitions`; `SessionKNN`
+with the context's `own_session` as the training row it leaves out, none at serving time), from
+sparse structures only: a request reads one transition row, or the training sessions that share
+an item with the input and the items of the nearest ones.
 """
 
 from __future__ import annotations
@@ -133,6 +133,10 @@ class SessionKNNScorer(Scorer):
         """(session rows, similarities) of the input's nearest training sessions."""
         items, weights = self._query(context.items)
         sessions, similarity = sparse_rows_sum(self.item_sessions, items, weights)
+        own_session = getattr(context, "own_session", -1)
+        if own_session >= 0:
+            kept = sessions != own_session
+            sessions, similarity = sessions[kept], similarity[kept]
         # float32 like SessionKNN, so equal similarities tie the same way (lower session row).
         similarity = similarity.astype(np.float32) / self.session_norms[sessions]
         if len(sessions) > self.n_neighbours:

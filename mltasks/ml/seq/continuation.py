@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from mltasks.ml.data.seq_datasets import SequenceEvents
-from mltasks.ml.data.sequences import EvalCases, SeqSplit, SequenceConfig, seq_last_split
-from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
+from mltasks.ml.data.sequences import SeqSplit, SequenceConfig, seq_last_split
+from mltasks.ml.eval.seq_metrics import evaluate_rankings
 from mltasks.ml.eval.topk import exclude_items, top_k_indices
 from mltasks.ml.scorers.base import Scorer
-from mltasks.ml.scorers.evaluation import evaluate_cases
+from mltasks.ml.scorers.evaluation import rank_cases_in_one_pass
 from mltasks.ml.scorers.neural import NeuralSequenceScorer
 from mltasks.ml.scorers.popularity import PopularityScorer
 from mltasks.ml.scorers.ranker import (
@@ -43,7 +43,6 @@ from mltasks.ml.scorers.ranker import (
     ItemFeatures,
     RankerParams,
     RankerPipeline,
-    candidate_rows,
     fit_ranker,
     rank_rows,
     sequence_contexts,
@@ -69,6 +68,7 @@ VECTOR_MODELS = tuple(architecture.name for architecture in NEURAL_ARCHITECTURES
 RANKER_CANDIDATES = 100  # per candidate scorer
 MIN_HALF_CASES = 10  # fewer validation cases per half: no ranker, selection on every case
 MAX_VALID_CASES = 25_000  # validation cases kept (a seeded sample) when a split has more
+PARTS = ("valid", "test")
 
 
 @dataclass
@@ -272,35 +272,18 @@ def train_continuation_model(
 
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     test_rankings: dict[str, np.ndarray] = {}
+    served_scorer, selection, ranker_info, selection_cases = _evaluate_and_select(
+        split=split, models=models, metrics=metrics, config=config, seed=seed, timings=timings,
+        test_rankings=test_rankings,
+    )  # fmt: skip
     for name, model in models.items():
-        metrics[name] = {}
-        for part, cases in (("valid", split.valid), ("test", split.test)):
-            top_items, sampled_ranks = rank_cases(
-                model, cases, k=100, sampled_negatives=config.sampled_negatives, seed=seed
-            )
-            metrics[name][part] = evaluate_rankings(
-                top_items=top_items,
-                cases=cases,
-                n_items=n_items,
-                item_artist=split.item_artist,
-                metric_names=config.metric_names,
-                sampled_ranks=sampled_ranks,
-            )
-            if part == "test":
-                test_rankings[name] = top_items
         timings[name]["inference_ms_per_request"] = measure_latency_ms(
             model, split.test, n_requests=config.latency_requests, k=config.latency_k
         )
-        logger.info("%s valid %s test %s", name, metrics[name]["valid"], metrics[name]["test"])
-
     vector_models = [name for name in VECTOR_MODELS if name in models]
     vectors_name = max(
         vector_models, key=lambda name: metrics[name]["valid"][config.selection_metric]
     )
-    served_scorer, selection, ranker_info, selection_cases = _select_pipeline(
-        split=split, models=models, metrics=metrics, config=config, seed=seed, timings=timings,
-        test_rankings=test_rankings,
-    )  # fmt: skip
     params["served_model"] = selection["served"]
     params["vectors_model"] = vectors_name
     timings["total"] = {"seconds": time.perf_counter() - started}
@@ -346,11 +329,17 @@ def model_scorers(models: dict[str, object], split: SeqSplit) -> dict[str, Score
     return scorers
 
 
-def _select_pipeline(*, split, models, metrics, config, seed, timings, test_rankings):
-    """The ranker (fitted on one half of the validation cases), every model scored on the other
-    half as served, and the best of them; the ranker's metrics join `metrics`."""
-    started = time.perf_counter()
+def _evaluate_and_select(*, split, models, metrics, config, seed, timings, test_rankings):
+    """Every model and the ranker on validation and test, and the served pipeline.
+
+    One scoring pass over the validation cases gives every model's metrics and the ranker's
+    stage 1 (`rank_cases_in_one_pass`); the ranker is fitted on one seeded half of them, every
+    candidate is scored on the other half as it would be served, and the best there is served
+    (the ranker refitted on every validation case). Then one pass over the test cases gives
+    every model's test lists and the served ranker's. The test cases never influence a choice.
+    """
     metric = config.selection_metric
+    k = max(RANKER_CANDIDATES, *(int(name.partition("@")[2]) for name in config.metric_names))
     scorers = model_scorers(models, split)
     n_valid = len(split.valid)
     halves = n_valid >= 2 * MIN_HALF_CASES
@@ -359,62 +348,88 @@ def _select_pipeline(*, split, models, metrics, config, seed, timings, test_rank
     else:
         fit_rows = select_rows = np.arange(n_valid)
     select_cases = split.valid.subset(select_rows)
-    candidates: dict[str, Scorer] = dict(scorers)
-    ranker_info: dict = {}
-    ranker_skipped, ranked = "", False
-    popularity = scorers["MostPop"].popularity
     ranker = RankerPipeline(
         scorers=scorers,
-        item_features=ItemFeatures.build(popularity=popularity, artist=split.item_artist),
+        item_features=ItemFeatures.build(
+            popularity=scorers["MostPop"].popularity, artist=split.item_artist
+        ),
         context_kind="sequence",
         n_candidates=RANKER_CANDIDATES,
         candidate_scorers=[name for name in scorers if name != "MostPop"],
     )
-    try:
-        if config.ranker is None:
-            raise ValueError("the configuration has no ranker")
-        if not halves:
-            raise ValueError(
-                f"fewer than {2 * MIN_HALF_CASES} validation cases: too few to fit a ranker "
-                "on one half and select on the other"
-            )
+    ranker_skipped = ""
+    if config.ranker is None:
+        ranker_skipped = "the configuration has no ranker"
+    elif not halves:
+        ranker_skipped = (
+            f"fewer than {2 * MIN_HALF_CASES} validation cases: too few to fit a ranker on one "
+            "half and select on the other"
+        )
+
+    def metrics_of(top_items, cases, sampled_ranks=None, metric_names=config.metric_names):
+        return evaluate_rankings(
+            top_items=top_items, cases=cases, n_items=split.n_items, metric_names=metric_names,
+            item_artist=split.item_artist, sampled_ranks=sampled_ranks,
+        )  # fmt: skip
+
+    clock = time.perf_counter()
+    valid = rank_cases_in_one_pass(
+        ranker, split.valid, k=k, keep_rows=not ranker_skipped,
+        sampled_negatives=config.sampled_negatives, seed=seed,
+    )  # fmt: skip
+    timings["evaluation"] = {"valid_pass_seconds": time.perf_counter() - clock}
+    for name in models:
+        metrics[name] = {
+            "valid": metrics_of(valid.top_items[name], split.valid, valid.sampled_ranks.get(name))
+        }
+    half_fit = full_fit = None
+    if not ranker_skipped:
+        clock = time.perf_counter()
         targets = [np.array([t]) for t in split.valid.targets.tolist()]
-        # Stage 1 and the features of every validation case, computed once for both fits and
-        # for ranking the selection half.
-        valid_rows = candidate_rows(ranker, sequence_contexts(split.valid), split.valid.histories)
 
         def fit(rows):
             return fit_ranker(
                 ranker,
-                rows=valid_rows.take(rows),
+                rows=valid.ranker_rows.take(rows),
                 targets=[targets[r] for r in rows.tolist()],
                 seed=seed,
                 params=config.ranker,
             )
 
-        half_fit, full_fit = fit(fit_rows), fit(np.arange(n_valid))
-    except ValueError as why:
-        ranker_skipped = str(why)
-        logger.warning("no ranker in this run: %s", why)
-    else:
+        try:
+            half_fit, full_fit = fit(fit_rows), fit(np.arange(n_valid))
+        except ValueError as why:  # no held-out item among any candidates: nothing to learn
+            ranker_skipped, half_fit, full_fit = str(why), None, None
+        fit_seconds = time.perf_counter() - clock
+    if ranker_skipped:
+        logger.warning("no ranker in this run: %s", ranker_skipped)
+    served_ranker = ranker.with_booster(full_fit.booster) if full_fit is not None else ranker
+
+    clock = time.perf_counter()
+    test = rank_cases_in_one_pass(
+        served_ranker, split.test, k=k, rank_by_booster=full_fit is not None,
+        sampled_negatives=config.sampled_negatives, seed=seed,
+    )  # fmt: skip
+    timings["evaluation"]["test_pass_seconds"] = time.perf_counter() - clock
+    for name in models:
+        metrics[name]["test"] = metrics_of(
+            test.top_items[name], split.test, test.sampled_ranks.get(name)
+        )
+        test_rankings[name] = test.top_items[name]
+        logger.info("%s valid %s test %s", name, metrics[name]["valid"], metrics[name]["test"])
+        metrics[name]["selection"] = metrics_of(
+            valid.top_items[name][select_rows], select_cases, metric_names=(metric,)
+        )
+
+    candidates: dict[str, Scorer] = dict(scorers)
+    ranker_info: dict = {}
+    if full_fit is not None:
         half_ranker = ranker.with_booster(half_fit.booster)
-        served_ranker = ranker.with_booster(full_fit.booster)
-        k = max(int(name.partition("@")[2]) for name in config.metric_names)
-        test_top = _rankings(served_ranker, split.test, k=max(k, 100))
-        test_rankings[RANKER_NAME] = test_top
-        select_top = rank_rows(half_ranker, valid_rows.take(select_rows), k=max(k, 100))
+        select_top = rank_rows(half_ranker, valid.ranker_rows.take(select_rows), k=k)
+        test_rankings[RANKER_NAME] = test.ranker_top
         metrics[RANKER_NAME] = {
-            part: evaluate_rankings(
-                top_items=top,
-                cases=cases,
-                n_items=split.n_items,
-                metric_names=config.metric_names,
-                item_artist=split.item_artist,
-            )  # fmt: skip
-            for part, top, cases in (
-                ("valid", select_top, select_cases),
-                ("test", test_top, split.test),
-            )
+            "valid": metrics_of(select_top, select_cases),
+            "test": metrics_of(test.ranker_top, split.test),
         }
         metrics[RANKER_NAME]["selection"] = {metric: metrics[RANKER_NAME]["valid"][metric]}
         ranker_info = {
@@ -424,17 +439,14 @@ def _select_pipeline(*, split, models, metrics, config, seed, timings, test_rank
             "params": {**full_fit.params, "features": ranker.feature_names},
         }
         timings[RANKER_NAME] = {
-            "train_seconds": time.perf_counter() - started,
+            # Its features of the validation cases and its two fits; the scorers' scoring of
+            # those cases is shared with their own evaluation.
+            "train_seconds": valid.ranker_seconds + fit_seconds,
             "inference_ms_per_request": scorer_latency_ms(
                 served_ranker, split.test, n_requests=config.latency_requests, k=config.latency_k
             ),
         }
-        ranked = True
-    for name, scorer in scorers.items():
-        metrics[name]["selection"] = evaluate_cases(
-            scorer, cases=select_cases, metric_names=(metric,)
-        )
-    if ranked:
+        logger.info("%s valid %s test %s", RANKER_NAME, *map(metrics[RANKER_NAME].get, PARTS))
         candidates[RANKER_NAME] = half_ranker
     scores = {name: metrics[name]["selection"][metric] for name in candidates}
     allowed = [n for n in scores if not config.served_candidates or n in config.served_candidates]
@@ -466,14 +478,7 @@ def _select_pipeline(*, split, models, metrics, config, seed, timings, test_rank
     }
     logger.info("served pipeline: %s", selection["reason"])
     served_scorer = served_ranker if served == RANKER_NAME else scorers[served]
-    timings["selection"] = {"seconds": time.perf_counter() - started}
     return served_scorer, selection, ranker_info, np.asarray(select_rows)
-
-
-def _rankings(scorer: Scorer, cases: EvalCases, *, k: int = 100) -> np.ndarray:
-    from mltasks.ml.scorers.evaluation import rank_contexts
-
-    return rank_contexts(scorer, sequence_contexts(cases), cases.histories, k=k)
 
 
 def load_neural_model(directory: str | Path) -> NeuralContinuationModel:
