@@ -10,7 +10,12 @@ from mltasks.ml.artifacts import ServingVectors
 from mltasks.models import ModelVersion, TrackVector, UserVector
 from mltasks.services import model_version_activate
 from mltasks.training.publish import vectors_store
-from mltasks.vector_indexes import orphan_version_indexes_drop, version_index_name, version_indexes
+from mltasks.vector_indexes import (
+    VECTOR_MODELS,
+    orphan_version_indexes_drop,
+    version_index_name,
+    version_indexes,
+)
 
 
 def _index_definitions() -> dict[str, str]:
@@ -110,3 +115,45 @@ def test_outside_a_transaction_indexes_are_built_and_dropped_concurrently_and_va
     model_version_activate(version=new)
     for model in (TrackVector, UserVector):
         assert {old.pk, new.pk} & set(version_indexes(model=model).values()) == {new.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_upgrade_indexes_existing_versions_concurrently_before_dropping_the_global_index():
+    from django.db.migrations.executor import MigrationExecutor
+    from django.test.utils import CaptureQueriesContext
+
+    tracks, users = TrackFactory.create_batch(5), UserFactory.create_batch(2)
+    version = _stored_version(kind="recommender", tracks=tracks, users=users)
+    own_indexes = {version_index_name(model=m, version_id=version.pk) for m in VECTOR_MODELS}
+    global_indexes = {"track_vector_hnsw_cosine", "user_vector_hnsw_cosine"}
+    before, latest = (
+        ("mltasks", "0005_interleaving_test"),
+        ("mltasks", "0006_per_version_hnsw_indexes"),
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])  # as a site was before the upgrade: one index over every version
+    assert global_indexes <= set(_index_definitions()) and not own_indexes & set(
+        _index_definitions()
+    )
+
+    executor = MigrationExecutor(connection)
+    with CaptureQueriesContext(connection) as queries:
+        executor.migrate([latest])
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    creates = [s for s in statements if s.startswith("CREATE INDEX CONCURRENTLY")]
+    drops = [s for s in statements if s.startswith("DROP INDEX CONCURRENTLY")]
+    assert len(creates) == 2 and all(f"model_version_id = {version.pk}" in s for s in creates)
+    assert len(drops) == 2
+    # Built before the global indexes were dropped: serving had an index all along.
+    assert statements.index(creates[-1]) < statements.index(drops[0])
+    definitions = _index_definitions()
+    assert own_indexes <= set(definitions) and not global_indexes & set(definitions)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT bool_and(i.indisvalid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ANY(%s)",
+            [sorted(own_indexes)],
+        )
+        assert cursor.fetchone()[0] is True
