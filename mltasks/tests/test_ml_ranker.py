@@ -160,6 +160,41 @@ def test_sequence_features_carry_the_prediction_time_and_the_last_artist():
     assert features["artist_in_history"][items.index(4)] == 1  # item 5's artist
 
 
+@pytest.mark.parametrize("context_kind", ["history", "sequence"])
+def test_a_batch_of_contexts_gets_the_feature_rows_each_context_gets_alone(context_kind):
+    """Features are built for a whole batch at once: no context's rows may depend on the others
+    (scores, ranks, gaps, tags, artists in the history and in the slate, time, last artist)."""
+    rng = np.random.default_rng(11)
+    n_items = 80
+    popularity = rng.pareto(1.5, size=n_items) * 10
+    content = rng.normal(size=(n_items, 5)) * (rng.random((n_items, 1)) > 0.2)  # some untagged
+    artist = rng.integers(-1, 12, size=n_items)  # -1: unknown
+    pipeline = RankerPipeline(
+        scorers={
+            "F": FactorScorer(item_vectors=rng.normal(size=(n_items, 4)).astype(np.float32)),
+            "MostPop": PopularityScorer(popularity=popularity),
+        },
+        item_features=ItemFeatures.build(popularity=popularity, content=content, artist=artist),
+        context_kind=context_kind,
+        n_candidates=15,
+    )
+    make = HistoryContext if context_kind == "history" else SequenceContext
+    contexts = [
+        make(items=rng.choice(n_items, size=size, replace=bool(size % 2)))
+        for size in (3, 0, 1, 8, 5, 2, 12)
+    ]
+    if context_kind == "sequence":
+        contexts.append(SequenceContext(items=[4, 4, 7], hour=5, dow=6))
+    excluded = [rng.choice(n_items, size=2, replace=False) for _ in contexts]
+
+    together = pipeline.candidate_block(contexts, excluded)
+    for i, context in enumerate(contexts):
+        alone = pipeline.candidate_block([context], [excluded[i]])
+        np.testing.assert_array_equal(together.candidates[i], alone.candidates[0])
+        np.testing.assert_array_equal(together.features[together.rows(i)], alone.features)
+    assert together.features.shape == (together.offsets[-1], len(pipeline.feature_names))
+
+
 def test_an_item_item_recommendation_is_explained_by_the_strongest_history_neighbour():
     weights = sp.csr_matrix(
         ([0.9, 0.2, 0.3, 0.8], ([0, 1, 0, 1], [2, 2, 3, 3])), shape=(4, 4), dtype=np.float32
