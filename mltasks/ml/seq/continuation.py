@@ -378,6 +378,10 @@ def _evaluate_and_select(*, split, models, metrics, config, seed, timings, test_
         sampled_negatives=config.sampled_negatives, seed=seed,
     )  # fmt: skip
     timings["evaluation"] = {"valid_pass_seconds": time.perf_counter() - clock}
+    logger.info(
+        "validation: %d cases scored by %d models in %.1fs",
+        len(split.valid), len(scorers), timings["evaluation"]["valid_pass_seconds"],
+    )  # fmt: skip
     for name in models:
         metrics[name] = {
             "valid": metrics_of(valid.top_items[name], split.valid, valid.sampled_ranks.get(name))
@@ -403,6 +407,8 @@ def _evaluate_and_select(*, split, models, metrics, config, seed, timings, test_
         fit_seconds = time.perf_counter() - clock
     if ranker_skipped:
         logger.warning("no ranker in this run: %s", ranker_skipped)
+    else:
+        logger.info("ranker fitted on both halves in %.1fs", fit_seconds)
     served_ranker = ranker.with_booster(full_fit.booster) if full_fit is not None else ranker
 
     clock = time.perf_counter()
@@ -411,6 +417,11 @@ def _evaluate_and_select(*, split, models, metrics, config, seed, timings, test_
         sampled_negatives=config.sampled_negatives, seed=seed,
     )  # fmt: skip
     timings["evaluation"]["test_pass_seconds"] = time.perf_counter() - clock
+    logger.info(
+        "test: %d cases scored by %d models%s in %.1fs",
+        len(split.test), len(scorers), " and the ranker" if full_fit is not None else "",
+        timings["evaluation"]["test_pass_seconds"],
+    )  # fmt: skip
     for name in models:
         metrics[name]["test"] = metrics_of(
             test.top_items[name], split.test, test.sampled_ranks.get(name)
