@@ -410,6 +410,12 @@ def _evaluate_and_select(*, split, models, metrics, config, seed, timings, test_
     else:
         logger.info("ranker fitted on both halves in %.1fs", fit_seconds)
     served_ranker = ranker.with_booster(full_fit.booster) if full_fit is not None else ranker
+    if full_fit is not None:
+        half_ranker = ranker.with_booster(half_fit.booster)
+        select_top = rank_rows(half_ranker, valid.ranker_rows.take(select_rows), k=k)
+    # Done with the validation features: at demo scale 10, 25,000 cases x ~370 candidates x 22
+    # float32 features, about 800 MB that the test pass need not hold as well.
+    valid.ranker_rows = None
 
     clock = time.perf_counter()
     test = rank_cases_in_one_pass(
@@ -435,8 +441,6 @@ def _evaluate_and_select(*, split, models, metrics, config, seed, timings, test_
     candidates: dict[str, Scorer] = dict(scorers)
     ranker_info: dict = {}
     if full_fit is not None:
-        half_ranker = ranker.with_booster(half_fit.booster)
-        select_top = rank_rows(half_ranker, valid.ranker_rows.take(select_rows), k=k)
         test_rankings[RANKER_NAME] = test.ranker_top
         metrics[RANKER_NAME] = {
             "valid": metrics_of(select_top, select_cases),
