@@ -298,6 +298,15 @@ def test_lightgcn_validates_where_its_budget_stopped_it_when_no_pass_was_due_yet
     assert result.best_valid_ndcg == result.history[0]["valid_nDCG@20"]
 
 
+def test_a_lightgcn_refit_trains_its_chosen_epochs_whatever_the_budget(planted):
+    _, split, _, _ = planted
+    config = tiny_lightgcn(max_seconds=0.0)  # spent before the first epoch ends
+    refit = train_lightgcn(split.train, config=config, seed=1, fixed_epochs=3)
+    assert [row["epoch"] for row in refit.history] == [1, 2, 3]
+    searched = train_lightgcn(split.train, config=config, valid_csr=split.valid, seed=1)
+    assert len(searched.history) == 1  # a run that selects its epochs stops at its budget
+
+
 def test_lightgcn_is_deterministic_for_a_seed(planted):
     _, split, _, _ = planted
     config = tiny_lightgcn(max_epochs=3)

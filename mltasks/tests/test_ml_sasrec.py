@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import faiss
 import numpy as np
 import pytest
@@ -242,3 +244,17 @@ def test_save_and_load_round_trip_gives_the_same_scores(tmp_path, trained_sasrec
     loaded = load_neural_model(tmp_path / "sasrec")
     assert np.allclose(loaded.score([1, 2, 3], 9, 4), model.score([1, 2, 3], 9, 4), atol=1e-6)
     assert loaded.config == model.config
+
+
+def test_a_refit_trains_its_fixed_epochs_whole_whatever_the_time_budget(split):
+    config = SASRecConfig(max_seq_len=10, n_layers=1, n_heads=2, **{**TINY, "batch_size": 16})
+    unlimited = train_sasrec(split=split, config=config, seed=3, fixed_epochs=2)
+    budgeted = train_sasrec(
+        split=split, config=replace(config, max_train_seconds=0.0), seed=3, fixed_epochs=2
+    )
+    # With the budget spent from the start, a run that validates stops after one batch; a refit
+    # trains the same two whole epochs as without a budget, to the same weights.
+    assert len(budgeted.history) == 2
+    np.testing.assert_array_equal(
+        budgeted.model.output_item_embeddings, unlimited.model.output_item_embeddings
+    )

@@ -204,7 +204,8 @@ def train_lightgcn(
     With `valid_csr`, validation nDCG@20 (training items excluded) is measured every
     `config.eval_every` epochs, training stops after `config.patience` passes without improvement,
     and the best epoch's embeddings are returned. Without it, training runs `fixed_epochs` (or
-    `config.max_epochs`) epochs, as when refitting on train+valid with the epoch count found first.
+    `config.max_epochs`) epochs, as when refitting on train+valid with the epoch count found first;
+    `config.max_seconds` does not cut a `fixed_epochs` run.
     Raises ValueError when `config.device` is "cuda" and torch has no CUDA.
     """
     resolve_device(config.device)  # a bad or unavailable device fails before any work
@@ -352,7 +353,9 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
         if evaluate_now and passes_without_gain >= config.patience:
             logger.info("LightGCN early stop at epoch %d (best epoch %d)", epoch, best["epoch"])
             break
-        if _over_budget(config, start):
+        # A refit trains the epochs chosen on validation whatever the budget: cut short, the
+        # test and served models would be other models than the one selected.
+        if fixed_epochs is None and _over_budget(config, start):
             logger.info(
                 "LightGCN stopped by its %.0fs budget at epoch %d", config.max_seconds, epoch
             )

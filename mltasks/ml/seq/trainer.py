@@ -441,9 +441,10 @@ def train_neural_model(
     `split` is a sequences.SeqSplit. Without `fixed_epochs`: trains on its training parts,
     evaluates `split.valid` after every epoch (full ranking, history excluded), stops after
     `config.patience` epochs without improvement and keeps the best epoch's weights. With
-    `fixed_epochs`: trains exactly that many epochs and evaluates nothing (a refit whose epoch
-    count was chosen on validation before). Trains on `config.device` (ValueError when that is
-    "cuda" and torch has no CUDA); the returned model is on the CPU.
+    `fixed_epochs`: trains exactly that many epochs, whatever `config.max_train_seconds`, and
+    evaluates nothing (a refit whose epoch count was chosen on validation before). Trains on
+    `config.device` (ValueError when that is "cuda" and torch has no CUDA); the returned model
+    is on the CPU.
     """
     resolve_device(config.device)  # a bad or unavailable device fails before any work
     with torch_threads(config.num_threads):
@@ -493,7 +494,7 @@ def _train_neural_model(
         network.train()
         total_loss, total_pairs = 0.0, 0
         for batch in _shuffled_batches(n_windows, config.batch_size, rng):
-            if total_pairs and _over_budget(config, started):
+            if total_pairs and fixed_epochs is None and _over_budget(config, started):
                 break  # the budget ends the epoch early; validation still picks the best state
             rows = torch.from_numpy(batch).to(device)
             width = int(window_lengths[batch].max())  # drop the all-padding leading columns
