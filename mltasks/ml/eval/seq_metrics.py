@@ -129,13 +129,35 @@ def rank_cases(
         masked = exclude_items(scores, histories, in_place=not sampled_negatives)
         tops.append(top_k_indices(masked, k))
         if sampled_negatives:
-            for offset, row in enumerate(rows):
-                forbidden = set(cases.histories[row].tolist()) | {int(cases.targets[row])}
-                negatives = sample_negatives(rng, model.n_items, forbidden, sampled_negatives)
-                target_score = scores[offset, cases.targets[row]]
-                sampled_ranks.append(int((scores[offset, negatives] > target_score).sum()))
+            negatives = case_negatives(rng, cases, rows, n_items=model.n_items, n=sampled_negatives)
+            sampled_ranks.extend(ranks_among_negatives(scores, cases.targets[rows], negatives))
     top_items = np.vstack(tops) if tops else np.zeros((0, k), dtype=np.int64)
     return top_items, (np.array(sampled_ranks) if sampled_negatives else None)
+
+
+def case_negatives(
+    rng: np.random.Generator, cases, rows: np.ndarray, *, n_items: int, n: int
+) -> list[np.ndarray]:
+    """For each case of `rows`, in order, `n` items drawn from the catalog minus its history and
+    its target (`sample_negatives`): the same `rng` state draws the same items."""
+    return [
+        sample_negatives(
+            rng, n_items, set(cases.histories[row].tolist()) | {int(cases.targets[row])}, n
+        )
+        for row in np.asarray(rows).tolist()
+    ]
+
+
+def ranks_among_negatives(
+    scores: np.ndarray, targets: np.ndarray, negatives: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Each row's target rank (0 = first) among its drawn `negatives`: how many score above it.
+    `scores` must be unmasked (a target may be in its history)."""
+    target_scores = scores[np.arange(len(targets)), targets]
+    return np.array(
+        [int((scores[i, drawn] > target_scores[i]).sum()) for i, drawn in enumerate(negatives)],
+        dtype=np.int64,
+    )
 
 
 def sample_negatives(

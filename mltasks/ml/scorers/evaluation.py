@@ -19,7 +19,12 @@ from mltasks.ml.data.sequences import EvalCases
 from mltasks.ml.data.splits import held_out_items
 from mltasks.ml.eval.metrics import evaluate_top_items
 from mltasks.ml.eval.ranking import CF_METRICS
-from mltasks.ml.eval.seq_metrics import DEFAULT_METRICS, evaluate_rankings, sample_negatives
+from mltasks.ml.eval.seq_metrics import (
+    DEFAULT_METRICS,
+    case_negatives,
+    evaluate_rankings,
+    ranks_among_negatives,
+)
 from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
 from mltasks.ml.scorers.base import Context, HistoryContext, Scorer, SequenceContext
 from mltasks.ml.scorers.ranker import (
@@ -174,15 +179,7 @@ def rank_cases_in_one_pass(
         part = contexts[start : rows[-1] + 1]
         histories = [cases.histories[row] for row in rows.tolist()]
         negatives = (
-            [
-                sample_negatives(
-                    rng,
-                    pipeline.n_items,
-                    set(cases.histories[row].tolist()) | {int(cases.targets[row])},
-                    sampled_negatives,
-                )  # fmt: skip
-                for row in rows.tolist()
-            ]
+            case_negatives(rng, cases, rows, n_items=pipeline.n_items, n=sampled_negatives)
             if sampled_negatives
             else None
         )
@@ -191,11 +188,7 @@ def rank_cases_in_one_pass(
         for name, scorer in pipeline.scorers.items():
             block = scorer.score_many(part)
             if negatives is not None:
-                target_scores = block[np.arange(len(rows)), cases.targets[rows]]
-                ranks[name][rows] = [
-                    int((block[i, drawn] > target_scores[i]).sum())
-                    for i, drawn in enumerate(negatives)
-                ]
+                ranks[name][rows] = ranks_among_negatives(block, cases.targets[rows], negatives)
             scores[name] = exclude_items(block, blocked, in_place=True)
             batch_tops[name] = top_k_indices(scores[name], n_top)
             tops[name][rows] = batch_tops[name][:, :k]

@@ -68,7 +68,6 @@ VECTOR_MODELS = tuple(architecture.name for architecture in NEURAL_ARCHITECTURES
 RANKER_CANDIDATES = 100  # per candidate scorer
 MIN_HALF_CASES = 10  # fewer validation cases per half: no ranker, selection on every case
 MAX_VALID_CASES = 25_000  # validation cases kept (a seeded sample) when a split has more
-PARTS = ("valid", "test")
 
 
 @dataclass
@@ -409,8 +408,9 @@ def _evaluate_and_select(*, split, models, metrics, config, seed, timings, test_
         logger.warning("no ranker in this run: %s", ranker_skipped)
     else:
         logger.info("ranker fitted on both halves in %.1fs", fit_seconds)
-    served_ranker = ranker.with_booster(full_fit.booster) if full_fit is not None else ranker
+    served_ranker = ranker
     if full_fit is not None:
+        served_ranker = ranker.with_booster(full_fit.booster)
         half_ranker = ranker.with_booster(half_fit.booster)
         select_top = rank_rows(half_ranker, valid.ranker_rows.take(select_rows), k=k)
     # Done with the validation features: at demo scale 10, 25,000 cases x ~370 candidates x 22
@@ -461,7 +461,10 @@ def _evaluate_and_select(*, split, models, metrics, config, seed, timings, test_
                 served_ranker, split.test, n_requests=config.latency_requests, k=config.latency_k
             ),
         }
-        logger.info("%s valid %s test %s", RANKER_NAME, *map(metrics[RANKER_NAME].get, PARTS))
+        logger.info(
+            "%s valid %s test %s",
+            RANKER_NAME, metrics[RANKER_NAME]["valid"], metrics[RANKER_NAME]["test"],
+        )  # fmt: skip
         candidates[RANKER_NAME] = half_ranker
     scores = {name: metrics[name]["selection"][metric] for name in candidates}
     allowed = [n for n in scores if not config.served_candidates or n in config.served_candidates]
