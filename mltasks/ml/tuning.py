@@ -145,6 +145,9 @@ class SearchResult:
     space: dict
     seed: int
     best_result: object | None = field(default=None, repr=False)  # the best trial's model
+    # best_result is what training best_config would give (see `trained_as_final`): callers
+    # keep it instead of training the same model again.
+    best_is_final: bool = False
     note: str = ""  # e.g. why `base` is used unchanged
 
     def to_dict(self) -> dict:
@@ -163,6 +166,7 @@ class SearchResult:
                 "value": self.best_value,
                 "epoch": self.best_epoch,
                 "params": self.best_params,
+                "trained_as_final": self.best_is_final,
             },
             "best_config": asdict(self.best_config),
             "space": self.space,
@@ -177,6 +181,28 @@ class _Outcome:
     best_epoch: int | None
     epochs: int
     result: object
+    # The trial trained as a final training of its configuration would: neither its epoch cap
+    # nor the search's time left stopped it before the configuration's own limits did.
+    as_final: bool = False
+
+
+def trained_as_final(
+    *,
+    epochs: int,
+    seconds: float,
+    epoch_cap: int,
+    max_epochs: int,
+    time_limit: float,
+    max_seconds: float | None,
+) -> bool:
+    """Whether a trial that trained `epochs` epochs in `seconds`, under the search's
+    `epoch_cap` and `time_limit`, trained what a final training of its configuration
+    (`max_epochs`, `max_seconds`) would: then its model *is* that training's model, up to
+    where a wall-clock budget falls, and need not be trained again."""
+    cut_by_epochs = epoch_cap < max_epochs and epochs >= epoch_cap
+    own_limit = math.inf if max_seconds is None else max_seconds
+    cut_by_search_time = time_limit < own_limit and seconds >= time_limit
+    return not (cut_by_epochs or cut_by_search_time)
 
 
 def search_budget_seconds(
@@ -258,7 +284,7 @@ def _search(
     started = time.perf_counter()
     deadline = started + budget_seconds
     records: dict[int, TrialReport] = {}
-    best: dict = {"value": -math.inf, "result": None}
+    best: dict = {"value": -math.inf, "result": None, "as_final": False}
 
     def objective(trial: optuna.Trial) -> float:
         params = {name: dimension.suggest(trial, name) for name, dimension in space.items()}
@@ -294,7 +320,7 @@ def _search(
         if outcome.value is None:
             raise optuna.TrialPruned("no validation pass before the search's budget ran out")
         if outcome.value > best["value"]:
-            best.update(value=outcome.value, result=outcome.result)
+            best.update(value=outcome.value, result=outcome.result, as_final=outcome.as_final)
         return outcome.value
 
     def stop_at_deadline(study: optuna.Study, _trial) -> None:
@@ -380,4 +406,5 @@ def _search(
         space={name: dimension.describe() for name, dimension in space.items()},
         seed=seed,
         best_result=best["result"],
+        best_is_final=bool(best["as_final"]),
     )

@@ -507,6 +507,35 @@ def _small_config(**changes) -> RecommenderConfig:
     )
 
 
+def test_the_searchs_best_lightgcn_trial_is_kept_when_it_trained_as_final(planted, monkeypatch):
+    """The best trial is LightGCN trained on train with the chosen configuration and early-stopped
+    on validation: the recommender keeps it and trains LightGCN again only for its refits."""
+    from mltasks.ml.cf import recommender, search
+
+    fixed_epochs = []
+
+    def counted_train_lightgcn(*args, **kwargs):
+        fixed_epochs.append(kwargs.get("fixed_epochs"))
+        return train_lightgcn(*args, **kwargs)
+
+    monkeypatch.setattr(recommender, "train_lightgcn", counted_train_lightgcn)
+    monkeypatch.setattr(search, "train_lightgcn", counted_train_lightgcn)
+    log = planted[0]
+    result = train_user_recommender(interactions=log, config=_small_config(search_seconds=4.0))
+
+    report = result.timings["lightgcn_search"]
+    lightgcn = next(model for model in result.models if model.name == "LightGCN")
+    assert lightgcn.valid["nDCG@20"] == pytest.approx(report["best"]["value"], abs=1e-9)
+    assert lightgcn.params["best_epoch"] == report["best"]["epoch"]
+    trials, after = fixed_epochs[: report["n_trials"]], fixed_epochs[report["n_trials"] :]
+    assert trials == [None] * report["n_trials"]
+    best = report["trials"][report["best"]["trial"]]
+    if not best["budget_cut"]:  # ended by early stopping, within its 10 epochs
+        assert report["best"]["trained_as_final"]
+    expected = [] if report["best"]["trained_as_final"] else [None]
+    assert after == [*expected, report["best"]["epoch"], report["best"]["epoch"]]
+
+
 def test_recommender_serves_the_best_candidate_on_the_selection_half(planted, tmp_path):
     log, _, _, item_cluster = planted
     tags = sp.csr_matrix(

@@ -14,6 +14,7 @@ from mltasks.ml.cf.baselines import (
     ItemKNN,
     cooccurrence_blocks,
     factorize_scores,
+    item_knn_grid,
     sparse_ease_structure,
     sparse_ease_weights,
 )
@@ -193,6 +194,24 @@ def test_item_knn_keeps_each_items_top_cosine_neighbours(data):
         expected = top_k_indices(cosine[:, target], k)
         expected = expected[cosine[expected, target] > 0]
         assert set(kept) == set(expected)
+
+
+def test_an_item_knn_grid_equals_fitting_each_setting_on_its_own():
+    """One ranked pass for the largest setting; each smaller one keeps its rows' first k. Binary
+    data with few co-listeners has many tied similarities: the ties at each cut must fall as
+    ItemKNN.fit lets them (lower positions win)."""
+    train = latent_interactions(n_users=150, n_items=120, per_user=6, seed=4)
+    settings = (20, 3, 50, 8)  # not sorted: models come in the order asked
+    models = list(item_knn_grid(train, neighbours=settings, shrink=2.0))
+    assert [model.n_neighbors for model in models] == list(settings)
+    for model, k in zip(models, settings, strict=True):
+        alone = ItemKNN(n_neighbors=k, shrink=2.0).fit(train)
+        assert model.params() == alone.params()
+        assert (model.similarity != alone.similarity).nnz == 0
+        np.testing.assert_array_equal(model.similarity.indptr, alone.similarity.indptr)
+        np.testing.assert_array_equal(model.similarity.indices, alone.similarity.indices)
+        np.testing.assert_array_equal(model.score(np.arange(150)), alone.score(np.arange(150)))
+    assert list(item_knn_grid(train, neighbours=())) == []
 
 
 # ----------------------------------------------------------------------------- ranking

@@ -294,6 +294,53 @@ def test_returned_config_is_the_best_trials_and_retrains_to_its_value(cf_split, 
     np.testing.assert_array_equal(again.user_vectors, lightgcn_search.best_result.user_vectors)
 
 
+def test_a_best_trial_stopped_by_its_own_limits_is_the_final_training(lightgcn_search):
+    # TINY_LIGHTGCN's 20 epochs are below the trial cap (100), and the budget did not bind.
+    best = lightgcn_search.trials[lightgcn_search.best_trial]
+    assert not best.budget_cut and best.epochs <= TINY_LIGHTGCN.max_epochs
+    assert lightgcn_search.best_is_final
+    assert lightgcn_search.to_dict()["best"]["trained_as_final"] is True
+
+
+@pytest.mark.parametrize(
+    ("epochs", "seconds", "epoch_cap", "time_limit", "max_seconds", "as_final"),
+    [
+        (7, 1.0, 20, 50.0, None, True),  # early stopping, inside both limits
+        (20, 1.0, 20, 50.0, None, True),  # the configuration's own epochs: as a final run
+        (10, 1.0, 10, 50.0, None, False),  # the search's epoch cap, below max_epochs (20)
+        (3, 50.0, 20, 50.0, None, False),  # the search's time ran out
+        (3, 30.0, 20, 30.0, 30.0, True),  # its own time budget ran out, as a final run's would
+        (3, 20.0, 20, 20.0, 30.0, False),  # the search's time left, shorter than its own
+    ],
+)
+def test_trained_as_final(epochs, seconds, epoch_cap, time_limit, max_seconds, as_final):
+    assert (
+        tuning.trained_as_final(
+            epochs=epochs,
+            seconds=seconds,
+            epoch_cap=epoch_cap,
+            max_epochs=20,
+            time_limit=time_limit,
+            max_seconds=max_seconds,
+        )  # fmt: skip
+        is as_final
+    )
+
+
+def test_a_trial_cut_by_the_searchs_epoch_cap_or_time_is_trained_again(cf_split):
+    base = replace(TINY_LIGHTGCN, patience=1000)  # no early stopping: trains every epoch
+    capped = search_lightgcn(
+        cf_split.train, cf_split.valid, base=base, seed=1, budget_seconds=300.0, n_trials=1,
+        trial_max_epochs=4, space=LIGHTGCN_SPACE,
+    )  # fmt: skip
+    assert capped.trials[0].epochs == 4 and not capped.best_is_final
+    timed_out = search_lightgcn(
+        cf_split.train, cf_split.valid, base=replace(base, max_epochs=1000), seed=1,
+        budget_seconds=1e-3, space=LIGHTGCN_SPACE,
+    )  # fmt: skip
+    assert timed_out.trials[0].budget_cut and not timed_out.best_is_final
+
+
 def test_search_is_deterministic_for_a_seed(cf_split, lightgcn_search):
     def search(seed, n_trials):
         return search_lightgcn(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,23 +188,14 @@ class ItemKNN:
 
     def fit(self, train_csr: sp.csr_matrix) -> ItemKNN:
         matrix = weighted(train_csr, self.weighting)
+        rows, columns, values = _cosine_neighbours(matrix, self.n_neighbors, self.shrink)
+        return self._with_neighbours(matrix, rows, columns, values)
+
+    def _with_neighbours(self, matrix, rows, columns, values) -> ItemKNN:
+        """Fitted on `matrix` (weighted) with these (target, neighbour, similarity) entries."""
         self.train = matrix
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
-        rows, columns, values = [], [], []
-        # The similarity is symmetric, so row j of a block is also column j: item j's candidate
-        # neighbours i, of which it keeps its n_neighbors most similar.
-        for start, block in cooccurrence_blocks(matrix):
-            block_rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-            denominator = norms[block_rows + start] * norms[block.indices] + self.shrink + 1e-12
-            block.data = (block.data / denominator).astype(np.float32)
-            kept_rows, kept_columns, kept_values = top_entries_per_row(
-                block, self.n_neighbors, diagonal_offset=start
-            )
-            rows.append(kept_rows + start)
-            columns.append(kept_columns)
-            values.append(kept_values)
         n_items = matrix.shape[1]
-        kept = _csr_from_parts(rows, columns, values, (n_items, n_items))
+        kept = _csr_from_parts([rows], [columns], [values], (n_items, n_items))
         # Row j of `kept` lists target j's neighbours; as a score matrix, column j does.
         self.similarity = kept.T.tocsr()
         return self
@@ -225,6 +216,58 @@ class ItemKNN:
             lambda m: similarity.T @ m,
             sparse=True,
         )
+
+
+def _cosine_neighbours(
+    matrix: sp.csr_matrix, k: int, shrink: float, *, ranked: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets, neighbours, similarities): each item's k most cosine-similar items, from X'X
+    a block at a time. Row by row; within a row by position, or by similarity if `ranked`
+    (largest first, ties by position), so that a row's first m entries are its top m."""
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
+    rows, columns, values = [], [], []
+    # The similarity is symmetric, so row j of a block is also column j: item j's candidate
+    # neighbours i, of which it keeps its k most similar.
+    for start, block in cooccurrence_blocks(matrix):
+        block_rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+        denominator = norms[block_rows + start] * norms[block.indices] + shrink + 1e-12
+        block.data = (block.data / denominator).astype(np.float32)
+        kept_rows, kept_columns, kept_values = top_entries_per_row(
+            block, k, diagonal_offset=start, ranked=ranked
+        )
+        rows.append(kept_rows + start)
+        columns.append(kept_columns)
+        values.append(kept_values)
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+    return tuple(np.concatenate(part) for part in (rows, columns, values))
+
+
+def item_knn_grid(
+    train_csr: sp.csr_matrix,
+    *,
+    neighbours: Iterable[int],
+    shrink: float = 0.0,
+    weighting: str = "binary",
+) -> Iterator[ItemKNN]:
+    """ItemKNN fitted with each of `neighbours`, in that order, from one pass over X'X.
+
+    Each item's largest-k neighbours, ranked, are computed once for the largest k; a smaller
+    setting keeps each row's first n_neighbors of them. That is the same set `ItemKNN.fit`
+    keeps (the n_neighbors largest, ties by position), so every model equals its own fit, for
+    the cost of one. Models come one at a time: only the ranked lists are held between them.
+    """
+    settings = [int(k) for k in neighbours]
+    if not settings:
+        return
+    matrix = weighted(train_csr, weighting)
+    rows, columns, values = _cosine_neighbours(matrix, max(settings), shrink, ranked=True)
+    counts = np.bincount(rows, minlength=matrix.shape[1])
+    rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    for k in settings:
+        first = rank < k
+        model = ItemKNN(n_neighbors=k, shrink=shrink, weighting=weighting)
+        yield model._with_neighbours(matrix, rows[first], columns[first], values[first])
 
 
 @dataclass

@@ -38,7 +38,14 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.cf.baselines import EASE, EXACT_MAX_ITEMS, ItemKNN, MostPop, factorize_scores
+from mltasks.ml.cf.baselines import (
+    EASE,
+    EXACT_MAX_ITEMS,
+    ItemKNN,
+    MostPop,
+    factorize_scores,
+    item_knn_grid,
+)
 from mltasks.ml.cf.content import (
     ContentModel,
     fill_cold_items,
@@ -375,7 +382,11 @@ def train_user_recommender(
     # --- ItemKNN, n_neighbors on validation
     report, knn_train, knn_test = _tune_and_test(
         "ItemKNN",
-        [partial(ItemKNN, n_neighbors=k, shrink=config.knn_shrink) for k in config.knn_neighbors],
+        # One X'X pass for the whole grid (each model equals its own ItemKNN fit).
+        lambda matrix: item_knn_grid(
+            matrix, neighbours=config.knn_neighbors, shrink=config.knn_shrink
+        ),
+        lambda best, matrix: ItemKNN(n_neighbors=best.n_neighbors, shrink=best.shrink).fit(matrix),
         train,
         train_valid,
         valid_metrics,
@@ -397,14 +408,19 @@ def train_user_recommender(
     lambdas = (
         config.ease_lambdas if split.n_items <= EXACT_MAX_ITEMS else config.ease_lambdas_sparse
     )
-    report, ease_train, _ = _tune_and_test(
+    report, ease_train, ease_test = _tune_and_test(
         "EASE",
-        [partial(EASE, lam=lam) for lam in lambdas],
+        lambda matrix: (EASE(lam=lam).fit(matrix) for lam in lambdas),
+        lambda best, matrix: EASE(lam=best.lam).fit(matrix),
         train,
         train_valid,
         valid_metrics,
         test_metrics,
     )
+    # The served EASE's fit on train+valid, kept for the test blocks below (EASE-SVD, the
+    # ranker's item-item scorer): the same model, not fitted twice.
+    ease_test_fit = (ease_test, report.refit_seconds)
+    del ease_test
     reports.append(report)
     best_lambda = ease_train.lam
     ease_name = "EASE"
@@ -447,6 +463,7 @@ def train_user_recommender(
             refitted = test_stage.ease(best_lambda, side_weight).fit(train_valid)
             side_report.refit_seconds = time.perf_counter() - clock
             test_metrics(refitted.score, side_report)
+            ease_test_fit = (refitted, side_report.refit_seconds)
             del refitted
             reports.append(side_report)
     clock = time.perf_counter()
@@ -456,6 +473,7 @@ def train_user_recommender(
     # --- LightGCN, early-stopped on validation
     lightgcn_config = replace(config.lightgcn, show_progress=config.show_progress)
     clock = time.perf_counter()
+    lightgcn = None
     if config.search_seconds:
         # A time-boxed search of LightGCN's settings on validation (its budget grows with the
         # data); every trial is reported under timings["lightgcn_search"].
@@ -466,14 +484,20 @@ def train_user_recommender(
         )  # fmt: skip
         lightgcn_config = replace(search.best_config, show_progress=config.show_progress)
         timings["lightgcn_search"] = search.to_dict()
-    lightgcn = train_lightgcn(
-        train,
-        config=lightgcn_config,
-        valid_csr=valid_target,
-        seed=seed,
-        friends=friends,
-        item_tags=valid_stage.tag_counts,
-    )
+        if search.best_is_final:
+            # The best trial trained this configuration as the training below would: it is
+            # that model (tuning.trained_as_final), so it is kept rather than trained again.
+            lightgcn = search.best_result
+            logger.info("LightGCN: the search's best trial is kept (trained as final)")
+    if lightgcn is None:
+        lightgcn = train_lightgcn(
+            train,
+            config=lightgcn_config,
+            valid_csr=valid_target,
+            seed=seed,
+            friends=friends,
+            item_tags=valid_stage.tag_counts,
+        )
     lightgcn_seconds = time.perf_counter() - clock
     lightgcn_vectors = (lightgcn.user_vectors, lightgcn.item_vectors)
     lightgcn_report = ModelReport(
@@ -679,8 +703,14 @@ def train_user_recommender(
 
     # --- refit every candidate on train+valid for the test
     def fit_blocks(
-        fit_stage: _Stage, n_epochs: int, *, item_item: bool
+        fit_stage: _Stage,
+        n_epochs: int,
+        *,
+        item_item: bool,
+        ease_fit: tuple[EASE, float] | None = None,
     ) -> tuple[_Blocks, ItemItemScorer | None, float, float]:
+        """The stage's blocks; `ease_fit` is its served EASE when already fitted (with the
+        seconds that fit took), else it is fitted here."""
         clock = time.perf_counter()
         refit = train_lightgcn(
             fit_stage.interactions,
@@ -692,19 +722,24 @@ def train_user_recommender(
         )
         lightgcn_fit_seconds = time.perf_counter() - clock
         clock = time.perf_counter()
-        ease = fit_stage.ease(best_lambda, side_weight).fit(fit_stage.interactions)
+        if ease_fit is None:
+            ease, earlier_seconds = fit_stage.ease(best_lambda, side_weight), 0.0
+            ease.fit(fit_stage.interactions)
+        else:
+            ease, earlier_seconds = ease_fit
         vectors = factorize_scores(ease.score, split.n_users, split.n_items, ease_rank, seed=seed)
         ease_item_item = item_item_scorer(ease, ease_name) if item_item else None
-        del ease
-        ease_fit_seconds = time.perf_counter() - clock
+        del ease, ease_fit
+        ease_fit_seconds = time.perf_counter() - clock + earlier_seconds
         blocks = _Blocks(
             (refit.user_vectors, refit.item_vectors), vectors, fit_stage.content_block()
         )
         return blocks, ease_item_item, lightgcn_fit_seconds, ease_fit_seconds
 
     test_blocks, test_ease, lightgcn_refit, ease_refit = fit_blocks(
-        test_stage, lightgcn.best_epoch, item_item=True
+        test_stage, lightgcn.best_epoch, item_item=True, ease_fit=ease_test_fit
     )
+    del ease_test_fit
     lightgcn_report.refit_seconds = lightgcn_refit
     test_metrics(_factor_scorer(test_blocks.lightgcn), lightgcn_report)
     ease_svd_report.refit_seconds = ease_refit
@@ -857,27 +892,28 @@ def _largest_k() -> int:
     return max(int(name.partition("@")[2]) for name in CF_METRICS)
 
 
-def _tune_and_test(name, factories, train, train_valid, valid_metrics, test_metrics):
+def _tune_and_test(name, fit_grid, refit, train, train_valid, valid_metrics, test_metrics):
     """Fit each setting on train, keep the best on validation, refit it on train+valid, test it.
 
-    Returns the report, the best model fitted on train and the same setting fitted on train+valid.
+    `fit_grid(train)` yields the fitted models one at a time; `refit(best, train_valid)` fits
+    the best one's setting again. Returns the report, the best model fitted on train and the
+    same setting fitted on train+valid.
     """
     clock = time.perf_counter()
-    tuning, best, best_metrics, best_factory = [], None, None, None
-    for factory in factories:
-        model = factory().fit(train)
+    tuning, best, best_metrics = [], None, None
+    for model in fit_grid(train):
         metrics = valid_metrics(model.score)
         tuning.append({**model.params(), **metrics})
         logger.info("%s %s valid %s", name, model.params(), _short(metrics))
         if best is None or metrics[SELECTION_METRIC] > best_metrics[SELECTION_METRIC]:
-            best, best_metrics, best_factory = model, metrics, factory
+            best, best_metrics = model, metrics
         del model  # keep one fitted setting in memory at a time (EASE holds users x items)
     report = ModelReport(
         name, best.params(), best_metrics, train_seconds=time.perf_counter() - clock
     )
     report.tuning = tuning
     clock = time.perf_counter()
-    refitted = best_factory().fit(train_valid)
+    refitted = refit(best, train_valid)
     report.refit_seconds = time.perf_counter() - clock
     test_metrics(refitted.score, report)
     return report, best, refitted

@@ -250,6 +250,7 @@ def train_continuation_model(
             selection_metric=config.selection_metric,
             max_seq_len=config.sequences.max_seq_len,
         )
+        kept = None
         if config.search_seconds:
             n_train = sum(len(items) for items in split.train_items)
             search = search_sequence_model(
@@ -258,9 +259,14 @@ def train_continuation_model(
             )  # fmt: skip
             model_config = search.best_config
             params[f"{name}_search"] = search.to_dict()
+            # The best trial trained this configuration as `train` would: it is that model
+            # (tuning.trained_as_final), so it is kept rather than trained again.
+            kept = search.best_result if search.best_is_final else None
 
-        def fit(train=train, model_config=model_config, name=name):
-            trained = train(
+        def fit(train=train, model_config=model_config, name=name, kept=kept):
+            if kept is not None:
+                logger.info("%s: the search's best trial is kept (trained as final)", name)
+            trained = kept or train(
                 split=split, config=model_config, seed=seed, show_progress=config.show_progress
             )
             history[name] = trained.history

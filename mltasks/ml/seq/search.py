@@ -20,6 +20,7 @@ from mltasks.ml.tuning import (
     _Outcome,
     _search,
     search_budget_seconds,
+    trained_as_final,
 )
 
 SEQUENCE_ARCHITECTURES = (SASREC, GRU4REC)
@@ -81,6 +82,14 @@ def search_sequence_model(
             best_epoch=result.best_epoch if value is not None else None,
             epochs=len(result.history),
             result=result,
+            as_final=trained_as_final(
+                epochs=len(result.history),
+                seconds=result.train_seconds,
+                epoch_cap=epoch_cap,
+                max_epochs=base.max_epochs,
+                time_limit=trial_config.max_train_seconds,
+                max_seconds=base.max_train_seconds,
+            ),
         )
 
     return _search(
