@@ -17,6 +17,7 @@ from mltasks.ml.cf.baselines import (
     item_knn_grid,
     sparse_ease_structure,
     sparse_ease_weights,
+    top_entries_per_row,
 )
 from mltasks.ml.data.splits import sample_eval_users
 from mltasks.ml.eval.ranking import (
@@ -176,6 +177,31 @@ def test_cooccurrence_blocks_cover_the_gram_matrix_a_few_rows_at_a_time(data):
     assert all(block.shape == (min(7, 300 - start), 300) for start, block in blocks)
     stacked = sp.vstack([block for _, block in blocks]).toarray()
     np.testing.assert_array_equal(stacked, (train.T @ train).toarray())
+
+
+@pytest.mark.parametrize("ranked", [False, True])
+@pytest.mark.parametrize("density", [0.05, 0.9])  # sparse rows, and rows a tag block makes dense
+def test_top_entries_per_row_keeps_each_rows_k_largest_ties_by_position(ranked, density):
+    rng = np.random.default_rng(11)
+    block = sp.random(40, 120, density=density, random_state=3, format="csr", dtype=np.float32)
+    block.data = rng.integers(1, 4, size=block.nnz).astype(np.float32)  # many ties at a cut
+    offset, k = 30, 7
+    rows, columns, values = top_entries_per_row(block, k, diagonal_offset=offset, ranked=ranked)
+
+    for row in range(block.shape[0]):
+        start, end = block.indptr[row], block.indptr[row + 1]
+        entries = [
+            (-float(block.data[p]), p - start, int(block.indices[p]))
+            for p in range(start, end)
+            if block.indices[p] != row + offset
+        ]
+        kept = sorted(entries)[:k]  # largest first, ties by position in the row
+        if not ranked:
+            kept.sort(key=lambda entry: entry[1])  # position order
+        mine = rows == row
+        assert columns[mine].tolist() == [column for _, _, column in kept]
+        assert values[mine].tolist() == [-value for value, _, _ in kept]
+    assert np.all(np.diff(rows) >= 0)
 
 
 def test_item_knn_keeps_each_items_top_cosine_neighbours(data):

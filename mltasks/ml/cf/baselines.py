@@ -64,9 +64,12 @@ def _top_positions(values: np.ndarray, k: int) -> np.ndarray:
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
     cut = np.partition(values, len(values) - k)[len(values) - k]
-    above = np.flatnonzero(values > cut)
-    at_cut = np.flatnonzero(values == cut)[: k - len(above)]
-    return np.sort(np.concatenate([above, at_cut]))
+    candidates = np.flatnonzero(values >= cut)  # one pass: those above the cut and its ties
+    if len(candidates) == k:
+        return candidates
+    above = values[candidates] > cut
+    n_ties = k - int(above.sum())
+    return candidates[above | (np.cumsum(~above) <= n_ties)]
 
 
 def top_entries_per_row(
@@ -78,26 +81,47 @@ def top_entries_per_row(
     `diagonal_offset`: the block holds rows offset.. of a square matrix whose diagonal entries
     are skipped. Entries come row by row; within a row in position order, or, if `ranked`, by
     value (largest first, ties by position), so a row's first m entries are its top m.
+
+    Rows short enough to be kept whole are taken together; every other row is cut alone. A
+    co-occurrence block with tag pseudo-users is nearly dense, so nothing here makes a pass
+    over the whole block beyond the rows' own cuts.
     """
-    lengths = np.diff(block.indptr)
-    rows = np.repeat(np.arange(block.shape[0]), lengths)
-    usable = np.ones(block.nnz, dtype=bool)
+    indptr, indices, data = block.indptr, block.indices, block.data
+    lengths = np.diff(indptr)
+    limit = 1 if ranked else k  # a row with more usable entries than this is cut alone
+    # Rows that might be kept whole (the diagonal, when skipped, leaves one entry fewer).
+    short = np.flatnonzero(lengths <= limit + (diagonal_offset is not None))
+    short_lengths = lengths[short]
+    entry_rows = np.repeat(short, short_lengths)
+    positions = np.arange(int(short_lengths.sum())) + np.repeat(
+        indptr[short] - np.cumsum(short_lengths) + short_lengths, short_lengths
+    )
+    usable = np.ones(len(positions), dtype=bool)
     if diagonal_offset is not None:
-        usable = block.indices != rows + diagonal_offset
-    counts = np.bincount(rows[usable], minlength=block.shape[0])
-    looped = counts > (1 if ranked else k)
-    whole = usable & ~looped[rows]  # rows taken as they are (vectorised)
-    parts_rows, parts_columns, parts_values = [rows[whole]], [block.indices[whole]], []
-    parts_values.append(block.data[whole])
+        usable = indices[positions] != entry_rows + diagonal_offset
+    usable_counts = np.zeros(block.shape[0], dtype=np.int64)
+    usable_counts[short] = np.bincount(
+        np.repeat(np.arange(len(short)), short_lengths)[usable], minlength=len(short)
+    )
+    looped = np.ones(block.shape[0], dtype=bool)
+    looped[short[usable_counts[short] <= limit]] = False
+    whole = usable & ~looped[entry_rows]
+    parts_rows, parts_columns = [entry_rows[whole]], [indices[positions[whole]]]
+    parts_values = [data[positions[whole]]]
     for row in np.flatnonzero(looped).tolist():
-        start, end = block.indptr[row], block.indptr[row + 1]
-        positions = np.flatnonzero(usable[start:end]) + start
-        values = block.data[positions]
-        top = _top_positions(values, k)
+        start, end = indptr[row], indptr[row + 1]
+        values, n_usable = data[start:end], end - start
+        if diagonal_offset is not None:
+            diagonal = np.flatnonzero(indices[start:end] == row + diagonal_offset)
+            if len(diagonal):  # never in the top k: it has more than k others, or it is cut
+                values = values.copy()
+                values[diagonal] = -np.inf
+                n_usable -= len(diagonal)
+        top = _top_positions(values, min(k, n_usable))
         if ranked:
             top = top[np.argsort(-values[top], kind="stable")]
         parts_rows.append(np.full(len(top), row))
-        parts_columns.append(block.indices[positions[top]])
+        parts_columns.append(indices[start + top])
         parts_values.append(values[top])
     rows, columns, values = (np.concatenate(p) for p in (parts_rows, parts_columns, parts_values))
     order = np.argsort(rows, kind="stable")  # row by row, each row's own order kept
