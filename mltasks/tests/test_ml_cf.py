@@ -666,3 +666,29 @@ def test_the_side_weight_sweep_stops_once_validation_falls(planted, caplog):
     assert len(tried) == 1 and "side weight 100.00" in tried[0]
     assert any("200.00, 400.00 not tried" in r.getMessage() for r in caplog.records)
     assert "EASE+tags" not in result.metrics  # worse than plain EASE: not a candidate
+
+
+def test_a_catalog_past_the_exact_size_tries_the_sparse_grids(planted, caplog, monkeypatch):
+    """Above EXACT_MAX_ITEMS each EASE fit takes minutes: the recommender tries the sparse grids
+    of lambdas and side weights instead of the full ones (forced here on a small catalog)."""
+    from mltasks.ml.cf import recommender
+
+    log, _, _, item_cluster = planted
+    tags = sp.csr_matrix(
+        (np.ones(log.n_items), (np.arange(log.n_items), item_cluster)), shape=(log.n_items, 4)
+    )
+    config = _small_config(
+        ease_lambdas=(10.0, 20.0, 40.0, 80.0),
+        ease_lambdas_sparse=(20.0, 80.0),
+        ease_side_weights=(1.0, 2.0, 3.0),
+        ease_side_weights_sparse=(2.0,),
+    )
+    monkeypatch.setattr(recommender, "EXACT_MAX_ITEMS", log.n_items - 1)
+
+    with caplog.at_level(logging.INFO, logger="mltasks.ml.cf.recommender"):
+        result = train_user_recommender(interactions=log, item_tags=tags, config=config)
+
+    ease = next(model for model in result.models if model.name == "EASE")
+    assert [row["lam"] for row in ease.tuning] == [20.0, 80.0]
+    tried = [r.getMessage() for r in caplog.records if "EASE+tags side weight" in r.getMessage()]
+    assert len(tried) == 1 and "side weight 2.00" in tried[0]
