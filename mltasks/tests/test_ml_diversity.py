@@ -71,6 +71,10 @@ def test_artist_repeat_counts_items_whose_artist_came_before():
     # row 0: artists 0,0,1,2 -> 3 distinct of 4; row 1: 1,2,?,? -> all distinct; row 2: one item
     assert artist_repeat_at_k(top, item_artist, 4) == pytest.approx((0.25 + 0 + 0) / 3)
     assert artist_repeat_at_k(top, item_artist, 2) == pytest.approx((0.5 + 0 + 0) / 3)
+    # A slate with nothing shown is not counted; a third place of an artist is a second repeat,
+    # PAD in between or not; two unknown artists are no repeat.
+    more = np.array([[PAD, PAD, PAD, PAD], [3, 4, PAD, 4], [5, 6, 5, 0]])
+    assert artist_repeat_at_k(more, item_artist, 4) == pytest.approx((2 / 3 + 0) / 2)
 
 
 def test_intra_list_diversity_is_the_mean_pairwise_cosine_distance():
