@@ -205,6 +205,35 @@ def trained_as_final(
     return not (cut_by_epochs or cut_by_search_time)
 
 
+def trial_outcome(
+    result,
+    *,
+    value: float | None,
+    epoch_cap: int,
+    max_epochs: int,
+    time_limit: float,
+    max_seconds: float | None,
+) -> _Outcome:
+    """A trial's outcome from its training `result` (with `history`, `best_epoch` and
+    `train_seconds`), its validation `value` (None: never validated) and the limits it trained
+    under: the search's `epoch_cap` and `time_limit`, its configuration's `max_epochs` and
+    `max_seconds` (see `trained_as_final`)."""
+    return _Outcome(
+        value=None if value is None else float(value),
+        best_epoch=result.best_epoch if value is not None else None,
+        epochs=len(result.history),
+        result=result,
+        as_final=trained_as_final(
+            epochs=len(result.history),
+            seconds=result.train_seconds,
+            epoch_cap=epoch_cap,
+            max_epochs=max_epochs,
+            time_limit=time_limit,
+            max_seconds=max_seconds,
+        ),
+    )
+
+
 def search_budget_seconds(
     n_interactions: int,
     *,

@@ -19,7 +19,7 @@ from mltasks.ml.tuning import (
     _Outcome,
     _search,
     search_budget_seconds,
-    trained_as_final,
+    trial_outcome,
 )
 
 
@@ -66,19 +66,13 @@ def search_lightgcn(
             friends=friends,
             item_tags=item_tags,
         )
-        return _Outcome(
+        return trial_outcome(
+            result,
             value=result.best_valid_ndcg,
-            best_epoch=result.best_epoch if result.best_valid_ndcg is not None else None,
-            epochs=len(result.history),
-            result=result,
-            as_final=trained_as_final(
-                epochs=len(result.history),
-                seconds=result.train_seconds,
-                epoch_cap=epoch_cap,
-                max_epochs=base.max_epochs,
-                time_limit=trial_config.max_seconds,
-                max_seconds=base.max_seconds,
-            ),
+            epoch_cap=epoch_cap,
+            max_epochs=base.max_epochs,
+            time_limit=trial_config.max_seconds,
+            max_seconds=base.max_seconds,
         )
 
     return _search(

@@ -20,7 +20,7 @@ from mltasks.ml.tuning import (
     _Outcome,
     _search,
     search_budget_seconds,
-    trained_as_final,
+    trial_outcome,
 )
 
 SEQUENCE_ARCHITECTURES = (SASREC, GRU4REC)
@@ -76,20 +76,13 @@ def search_sequence_model(
             seed=seed,
             show_progress=False,
         )
-        value = result.best_valid.get(metric)
-        return _Outcome(
-            value=None if value is None else float(value),
-            best_epoch=result.best_epoch if value is not None else None,
-            epochs=len(result.history),
-            result=result,
-            as_final=trained_as_final(
-                epochs=len(result.history),
-                seconds=result.train_seconds,
-                epoch_cap=epoch_cap,
-                max_epochs=base.max_epochs,
-                time_limit=trial_config.max_train_seconds,
-                max_seconds=base.max_train_seconds,
-            ),
+        return trial_outcome(
+            result,
+            value=result.best_valid.get(metric),
+            epoch_cap=epoch_cap,
+            max_epochs=base.max_epochs,
+            time_limit=trial_config.max_train_seconds,
+            max_seconds=base.max_train_seconds,
         )
 
     return _search(
