@@ -213,14 +213,15 @@ class ItemKNN:
     def fit(self, train_csr: sp.csr_matrix) -> ItemKNN:
         matrix = weighted(train_csr, self.weighting)
         rows, columns, values = _cosine_neighbours(matrix, self.n_neighbors, self.shrink)
-        return self._with_neighbours(matrix, rows, columns, values)
-
-    def _with_neighbours(self, matrix, rows, columns, values) -> ItemKNN:
-        """Fitted on `matrix` (weighted) with these (target, neighbour, similarity) entries."""
-        self.train = matrix
         n_items = matrix.shape[1]
-        kept = _csr_from_parts([rows], [columns], [values], (n_items, n_items))
-        # Row j of `kept` lists target j's neighbours; as a score matrix, column j does.
+        return self._with_neighbours(
+            matrix, _csr_from_parts([rows], [columns], [values], (n_items, n_items))
+        )
+
+    def _with_neighbours(self, matrix: sp.csr_matrix, kept: sp.csr_matrix) -> ItemKNN:
+        """Fitted on `matrix` (weighted); row j of `kept` holds target j's neighbours."""
+        self.train = matrix
+        # As a score matrix, column j lists target j's neighbours.
         self.similarity = kept.T.tocsr()
         return self
 
@@ -259,11 +260,11 @@ def _cosine_neighbours(
         kept_rows, kept_columns, kept_values = top_entries_per_row(
             block, k, diagonal_offset=start, ranked=ranked
         )
-        rows.append(kept_rows + start)
+        rows.append((kept_rows + start).astype(np.int32))  # items < 2^31: half the memory
         columns.append(kept_columns)
         values.append(kept_values)
     if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
     return tuple(np.concatenate(part) for part in (rows, columns, values))
 
 
@@ -285,13 +286,22 @@ def item_knn_grid(
     if not settings:
         return
     matrix = weighted(train_csr, weighting)
+    n_items = matrix.shape[1]
     rows, columns, values = _cosine_neighbours(matrix, max(settings), shrink, ranked=True)
-    counts = np.bincount(rows, minlength=matrix.shape[1])
-    rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    counts = np.bincount(rows, minlength=n_items)
+    del rows  # row by row already: a row's count is all a CSR needs
+    index = np.int32 if len(columns) < 2**31 else np.int64
+    starts = (np.cumsum(counts) - counts).astype(index)
     for k in settings:
+        rank = np.arange(len(columns), dtype=index) - np.repeat(starts, counts)
         first = rank < k
+        del rank
+        indptr = np.concatenate([[0], np.cumsum(np.minimum(counts, k))]).astype(index)
+        kept = sp.csr_matrix((values[first], columns[first], indptr), shape=(n_items, n_items))
+        del first
+        kept.sort_indices()  # each row's neighbours by column, as ItemKNN.fit keeps them
         model = ItemKNN(n_neighbors=k, shrink=shrink, weighting=weighting)
-        yield model._with_neighbours(matrix, rows[first], columns[first], values[first])
+        yield model._with_neighbours(matrix, kept)
 
 
 @dataclass
