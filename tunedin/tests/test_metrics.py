@@ -237,12 +237,15 @@ def test_a_prefork_celery_worker_serves_its_task_metrics(tmp_path, settings):
         results = [refresh_track_popularity.apply_async(queue=queue) for _ in range(3)]
         assert [result.get(timeout=60) for result in results] == [0, 0, 0]
         # task_postrun (which counts) fires after the result is stored: poll until it has.
+        # One scrape reads the pool processes' files one after another, so a page can catch
+        # a task between its duration and its outcome: wait for both.
         deadline = time.monotonic() + 20
         while True:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
                 page = reply.read().decode()
             counted = _sample(page, "tunedin_celery_tasks_total", task=task, outcome="SUCCESS")
-            if counted == 3 or time.monotonic() > deadline:
+            timed = _sample(page, "tunedin_celery_task_duration_seconds_count", task=task)
+            if (counted, timed) == (3, 3) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     finally:
