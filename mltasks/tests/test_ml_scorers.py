@@ -17,6 +17,7 @@ from mltasks.ml.scorers.evaluation import evaluate_cases, evaluate_users
 from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.ml.scorers.item_item import ItemItemScorer
 from mltasks.ml.scorers.neural import NeuralSequenceScorer
+from mltasks.ml.scorers.popularity import PopularityScorer
 from mltasks.ml.scorers.remap import RemappedScorer
 from mltasks.ml.scorers.sequence import MarkovScorer, SessionKNNScorer
 from mltasks.ml.seq.baselines import MarkovTransitions, SessionKNN
@@ -199,6 +200,33 @@ def test_markov_batch_rows_equal_the_serving_scorer_even_beside_an_empty_input()
     np.testing.assert_array_equal(block[:-1], batch)
     np.testing.assert_array_equal(block[-1], scorer.score(contexts[-1]))
     assert scorer.score_many([]).shape == (0, 20)
+
+
+def test_popularity_markov_and_session_knn_parts_are_their_score_rows():
+    """A shared row plus sparse rows (what evaluation ranks without a dense block) equals each
+    context's own `score`, bit for bit; read item by item, masked or not, it equals the row."""
+    sequences = random_sequences(60, 25, seed=2)
+    popularity = np.bincount(np.concatenate(sequences), minlength=25).astype(np.float32)
+    scorers = [
+        PopularityScorer(popularity=popularity),
+        MarkovScorer.from_model(MarkovTransitions(train_items=sequences, n_items=25)),
+        SessionKNNScorer.from_model(SessionKNN(train_items=sequences, n_items=25, n_neighbours=6)),
+    ]
+    inputs = [*random_sequences(8, 25, seed=6), np.zeros(0, np.int64), np.array([3, 40])]
+    contexts = [SequenceContext(items=items, own_session=row) for row, items in enumerate(inputs)]
+    blocked = [context.items[context.items < 25] for context in contexts]
+    for scorer in scorers:
+        parts = scorer.score_parts(contexts)
+        rows = np.vstack([scorer.score(context) for context in contexts])
+        np.testing.assert_array_equal(parts.dense(), rows, err_msg=scorer.family)
+        np.testing.assert_array_equal(scorer.score_many(contexts), rows, err_msg=scorer.family)
+        masked = exclude_items(rows, blocked)
+        with_blocked = parts.with_blocked(blocked)
+        for i in range(len(contexts)):
+            items = np.arange(25)
+            np.testing.assert_array_equal(with_blocked[i][items], masked[i])
+            np.testing.assert_array_equal(with_blocked.values(i, items, masked=False), rows[i])
+    assert PopularityScorer(popularity=popularity).score_parts(contexts).rows.nnz == 0
 
 
 def dense_session_knn(session_knn: SessionKNN, sequence: np.ndarray) -> np.ndarray:

@@ -1,11 +1,19 @@
-"""The one top-k helper: order, ties, exclusion, short lists, and the sparse per-row variant."""
+"""The one top-k helper: order, ties, exclusion, short lists, the sparse per-row variant, and
+the top k of a shared row plus sparse rows."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
-from mltasks.ml.eval.topk import PAD, exclude_items, keep_top_per_row, top_k_indices
+from mltasks.ml.eval.topk import (
+    PAD,
+    base_order,
+    exclude_items,
+    keep_top_per_row,
+    top_k_indices,
+    top_k_of_base_plus_sparse,
+)
 
 
 def test_one_list_is_ranked_best_first():
@@ -112,3 +120,48 @@ def test_a_block_large_enough_for_torch_ranks_like_a_full_stable_sort(monkeypatc
     assert top.tolist() == expected
     assert top[3, 5:].tolist() == [PAD] * 20 and top[7].tolist() == [PAD] * 25
     np.testing.assert_array_equal(scores, before)
+
+
+def _base_plus_sparse_case(rng, *, n_rows, n_items, density, minus_infinity=0):
+    """A tie-heavy shared row, sparse rows (some empty) and excluded items per row."""
+    base = rng.integers(0, 4, size=n_items).astype(np.float32)
+    base[rng.choice(n_items, size=minus_infinity, replace=False)] = -np.inf
+    rows = sp.random(n_rows, n_items, density=density, format="csr", random_state=rng)
+    rows.data = rng.integers(1, 3, size=rows.nnz).astype(np.float32)
+    rows.sort_indices()
+    excluded = [rng.choice(n_items, size=rng.integers(0, 8), replace=False) for _ in range(n_rows)]
+    excluded[0] = rows.indices[rows.indptr[0] : rows.indptr[1]]  # every entry of row 0 excluded
+    dense = np.tile(base, (n_rows, 1))
+    dense[np.repeat(np.arange(n_rows), np.diff(rows.indptr)), rows.indices] += rows.data
+    return base, rows, excluded, exclude_items(dense, excluded)
+
+
+def test_base_plus_sparse_rows_rank_as_their_dense_block_does():
+    """Ties across the shared row and the entries, excluded entries, -inf shared items and
+    k past the rankable items: the result is top_k_indices of the dense block."""
+    rng = np.random.default_rng(11)
+    for n_items, density, minus_infinity, k in [
+        (60, 0.1, 0, 10),
+        (60, 0.3, 5, 25),
+        (40, 0.05, 30, 12),  # some rows have fewer than k rankable items: padded
+        (30, 0.5, 0, 40),  # k past the catalog
+        (500, 0.01, 3, 100),
+    ]:
+        base, rows, excluded, dense = _base_plus_sparse_case(
+            rng, n_rows=50, n_items=n_items, density=density, minus_infinity=minus_infinity
+        )
+        top = top_k_of_base_plus_sparse(
+            base=base, order=base_order(base), rows=rows, excluded=excluded, k=k
+        )
+        np.testing.assert_array_equal(top, top_k_indices(dense, k))
+    assert (top != PAD).all()  # the last case has more than k rankable items in every row
+    empty = sp.csr_matrix((0, 30), dtype=np.float32)
+    assert top_k_of_base_plus_sparse(
+        base=base[:30], order=base_order(base[:30]), rows=empty, excluded=[], k=5
+    ).shape == (0, 5)
+
+
+def test_base_order_is_best_first_with_ties_to_the_lower_index_and_its_inverse():
+    order, rank = base_order(np.array([1.0, 3.0, 1.0, -np.inf, 3.0], dtype=np.float32))
+    assert order.tolist() == [1, 4, 0, 2, 3]
+    assert rank[order].tolist() == [0, 1, 2, 3, 4]

@@ -6,7 +6,7 @@ a user, the input of a sequence), `top_k_indices` never returns such an item.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -95,6 +95,76 @@ def _lowest_indices_at_the_cut(
         at_cut = np.flatnonzero(scores[row] == cut[row])[: n_candidates - above.size]
         candidates[row] = np.concatenate([above, at_cut])
     return candidates
+
+
+def base_order(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank) of a shared score row for `top_k_of_base_plus_sparse`: the items best
+    first, ties lowest index first, and each item's place in that order."""
+    base = np.asarray(base)
+    order = np.lexsort((np.arange(len(base)), -base)).astype(np.int64)
+    rank = np.empty(len(base), dtype=np.int64)
+    rank[order] = np.arange(len(base))
+    return order, rank
+
+
+def top_k_of_base_plus_sparse(
+    *,
+    base: np.ndarray,
+    order: tuple[np.ndarray, np.ndarray],
+    rows: sp.csr_matrix,
+    excluded: Sequence[np.ndarray],
+    k: int,
+) -> np.ndarray:
+    """`top_k_indices` of the block whose row i is `base + rows[i]` (float32 sums) with row i's
+    `excluded` items at -inf, without making that (rows x catalog) block.
+
+    `order` is `base_order(base)`. An item without an entry in row i scores `base` alone, so
+    the row's top k is among its entries and the first k items of `order` that are neither
+    entries nor excluded: only those are sorted. Same result as the dense block, PAD included.
+    """
+    n_rows, n_items = rows.shape
+    k = max(int(k), 0)
+    if n_rows == 0 or k == 0:
+        return np.full((n_rows, k), PAD, dtype=np.int64)
+    base = np.asarray(base, dtype=np.float32)
+    base_items, base_rank = order
+    counts = np.diff(rows.indptr).astype(np.int64)
+    entry_row = np.repeat(np.arange(n_rows), counts)
+    entry_items = rows.indices.astype(np.int64)
+    entry_scores = base[entry_items] + rows.data.astype(np.float32, copy=False)
+    excluded = [np.asarray(items, dtype=np.int64).reshape(-1) for items in excluded]
+    excluded = [items[(items >= 0) & (items < n_items)] for items in excluded]
+    excluded_counts = np.array([len(items) for items in excluded], dtype=np.int64)
+    excluded_row = np.repeat(np.arange(n_rows), excluded_counts)
+    excluded_items = np.concatenate([np.zeros(0, np.int64), *excluded])
+    if len(excluded_items):
+        entry_keys = entry_row * n_items + entry_items
+        entry_scores[np.isin(entry_keys, excluded_row * n_items + excluded_items)] = -np.inf
+    # The first items of the shared order that row i may take: not its entries, not excluded.
+    head_size = min(n_items, k + int(counts.max(initial=0)) + int(excluded_counts.max(initial=0)))
+    head = base_items[:head_size]
+    free = np.broadcast_to(base[head] > -np.inf, (n_rows, head_size)).copy()
+    for owner, items in ((entry_row, entry_items), (excluded_row, excluded_items)):
+        place = base_rank[items]
+        inside = place < head_size
+        free[owner[inside], place[inside]] = False
+    taken = np.cumsum(free, axis=1)
+    free &= taken <= k
+    # Each row's entries, then its free head items, in a block wide enough for both.
+    width = k + int(counts.max(initial=0))
+    candidates = np.full((n_rows, width), n_items, dtype=np.int64)
+    scores = np.full((n_rows, width), -np.inf, dtype=np.float32)
+    slot = np.arange(len(entry_items)) - np.repeat(rows.indptr[:-1].astype(np.int64), counts)
+    candidates[entry_row, slot] = entry_items
+    scores[entry_row, slot] = entry_scores
+    head_row, head_place = np.nonzero(free)
+    slot = counts[head_row] + taken[head_row, head_place] - 1
+    candidates[head_row, slot] = head[head_place]
+    scores[head_row, slot] = base[head[head_place]]
+    best = np.lexsort((candidates, -scores), axis=1)[:, :k]
+    top = np.take_along_axis(candidates, best, axis=1)
+    top[np.take_along_axis(scores, best, axis=1) == -np.inf] = PAD
+    return top
 
 
 def exclude_items(

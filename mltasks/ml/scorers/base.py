@@ -68,6 +68,68 @@ class SequenceContext:
 Context = HistoryContext | SequenceContext
 
 
+@dataclass(frozen=True, eq=False)
+class BasePlusSparse:
+    """The scores of a batch of contexts as one shared row plus a sparse row each:
+    score[i, j] = base[j] + rows[i, j], summed in float32 as the dense block sums them.
+
+    Popularity, last-item transitions and session-kNN votes have this form. Evaluation ranks
+    them with eval.topk.top_k_of_base_plus_sparse and reads the ranker's features from them
+    (`parts[i][items]`), with no (contexts x catalog) block. `blocked[i]` (optional, sorted:
+    `with_blocked`) are row i's items at -inf, as `exclude_items` leaves a dense block.
+    """
+
+    base: np.ndarray  # (n_items,) float32
+    rows: sp.csr_matrix  # (n_contexts, n_items) float32, each row's columns sorted and unique
+    blocked: Sequence[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def dense(self) -> np.ndarray:
+        """The (contexts x catalog) float32 block, blocked items at -inf."""
+        scores = np.tile(self.base, (len(self), 1))
+        counts = np.diff(self.rows.indptr)
+        scores[np.repeat(np.arange(len(self)), counts), self.rows.indices] += self.rows.data
+        return exclude_items(scores, self.blocked, in_place=True)
+
+    def with_blocked(self, blocked: Sequence[np.ndarray]) -> BasePlusSparse:
+        """The same scores with row i's `blocked[i]` items at -inf."""
+        return BasePlusSparse(self.base, self.rows, [np.unique(_item_array(b)) for b in blocked])
+
+    def values(self, i: int, items: np.ndarray, *, masked: bool = True) -> np.ndarray:
+        """Row i's float32 scores of `items` (blocked ones -inf unless not `masked`). Called
+        for every context and scorer of an evaluation: sorted searches, no set operations."""
+        items = _item_array(items)
+        scores = self.base[items]
+        start, end = int(self.rows.indptr[i]), int(self.rows.indptr[i + 1])
+        if end > start:
+            columns = self.rows.indices[start:end]
+            place = np.minimum(np.searchsorted(columns, items), end - start - 1)
+            hit = np.flatnonzero(columns[place] == items)
+            scores[hit] += self.rows.data[start + place[hit]]
+        blocked = self.blocked[i] if masked and self.blocked is not None else ()
+        if len(blocked):
+            place = np.minimum(np.searchsorted(blocked, items), len(blocked) - 1)
+            scores[blocked[place] == items] = -np.inf
+        return scores
+
+    def __getitem__(self, i: int) -> _BasePlusSparseRow:
+        """Row i, read like a dense block's row: `scores[i][items]`."""
+        return _BasePlusSparseRow(self, int(i))
+
+
+@dataclass(frozen=True, eq=False)
+class _BasePlusSparseRow:
+    """Row i of a BasePlusSparse, read like a dense row: `row[items]`."""
+
+    scores: BasePlusSparse
+    i: int
+
+    def __getitem__(self, items) -> np.ndarray:
+        return self.scores.values(self.i, items)
+
+
 class Scorer:
     """Scores every item of a catalog of `n_items` for a context.
 
@@ -90,6 +152,10 @@ class Scorer:
         return np.vstack([self.score(context) for context in contexts]).astype(
             np.float32, copy=False
         )
+
+    def score_parts(self, contexts: Sequence[Context]) -> BasePlusSparse | None:
+        """`score_many` as a BasePlusSparse when the family's scores have that form, else None."""
+        return None
 
     def top_k(
         self, context: Context, k: int, exclude: np.ndarray | None = None

@@ -25,8 +25,20 @@ from mltasks.ml.eval.seq_metrics import (
     evaluate_rankings,
     ranks_among_negatives,
 )
-from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
-from mltasks.ml.scorers.base import Context, HistoryContext, Scorer, SequenceContext
+from mltasks.ml.eval.topk import (
+    PAD,
+    base_order,
+    exclude_items,
+    top_k_indices,
+    top_k_of_base_plus_sparse,
+)
+from mltasks.ml.scorers.base import (
+    BasePlusSparse,
+    Context,
+    HistoryContext,
+    Scorer,
+    SequenceContext,
+)
 from mltasks.ml.scorers.ranker import (
     BATCH_CONTEXTS,
     CandidateRows,
@@ -130,6 +142,17 @@ def evaluate_cases(
     )
 
 
+def _ranks_among_negatives_of_parts(
+    parts: BasePlusSparse, targets: np.ndarray, negatives: Sequence[np.ndarray]
+) -> np.ndarray:
+    """`ranks_among_negatives` of the block `parts` stands for, read item by item."""
+    ranks = []
+    for i, drawn in enumerate(negatives):
+        target_score = parts.values(i, targets[i : i + 1], masked=False)[0]
+        ranks.append(int((parts.values(i, drawn, masked=False) > target_score).sum()))
+    return np.array(ranks, dtype=np.int64)
+
+
 @dataclass
 class CaseRankings:
     """What one scoring pass over SEQ-last cases gave (`rank_cases_in_one_pass`)."""
@@ -174,6 +197,7 @@ def rank_cases_in_one_pass(
     ranker_top = np.full((n_cases, k), PAD, dtype=np.int64) if rank_by_booster else None
     kept = CandidateRows([], [])
     ranker_seconds = 0.0
+    orders: dict[str, tuple] = {}  # scorer -> (its shared row, eval.topk.base_order of it)
     for start in range(0, n_cases, BATCH_CONTEXTS):
         rows = np.arange(start, min(start + BATCH_CONTEXTS, n_cases))
         part = contexts[start : rows[-1] + 1]
@@ -186,11 +210,25 @@ def rank_cases_in_one_pass(
         blocked = blocked_items(part, histories)
         scores, batch_tops = {}, {}
         for name, scorer in pipeline.scorers.items():
-            block = scorer.score_many(part)
-            if negatives is not None:
-                ranks[name][rows] = ranks_among_negatives(block, cases.targets[rows], negatives)
-            scores[name] = exclude_items(block, blocked, in_place=True)
-            batch_tops[name] = top_k_indices(scores[name], n_top)
+            parts = scorer.score_parts(part)
+            if parts is None:
+                block = scorer.score_many(part)
+                if negatives is not None:
+                    ranks[name][rows] = ranks_among_negatives(block, cases.targets[rows], negatives)
+                scores[name] = exclude_items(block, blocked, in_place=True)
+                batch_tops[name] = top_k_indices(scores[name], n_top)
+            else:
+                if negatives is not None:
+                    ranks[name][rows] = _ranks_among_negatives_of_parts(
+                        parts, cases.targets[rows], negatives
+                    )
+                if name not in orders or orders[name][0] is not parts.base:
+                    orders[name] = (parts.base, base_order(parts.base))
+                scores[name] = parts.with_blocked(blocked)
+                batch_tops[name] = top_k_of_base_plus_sparse(
+                    base=parts.base, order=orders[name][1], rows=parts.rows, excluded=blocked,
+                    k=n_top,
+                )  # fmt: skip
             tops[name][rows] = batch_tops[name][:, :k]
         if keep_rows or rank_by_booster:
             clock = time.perf_counter()

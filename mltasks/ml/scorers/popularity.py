@@ -4,8 +4,9 @@ have (the baseline every served pipeline must beat, and the fallback of a cold r
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from mltasks.ml.scorers.base import Context, Scorer, subset
+from mltasks.ml.scorers.base import BasePlusSparse, Context, Scorer, subset
 
 
 class PopularityScorer(Scorer):
@@ -22,6 +23,12 @@ class PopularityScorer(Scorer):
 
     def score_many(self, contexts) -> np.ndarray:
         return np.tile(self.popularity, (len(contexts), 1))
+
+    def score_parts(self, contexts) -> BasePlusSparse:
+        """The popularity row, shared by every context (no entry of its own)."""
+        return BasePlusSparse(
+            self.popularity, sp.csr_matrix((len(contexts), self.n_items), dtype=np.float32)
+        )
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"popularity": self.popularity}

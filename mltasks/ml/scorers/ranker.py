@@ -232,9 +232,10 @@ class RankerPipeline(Scorer):
         scores: dict[str, np.ndarray],
         tops: dict[str, np.ndarray],
     ) -> CandidateBlock:
-        """Stage 1 and the feature rows from every scorer's (contexts x catalog) `scores`, its
-        blocked items already at -inf, and its `tops` (best first, at least `n_candidates` per
-        row; only the first `n_candidates` count)."""
+        """Stage 1 and the feature rows from every scorer's (contexts x catalog) `scores` (a
+        dense block or a scorers.base.BasePlusSparse), its blocked items already at -inf, and
+        its `tops` (best first, at least `n_candidates` per row; only the first `n_candidates`
+        count)."""
         tops = {name: top[:, : self.n_candidates] for name, top in tops.items()}
         candidates, rows = [], []
         for i, context in enumerate(contexts):

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mltasks.ml.scorers.base import (
+    BasePlusSparse,
     Context,
     Scorer,
     csr_arrays,
@@ -73,6 +74,23 @@ class MarkovScorer(Scorer):
             fallback=self.fallback,
             inputs=[context.items for context in contexts],
         )
+
+    def score_parts(self, contexts: Sequence[Context]) -> BasePlusSparse:
+        """The fallback row, plus each context's transition row (none for an empty input or
+        a last item outside the catalog)."""
+        last = np.array(
+            [context.items[-1] if len(context.items) else -1 for context in contexts],
+            dtype=np.int64,
+        )
+        known = (last >= 0) & (last < self.n_items)
+        taken = self.transitions[last[known]]
+        counts = np.zeros(len(contexts), dtype=np.int64)
+        counts[known] = np.diff(taken.indptr)
+        rows = sp.csr_matrix(
+            (taken.data, taken.indices, np.concatenate([[0], np.cumsum(counts)])),
+            shape=(len(contexts), self.n_items),
+        )
+        return BasePlusSparse(self.fallback, rows)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**csr_arrays("transitions", self.transitions), "fallback": self.fallback}
@@ -152,6 +170,29 @@ class SessionKNNScorer(Scorer):
         scores = np.zeros(self.n_items, dtype=np.float32)
         scores[items] = votes
         return subset(scores + self.popularity_tiebreak, candidates)
+
+    def score_many(self, contexts: Sequence[Context]) -> np.ndarray:
+        """`score` of each context, as one block (the same float32 sums)."""
+        return self.score_parts(contexts).dense()
+
+    def score_parts(self, contexts: Sequence[Context]) -> BasePlusSparse:
+        """The popularity tie-break row, plus each context's votes from its nearest sessions."""
+        columns, votes, counts = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)], []
+        for context in contexts:
+            sessions, similarity = self.neighbours(context)
+            items, item_votes = sparse_rows_sum(self.session_items, sessions, similarity)
+            columns.append(items)
+            votes.append(item_votes.astype(np.float32))
+            counts.append(len(items))
+        rows = sp.csr_matrix(
+            (
+                np.concatenate(votes),
+                np.concatenate(columns),
+                np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]),
+            ),
+            shape=(len(contexts), self.n_items),
+        )
+        return BasePlusSparse(self.popularity_tiebreak, rows)
 
     def params(self) -> dict:
         return {"n_neighbours": self.n_neighbours}
