@@ -117,11 +117,13 @@ class RecommenderConfig:
     knn_neighbors: tuple[int, ...] = (50, 100, 200, 400)
     knn_shrink: float = 10.0
     ease_side_weights: tuple[float, ...] = (2.0, 3.0, 4.0)  # EASE+tags; () = no tag side info
-    # In the sparse form (a minute or more per EASE+tags fit at 100k items) only the lightest:
-    # there the tags also choose each item's regressors, and heavier tags crowd out the
-    # listening data. Demo scale 10, validation nDCG@20: 0.1246 at 2.0 (scale-20261201T010923Z
-    # run), 0.0380 at 3.0 (scale-20261201T041604Z run), plain EASE 0.1242. () = no tag side info.
-    ease_side_weights_sparse: tuple[float, ...] = (2.0,)
+    # None in the sparse form (a minute or more per EASE+tags fit at 100k items, two fits):
+    # there the tags also choose each item's regressors and crowd out the listening data. Demo
+    # scale 10, validation nDCG@20: 0.1246 at 2.0 (scale-20261201T010923Z run), 0.0380 at 3.0
+    # (scale-20261201T041604Z run), plain EASE 0.1242; the served ranker scored 0.1271 over
+    # EASE+tags at 2.0 (the first run) and 0.1304 over plain EASE (the second). The ranker
+    # keeps its tag-similarity feature.
+    ease_side_weights_sparse: tuple[float, ...] = ()
     ease_side_max_tags: int = 3000
     ease_rank: int = 48  # EASE-SVD block; LightGCN (64) + EASE (48) + content (16) = 128
     content_dim: int = 64  # content vectors returned for cold-start scoring
