@@ -195,6 +195,100 @@ def test_a_batch_of_contexts_gets_the_feature_rows_each_context_gets_alone(conte
     assert together.features.shape == (together.offsets[-1], len(pipeline.feature_names))
 
 
+def reference_features(pipeline, context, items, scores, tops) -> np.ndarray:
+    """One context's feature rows straight from the definitions in ranker's docstring."""
+    features, n = pipeline.item_features, pipeline.n_candidates
+    history = context.items[(context.items >= 0) & (context.items < pipeline.n_items)]
+    columns = []
+    for name in pipeline.scorers:
+        values = scores[name][items].astype(np.float32)
+        best = values[np.isfinite(values)].max() if np.isfinite(values).any() else 0.0
+        values[~np.isfinite(values)] = np.nan
+        shown = tops[name][tops[name] >= 0].tolist()
+        ranks = [shown.index(item) if item in shown else n for item in items.tolist()]
+        columns += [values, np.array(ranks, np.float32), values - best]
+    columns.append(features.log_popularity[items])
+    if features.content is not None:
+        profile = features.content[history].mean(axis=0) if len(history) else np.zeros(1)
+        similarity = np.zeros(len(items), np.float32)
+        if profile.any():
+            similarity = features.content[items] @ (profile / np.linalg.norm(profile))
+        columns.append(similarity)
+    if features.artist is not None:
+        artists, shown_artists = features.artist[history].tolist(), features.artist[items]
+        columns.append([artists.count(a) if a >= 0 else 0 for a in shown_artists.tolist()])
+        columns.append(
+            [(shown_artists == a).sum() - 1 if a >= 0 else 0 for a in shown_artists.tolist()]
+        )
+    columns.append(np.full(len(items), np.log1p(len(set(history.tolist())))))
+    if pipeline.context_kind == "sequence":
+        columns += [np.full(len(items), context.hour), np.full(len(items), context.dow)]
+        if features.artist is not None:
+            last = features.artist[history[-1]] if len(history) else -1
+            columns.append((features.artist[items] == last) & (last >= 0))
+    return np.column_stack(columns).astype(np.float32)
+
+
+@pytest.mark.parametrize("context_kind", ["history", "sequence"])
+def test_each_feature_of_a_batch_is_its_definition(context_kind):
+    """The batch computes every context's features at once; each row equals the definition
+    computed for its context alone (ties in scores, -inf scores, unknown artists, untagged
+    items, empty histories, repeated items)."""
+    rng = np.random.default_rng(5)
+    n_items = 120
+    popularity = rng.integers(0, 5, size=n_items).astype(float)
+    content = rng.normal(size=(n_items, 4)) * (rng.random((n_items, 1)) > 0.3)
+    artist = rng.integers(-1, 9, size=n_items)
+    holes = rng.integers(0, 3, size=(n_items, 2)).astype(np.float32)
+
+    class WithHoles(FactorScorer):
+        def score_many(self, contexts):
+            block = super().score_many(contexts)
+            block[:, ::7] = -np.inf  # items this scorer cannot score
+            return block
+
+    scorers = {
+        "F": FactorScorer(item_vectors=rng.normal(size=(n_items, 3)).astype(np.float32)),
+        "H": WithHoles(item_vectors=holes),
+        "MostPop": PopularityScorer(popularity=popularity),
+    }
+    pipeline = RankerPipeline(
+        scorers=scorers,
+        item_features=ItemFeatures.build(popularity=popularity, content=content, artist=artist),
+        context_kind=context_kind,
+        n_candidates=25,
+        candidate_scorers=["F", "H"],
+    )
+    make = HistoryContext if context_kind == "history" else SequenceContext
+    contexts = [make(items=rng.choice(n_items, size=size)) for size in (0, 1, 4, 9, 6, 3, 12)]
+    if context_kind == "sequence":
+        contexts = [
+            SequenceContext(items=c.items, hour=int(rng.integers(24)), dow=int(rng.integers(7)))
+            for c in contexts
+        ]
+    blocked = [np.unique(c.items) for c in contexts]
+    scores = {
+        name: exclude_items(scorer.score_many(contexts), blocked)
+        for name, scorer in scorers.items()
+    }
+    tops = {name: top_k_indices(block, 25) for name, block in scores.items()}
+
+    block = pipeline.block_from_scores(contexts, scores, tops)
+
+    for i, context in enumerate(contexts):
+        found = np.concatenate([tops["F"][i], tops["H"][i]])
+        np.testing.assert_array_equal(block.candidates[i], np.unique(found[found >= 0]))
+        expected = reference_features(
+            pipeline,
+            context,
+            block.candidates[i],
+            {name: s[i] for name, s in scores.items()},
+            {name: t[i] for name, t in tops.items()},
+        )
+        np.testing.assert_array_equal(block.features[block.rows(i)], expected)
+    assert np.isnan(block.features[:, 3]).any()  # H's -inf scores are missing values
+
+
 def test_an_item_item_recommendation_is_explained_by_the_strongest_history_neighbour():
     weights = sp.csr_matrix(
         ([0.9, 0.2, 0.3, 0.8], ([0, 1, 0, 1], [2, 2, 3, 3])), shape=(4, 4), dtype=np.float32

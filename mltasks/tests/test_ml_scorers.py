@@ -12,7 +12,7 @@ from mltasks.ml.data.sequences import EvalCases
 from mltasks.ml.eval.ranking import evaluate_scorer
 from mltasks.ml.eval.seq_metrics import evaluate_rankings, rank_cases
 from mltasks.ml.eval.topk import exclude_items, top_k_indices
-from mltasks.ml.scorers.base import HistoryContext, SequenceContext
+from mltasks.ml.scorers.base import BasePlusSparse, HistoryContext, SequenceContext
 from mltasks.ml.scorers.evaluation import evaluate_cases, evaluate_users
 from mltasks.ml.scorers.factor import FactorScorer
 from mltasks.ml.scorers.item_item import ItemItemScorer
@@ -221,10 +221,12 @@ def test_popularity_markov_and_session_knn_parts_are_their_score_rows():
         np.testing.assert_array_equal(parts.dense(), rows, err_msg=scorer.family)
         np.testing.assert_array_equal(scorer.score_many(contexts), rows, err_msg=scorer.family)
         masked = exclude_items(rows, blocked)
-        with_blocked = parts.with_blocked(blocked)
+        with_blocked = parts.with_blocked([context.items for context in contexts])
+        pairs = np.nonzero(np.ones_like(rows, dtype=bool))
+        np.testing.assert_array_equal(with_blocked.at(*pairs), masked[pairs])
         for i in range(len(contexts)):
             items = np.arange(25)
-            np.testing.assert_array_equal(with_blocked[i][items], masked[i])
+            np.testing.assert_array_equal(with_blocked.values(i, items), masked[i])
             np.testing.assert_array_equal(with_blocked.values(i, items, masked=False), rows[i])
     assert PopularityScorer(popularity=popularity).score_parts(contexts).rows.nnz == 0
 
@@ -381,3 +383,24 @@ def test_users_can_be_evaluated_with_more_excluded_than_their_history():
     assert evaluate_users(
         scorer, train=train, target=target, exclude=also_known, metric_names=metric
     ) == {"nDCG@20": 1.0}
+
+
+@pytest.mark.parametrize("density", [0.01, 0.3])
+def test_shared_plus_sparse_scores_rank_alike_from_their_entries_or_their_dense_block(
+    density, monkeypatch
+):
+    """BasePlusSparse.top_k ranks from the entries when they are few and from the dense block
+    when they fill much of it: both give top_k_indices of the masked block."""
+    from mltasks.ml.scorers import base as scorers_base
+
+    rng = np.random.default_rng(3)
+    shared = rng.integers(0, 3, size=400).astype(np.float32)
+    rows = sp.random(30, 400, density=density, format="csr", random_state=rng, dtype=np.float32)
+    rows.data = rng.integers(1, 3, size=rows.nnz).astype(np.float32)
+    rows.sort_indices()
+    blocked = [rng.choice(400, size=6, replace=False) for _ in range(30)]
+    parts = BasePlusSparse(shared, rows).with_blocked(blocked)
+    expected = top_k_indices(exclude_items(parts.dense(), blocked), 50)
+    for share in (0.0, 1.0):  # always dense, never dense
+        monkeypatch.setattr(scorers_base, "SPARSE_TOP_K_MAX_DENSITY", share)
+        np.testing.assert_array_equal(parts.top_k(50), expected)

@@ -137,14 +137,16 @@ def _base_plus_sparse_case(rng, *, n_rows, n_items, density, minus_infinity=0):
 
 
 def test_base_plus_sparse_rows_rank_as_their_dense_block_does():
-    """Ties across the shared row and the entries, excluded entries, -inf shared items and
-    k past the rankable items: the result is top_k_indices of the dense block."""
+    """Ties across the shared row and the entries, excluded entries, -inf shared items, rows
+    with more entries than k and k past the rankable items: the result is top_k_indices of
+    the dense block."""
     rng = np.random.default_rng(11)
     for n_items, density, minus_infinity, k in [
         (60, 0.1, 0, 10),
         (60, 0.3, 5, 25),
         (40, 0.05, 30, 12),  # some rows have fewer than k rankable items: padded
         (30, 0.5, 0, 40),  # k past the catalog
+        (200, 0.6, 4, 20),  # rows with many more entries than k: their k best first
         (500, 0.01, 3, 100),
     ]:
         base, rows, excluded, dense = _base_plus_sparse_case(

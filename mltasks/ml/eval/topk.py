@@ -119,8 +119,9 @@ def top_k_of_base_plus_sparse(
     `excluded` items at -inf, without making that (rows x catalog) block.
 
     `order` is `base_order(base)`. An item without an entry in row i scores `base` alone, so
-    the row's top k is among its entries and the first k items of `order` that are neither
-    entries nor excluded: only those are sorted. Same result as the dense block, PAD included.
+    row i's top k is among its k best entries and the first k items of `order` that are
+    neither its entries nor excluded; only those 2k are sorted. The cost grows with the
+    entries and k, not the catalog. Same result as the dense block, PAD included.
     """
     n_rows, n_items = rows.shape
     k = max(int(k), 0)
@@ -128,42 +129,61 @@ def top_k_of_base_plus_sparse(
         return np.full((n_rows, k), PAD, dtype=np.int64)
     base = np.asarray(base, dtype=np.float32)
     base_items, base_rank = order
-    counts = np.diff(rows.indptr).astype(np.int64)
+    indptr = rows.indptr.astype(np.int64)
+    counts = np.diff(indptr)
     entry_row = np.repeat(np.arange(n_rows), counts)
     entry_items = rows.indices.astype(np.int64)
     entry_scores = base[entry_items] + rows.data.astype(np.float32, copy=False)
     excluded = [np.asarray(items, dtype=np.int64).reshape(-1) for items in excluded]
     excluded = [items[(items >= 0) & (items < n_items)] for items in excluded]
-    excluded_counts = np.array([len(items) for items in excluded], dtype=np.int64)
-    excluded_row = np.repeat(np.arange(n_rows), excluded_counts)
+    excluded_row = np.repeat(np.arange(n_rows), [len(items) for items in excluded])
     excluded_items = np.concatenate([np.zeros(0, np.int64), *excluded])
     if len(excluded_items):
+        excluded_keys = np.sort(excluded_row * n_items + excluded_items)
         entry_keys = entry_row * n_items + entry_items
-        entry_scores[np.isin(entry_keys, excluded_row * n_items + excluded_items)] = -np.inf
-    # The first items of the shared order that row i may take: not its entries, not excluded.
-    head_size = min(n_items, k + int(counts.max(initial=0)) + int(excluded_counts.max(initial=0)))
-    head = base_items[:head_size]
-    free = np.broadcast_to(base[head] > -np.inf, (n_rows, head_size)).copy()
-    for owner, items in ((entry_row, entry_items), (excluded_row, excluded_items)):
-        place = base_rank[items]
-        inside = place < head_size
-        free[owner[inside], place[inside]] = False
-    taken = np.cumsum(free, axis=1)
-    free &= taken <= k
-    # Each row's entries, then its free head items, in a block wide enough for both.
-    width = k + int(counts.max(initial=0))
-    candidates = np.full((n_rows, width), n_items, dtype=np.int64)
-    scores = np.full((n_rows, width), -np.inf, dtype=np.float32)
-    slot = np.arange(len(entry_items)) - np.repeat(rows.indptr[:-1].astype(np.int64), counts)
-    candidates[entry_row, slot] = entry_items
-    scores[entry_row, slot] = entry_scores
-    head_row, head_place = np.nonzero(free)
-    slot = counts[head_row] + taken[head_row, head_place] - 1
-    candidates[head_row, slot] = head[head_place]
-    scores[head_row, slot] = base[head[head_place]]
-    best = np.lexsort((candidates, -scores), axis=1)[:, :k]
-    top = np.take_along_axis(candidates, best, axis=1)
-    top[np.take_along_axis(scores, best, axis=1) == -np.inf] = PAD
+        place = np.minimum(np.searchsorted(excluded_keys, entry_keys), len(excluded_keys) - 1)
+        entry_scores[excluded_keys[place] == entry_keys] = -np.inf
+
+    # The first k items of the shared order that row i may take. With row i's taken places
+    # (its entries' and excluded items' places in `order`) sorted, b_0 < b_1 < ..., its j-th
+    # free place is j + #{m: b_m - m <= j}.
+    stride = max(n_items, k) + 1
+    taken = np.sort(
+        np.concatenate([entry_row, excluded_row]) * stride
+        + base_rank[np.concatenate([entry_items, excluded_items])]
+    )
+    taken = taken[np.concatenate([[True], taken[1:] != taken[:-1]])] if len(taken) else taken
+    taken_row = taken // stride
+    row_start = np.searchsorted(taken_row, np.arange(n_rows))
+    shifted = taken - (np.arange(len(taken)) - row_start[taken_row])
+    wanted = np.arange(n_rows)[:, None] * stride + np.arange(k)[None, :]
+    before = np.searchsorted(shifted, wanted, side="right") - row_start[:, None]
+    place = np.arange(k)[None, :] + before
+    head = base_items[np.minimum(place, n_items - 1)]
+    head_scores = np.where(place < n_items, base[head], np.float32(-np.inf))
+
+    # Each row's k best entries (ties to the lower item: a row's columns are sorted).
+    width = int(counts.max(initial=0))
+    slot = np.arange(len(entry_items)) - np.repeat(indptr[:-1], counts)
+    entry_block = np.full((n_rows, width), n_items, dtype=np.int64)
+    score_block = np.full((n_rows, width), -np.inf, dtype=np.float32)
+    entry_block[entry_row, slot] = entry_items
+    score_block[entry_row, slot] = entry_scores
+    if width > k:
+        best = top_k_indices(score_block, k)
+        missing = best == PAD  # fewer than k entries that are not excluded
+        best[missing] = 0
+        entry_block = np.take_along_axis(entry_block, best, axis=1)
+        score_block = np.take_along_axis(score_block, best, axis=1)
+        entry_block[missing], score_block[missing] = n_items, -np.inf
+
+    candidates = np.hstack([entry_block, head])
+    scores = np.hstack([score_block, head_scores])
+    chosen = np.lexsort((candidates, -scores), axis=1)[:, :k]
+    top = np.take_along_axis(candidates, chosen, axis=1)
+    top[np.take_along_axis(scores, chosen, axis=1) == -np.inf] = PAD
+    if top.shape[1] < k:
+        top = np.hstack([top, np.full((n_rows, k - top.shape[1]), PAD, dtype=np.int64)])
     return top
 
 

@@ -25,13 +25,7 @@ from mltasks.ml.eval.seq_metrics import (
     evaluate_rankings,
     ranks_among_negatives,
 )
-from mltasks.ml.eval.topk import (
-    PAD,
-    base_order,
-    exclude_items,
-    top_k_indices,
-    top_k_of_base_plus_sparse,
-)
+from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
 from mltasks.ml.scorers.base import (
     BasePlusSparse,
     Context,
@@ -46,6 +40,7 @@ from mltasks.ml.scorers.ranker import (
     blocked_items,
     candidate_rows,
     rank_rows,
+    scores_and_tops,
     sequence_contexts,
 )
 
@@ -73,8 +68,7 @@ def rank_contexts(
             rows = candidate_rows(scorer, batch, batch_excluded)
             blocks.append(rank_rows(scorer, rows, k=k))
         else:
-            scores = exclude_items(scorer.score_many(batch), batch_excluded, in_place=True)
-            blocks.append(top_k_indices(scores, k))
+            blocks.append(scores_and_tops(scorer, batch, batch_excluded, k=k)[1])
     return np.vstack(blocks)
 
 
@@ -197,7 +191,6 @@ def rank_cases_in_one_pass(
     ranker_top = np.full((n_cases, k), PAD, dtype=np.int64) if rank_by_booster else None
     kept = CandidateRows([], [])
     ranker_seconds = 0.0
-    orders: dict[str, tuple] = {}  # scorer -> (its shared row, eval.topk.base_order of it)
     for start in range(0, n_cases, BATCH_CONTEXTS):
         rows = np.arange(start, min(start + BATCH_CONTEXTS, n_cases))
         part = contexts[start : rows[-1] + 1]
@@ -222,13 +215,8 @@ def rank_cases_in_one_pass(
                     ranks[name][rows] = _ranks_among_negatives_of_parts(
                         parts, cases.targets[rows], negatives
                     )
-                if name not in orders or orders[name][0] is not parts.base:
-                    orders[name] = (parts.base, base_order(parts.base))
                 scores[name] = parts.with_blocked(blocked)
-                batch_tops[name] = top_k_of_base_plus_sparse(
-                    base=parts.base, order=orders[name][1], rows=parts.rows, excluded=blocked,
-                    k=n_top,
-                )  # fmt: skip
+                batch_tops[name] = scores[name].top_k(n_top)
             tops[name][rows] = batch_tops[name][:, :k]
         if keep_rows or rank_by_booster:
             clock = time.perf_counter()

@@ -26,7 +26,7 @@ class PopularityScorer(Scorer):
 
     def score_parts(self, contexts) -> BasePlusSparse:
         """The popularity row, shared by every context (no entry of its own)."""
-        return BasePlusSparse(
+        return self._base_plus_sparse(
             self.popularity, sp.csr_matrix((len(contexts), self.n_items), dtype=np.float32)
         )
 

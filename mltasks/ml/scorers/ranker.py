@@ -34,7 +34,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
-from mltasks.ml.scorers.base import Context, Scorer, SequenceContext, _item_array, subset
+from mltasks.ml.scorers.base import (
+    BasePlusSparse,
+    Context,
+    Scorer,
+    SequenceContext,
+    _item_array,
+    subset,
+)
 
 RANKER_NAME = "TunedIn-ranker"
 DEFAULT_CANDIDATES = 100
@@ -221,9 +228,9 @@ class RankerPipeline(Scorer):
         blocked = blocked_items(contexts, excluded)
         scores, tops = {}, {}
         for name, scorer in self.scorers.items():
-            block = exclude_items(scorer.score_many(contexts), blocked, in_place=True)
-            scores[name] = block
-            tops[name] = top_k_indices(block, self.n_candidates)
+            scores[name], tops[name] = scores_and_tops(
+                scorer, contexts, blocked, k=self.n_candidates
+            )
         return self.block_from_scores(contexts, scores, tops)
 
     def block_from_scores(
@@ -236,60 +243,77 @@ class RankerPipeline(Scorer):
         dense block or a scorers.base.BasePlusSparse), its blocked items already at -inf, and
         its `tops` (best first, at least `n_candidates` per row; only the first `n_candidates`
         count)."""
+        n_contexts, n_items = len(contexts), self.n_items
         tops = {name: top[:, : self.n_candidates] for name, top in tops.items()}
-        candidates, rows = [], []
-        for i, context in enumerate(contexts):
-            found = np.concatenate([tops[name][i] for name in self.candidate_scorers])
-            items = np.unique(found[found >= 0])
-            candidates.append(items)
-            rows.append(self._features(context, items, {n: s[i] for n, s in scores.items()},
-                                       {n: t[i] for n, t in tops.items()}))  # fmt: skip
-        offsets = np.concatenate([[0], np.cumsum([len(c) for c in candidates])]).astype(np.int64)
-        width = len(self.feature_names)
-        features = np.vstack([np.zeros((0, width), np.float32), *rows])
-        return CandidateBlock(candidates, features, offsets)
-
-    def _features(self, context, items, scores, tops) -> np.ndarray:
+        # Every context's candidates at once, as sorted (context, item) keys.
+        proposed = np.hstack(
+            [np.zeros((n_contexts, 0), np.int64)]
+            + [tops[name].astype(np.int64) for name in self.candidate_scorers]
+        )
+        proposer = np.repeat(np.arange(n_contexts), proposed.shape[1])
+        proposed = proposed.reshape(-1)
+        keys = np.unique(proposer[proposed >= 0] * n_items + proposed[proposed >= 0])
+        row, items = keys // n_items, keys % n_items
+        sizes = np.bincount(row, minlength=n_contexts)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        candidates = np.split(items, offsets[1:-1]) if n_contexts else []
         columns = []
         for name in self.scorers:
-            item_scores = scores[name][items].astype(np.float32)
+            item_scores = _scores_at(scores[name], row, items)
             finite = np.isfinite(item_scores)
-            best = item_scores[finite].max() if finite.any() else 0.0
+            best = np.full(n_contexts, -np.inf, np.float32)
+            np.maximum.at(best, row[finite], item_scores[finite])
+            best[best == -np.inf] = 0.0
             item_scores[~finite] = np.nan
-            ranks = _rank_in(tops[name], items, self.n_candidates)
-            columns += [item_scores, ranks, item_scores - best]
-        features = self.item_features
-        columns.append(features.log_popularity[items])
-        history = context.items[(context.items >= 0) & (context.items < self.n_items)]
-        if features.content is not None:
-            profile = features.content[history].mean(axis=0) if len(history) else None
-            if profile is None or not profile.any():
-                columns.append(np.zeros(len(items), np.float32))
-            else:
-                profile = profile / np.linalg.norm(profile)
-                columns.append(features.content[items] @ profile)
-        if features.artist is not None:
-            item_artist = features.artist[items]
-            known = item_artist >= 0
-            history_artist = features.artist[history]
-            history_artist = history_artist[history_artist >= 0]
-            counts = np.bincount(history_artist, minlength=features.artist.max() + 1)
-            columns.append(np.where(known, counts[np.maximum(item_artist, 0)], 0))
-            _, inverse, slate = np.unique(item_artist, return_inverse=True, return_counts=True)
-            columns.append(np.where(known, slate[inverse.reshape(-1)] - 1, 0))
-        columns.append(np.full(len(items), np.log1p(len(np.unique(history))), np.float32))
-        if self.context_kind == "sequence":
-            hour = getattr(context, "hour", 24)
-            dow = getattr(context, "dow", 7)
-            columns += [np.full(len(items), hour, np.float32), np.full(len(items), dow, np.float32)]
-            if features.artist is not None:
-                last = features.artist[history[-1]] if len(history) else -1
-                columns.append(((features.artist[items] == last) & (last >= 0)).astype(np.float32))
-        return (
+            ranks = _ranks_in(tops[name], row, items, n_items=n_items, missing=self.n_candidates)
+            columns += [item_scores, ranks, item_scores - best[row]]
+        columns += self._item_and_context_columns(contexts, row, items, sizes)
+        width = len(self.feature_names)
+        features = (
             np.column_stack(columns).astype(np.float32)
             if len(items)
-            else np.zeros((0, len(self.feature_names)), np.float32)
+            else np.zeros((0, width), np.float32)
         )
+        return CandidateBlock(candidates, features, offsets)
+
+    def _item_and_context_columns(self, contexts, row, items, sizes) -> list[np.ndarray]:
+        """The columns that are not a scorer's: popularity, tags, artists, the context."""
+        features, n_items = self.item_features, self.n_items
+        histories = [c.items[(c.items >= 0) & (c.items < n_items)] for c in contexts]
+        columns = [features.log_popularity[items]]
+        if features.content is not None:
+            similarity = np.zeros(len(items), np.float32)
+            starts = np.cumsum(sizes) - sizes
+            for i, (history, start) in enumerate(zip(histories, starts, strict=True)):
+                profile = features.content[history].mean(axis=0) if len(history) else None
+                if sizes[i] and profile is not None and profile.any():
+                    profile = profile / np.linalg.norm(profile)
+                    rows = slice(int(start), int(start + sizes[i]))
+                    similarity[rows] = features.content[items[rows]] @ profile
+            columns.append(similarity)
+        if features.artist is not None:
+            n_artists = int(features.artist.max()) + 1
+            item_artist = features.artist[items]
+            known = item_artist >= 0
+            item_keys = row * n_artists + np.maximum(item_artist, 0)
+            history_row = np.repeat(np.arange(len(contexts)), [len(h) for h in histories])
+            history_artist = features.artist[np.concatenate([np.zeros(0, np.int64), *histories])]
+            history_keys = (history_row * n_artists + history_artist)[history_artist >= 0]
+            columns.append(np.where(known, _counts_of(item_keys, history_keys), 0))
+            columns.append(np.where(known, _counts_of(item_keys, item_keys[known]) - 1, 0))
+        lengths = np.array([len(np.unique(h)) for h in histories], dtype=np.int64)
+        columns.append(np.log1p(lengths).astype(np.float32)[row])
+        if self.context_kind == "sequence":
+            hours = np.array([getattr(c, "hour", 24) for c in contexts], np.float32)
+            dows = np.array([getattr(c, "dow", 7) for c in contexts], np.float32)
+            columns += [hours[row], dows[row]]
+            if features.artist is not None:
+                last = np.array(
+                    [features.artist[h[-1]] if len(h) else -1 for h in histories], np.int64
+                )
+                same = (features.artist[items] == last[row]) & (last[row] >= 0)
+                columns.append(same.astype(np.float32))
+        return columns
 
     # -- scoring -------------------------------------------------------------------------------
     def _predict(self, features: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
@@ -390,16 +414,51 @@ def blocked_items(
     ]
 
 
-def _rank_in(top: np.ndarray, items: np.ndarray, missing: int) -> np.ndarray:
-    """Position of each of `items` in the ranked `top` (PAD-padded), `missing` when absent."""
-    top = top[top >= 0]
-    if len(top) == 0:
+def scores_and_tops(
+    scorer: Scorer, contexts: Sequence[Context], blocked: Sequence[np.ndarray], *, k: int
+) -> tuple[np.ndarray | BasePlusSparse, np.ndarray]:
+    """The scorer's scores of `contexts`, each one's `blocked` items at -inf, and its k best
+    items per context (top_k_indices' order and padding). A scorer whose scores are a shared
+    row plus sparse rows (`score_parts`) gives them as such and is ranked from its entries:
+    no (contexts x catalog) block; any other gives its dense block."""
+    parts = scorer.score_parts(contexts)
+    if parts is None:
+        block = exclude_items(scorer.score_many(contexts), blocked, in_place=True)
+        return block, top_k_indices(block, k)
+    parts = parts.with_blocked(blocked)
+    return parts, parts.top_k(k)
+
+
+def _scores_at(scores, row: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """float32 scores of (row, item) pairs from a dense block or a BasePlusSparse."""
+    if isinstance(scores, BasePlusSparse):
+        return scores.at(row, items)
+    return np.asarray(scores)[row, items].astype(np.float32)
+
+
+def _ranks_in(
+    tops: np.ndarray, row: np.ndarray, items: np.ndarray, *, n_items: int, missing: int
+) -> np.ndarray:
+    """Position of each (row, item) in `tops[row]` (ranked, PAD-padded), `missing` if absent."""
+    places = np.broadcast_to(np.arange(tops.shape[1]), tops.shape)
+    shown = tops >= 0
+    top_keys = (np.nonzero(shown)[0] * n_items + tops[shown]).astype(np.int64)
+    order = np.argsort(top_keys, kind="stable")
+    top_keys, top_places = top_keys[order], places[shown][order]
+    if len(top_keys) == 0:
         return np.full(len(items), missing, np.float32)
-    order = np.argsort(top, kind="stable")
-    sorted_top = top[order]
-    where = np.minimum(np.searchsorted(sorted_top, items), len(top) - 1)
-    found = sorted_top[where] == items
-    return np.where(found, order[where], missing).astype(np.float32)
+    keys = row * n_items + items
+    where = np.minimum(np.searchsorted(top_keys, keys), len(top_keys) - 1)
+    return np.where(top_keys[where] == keys, top_places[where], missing).astype(np.float32)
+
+
+def _counts_of(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """How many times each of `keys` occurs in `among`."""
+    values, counts = np.unique(among, return_counts=True)
+    if len(values) == 0:
+        return np.zeros(len(keys), dtype=np.int64)
+    where = np.minimum(np.searchsorted(values, keys), len(values) - 1)
+    return np.where(values[where] == keys, counts[where], 0)
 
 
 def _feature_groups(feature_names: list[str]) -> dict[str, list[int]]:

@@ -90,7 +90,7 @@ class MarkovScorer(Scorer):
             (taken.data, taken.indices, np.concatenate([[0], np.cumsum(counts)])),
             shape=(len(contexts), self.n_items),
         )
-        return BasePlusSparse(self.fallback, rows)
+        return self._base_plus_sparse(self.fallback, rows)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**csr_arrays("transitions", self.transitions), "fallback": self.fallback}
@@ -192,7 +192,7 @@ class SessionKNNScorer(Scorer):
             ),
             shape=(len(contexts), self.n_items),
         )
-        return BasePlusSparse(self.popularity_tiebreak, rows)
+        return self._base_plus_sparse(self.popularity_tiebreak, rows)
 
     def params(self) -> dict:
         return {"n_neighbours": self.n_neighbours}
