@@ -45,6 +45,8 @@ def test_hit_rate_counts_users_with_any_hit():
 def test_coverage_is_distinct_recommended_items_over_catalog():
     assert coverage_at_k(TOP, 2, n_items=10) == pytest.approx(4 / 10)  # {1, 2, 4, 5}
     assert coverage_at_k(TOP, 4, n_items=16) == pytest.approx(8 / 16)
+    padded = np.array([[3, -1, -1], [3, 1, -1]])  # short lists padded with -1: never an item
+    assert coverage_at_k(padded, 3, n_items=4) == pytest.approx(2 / 4)
 
 
 def test_evaluate_top_items_parses_names_and_rejects_too_short_lists():
