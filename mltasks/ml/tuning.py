@@ -150,6 +150,12 @@ class SearchResult:
     best_is_final: bool = False
     note: str = ""  # e.g. why `base` is used unchanged
 
+    @property
+    def final_model(self) -> object | None:
+        """The best trial's model when it trained as the final run would (`best_is_final`):
+        callers keep it rather than train the same model again. None otherwise."""
+        return self.best_result if self.best_is_final else None
+
     def to_dict(self) -> dict:
         """JSON-ready summary for training reports (no model)."""
         return {

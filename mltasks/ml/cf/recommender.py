@@ -496,10 +496,8 @@ def train_user_recommender(
         )  # fmt: skip
         lightgcn_config = replace(search.best_config, show_progress=config.show_progress)
         timings["lightgcn_search"] = search.to_dict()
-        if search.best_is_final:
-            # The best trial trained this configuration as the training below would: it is
-            # that model (tuning.trained_as_final), so it is kept rather than trained again.
-            lightgcn = search.best_result
+        lightgcn = search.final_model
+        if lightgcn is not None:
             logger.info("LightGCN: the search's best trial is kept (trained as final)")
     if lightgcn is None:
         lightgcn = train_lightgcn(

@@ -259,9 +259,7 @@ def train_continuation_model(
             )  # fmt: skip
             model_config = search.best_config
             params[f"{name}_search"] = search.to_dict()
-            # The best trial trained this configuration as `train` would: it is that model
-            # (tuning.trained_as_final), so it is kept rather than trained again.
-            kept = search.best_result if search.best_is_final else None
+            kept = search.final_model  # trained as `train` would: kept, not trained again
 
         def fit(train=train, model_config=model_config, name=name, kept=kept):
             if kept is not None:
