@@ -97,6 +97,15 @@ def _lowest_indices_at_the_cut(
     return candidates
 
 
+def find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(place, found): where each of `keys` is in the ascending `sorted_keys`, and whether it
+    is there at all (`place` is meaningful only where found)."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
+    place = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return place, sorted_keys[place] == keys
+
+
 def base_order(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order, rank) of a shared score row for `top_k_of_base_plus_sparse`: the items best
     first, ties lowest index first, and each item's place in that order."""
@@ -140,9 +149,7 @@ def top_k_of_base_plus_sparse(
     excluded_items = np.concatenate([np.zeros(0, np.int64), *excluded])
     if len(excluded_items):
         excluded_keys = np.sort(excluded_row * n_items + excluded_items)
-        entry_keys = entry_row * n_items + entry_items
-        place = np.minimum(np.searchsorted(excluded_keys, entry_keys), len(excluded_keys) - 1)
-        entry_scores[excluded_keys[place] == entry_keys] = -np.inf
+        entry_scores[find_sorted(excluded_keys, entry_row * n_items + entry_items)[1]] = -np.inf
 
     # The first k items of the shared order that row i may take. With row i's taken places
     # (its entries' and excluded items' places in `order`) sorted, b_0 < b_1 < ..., its j-th

@@ -18,6 +18,7 @@ from mltasks.ml.data.sequences import NEUTRAL_DOW, NEUTRAL_HOUR
 from mltasks.ml.eval.topk import (
     base_order,
     exclude_items,
+    find_sorted,
     top_k_indices,
     top_k_of_base_plus_sparse,
 )
@@ -109,7 +110,9 @@ class BasePlusSparse:
         """The same scores with row i's `blocked[i]` items at -inf (items outside the catalog
         block nothing)."""
         n_items = int(self.rows.shape[1])
-        blocked = [np.unique(_item_array(items)) for items in blocked]
+        blocked = [_item_array(items) for items in blocked]
+        # Already sorted and unique from blocked_items: sort only what is not.
+        blocked = [b if (np.diff(b) > 0).all() else np.unique(b) for b in blocked]
         blocked = [items[(items >= 0) & (items < n_items)] for items in blocked]
         return BasePlusSparse(self.base, self.rows, blocked, self.order)
 
@@ -127,23 +130,6 @@ class BasePlusSparse:
             k=k,
         )
 
-    def values(self, i: int, items: np.ndarray, *, masked: bool = True) -> np.ndarray:
-        """Row i's float32 scores of `items` (blocked ones -inf unless not `masked`). Called
-        for every context and scorer of an evaluation: sorted searches, no set operations."""
-        items = _item_array(items)
-        scores = self.base[items]
-        start, end = int(self.rows.indptr[i]), int(self.rows.indptr[i + 1])
-        if end > start:
-            columns = self.rows.indices[start:end]
-            place = np.minimum(np.searchsorted(columns, items), end - start - 1)
-            hit = np.flatnonzero(columns[place] == items)
-            scores[hit] += self.rows.data[start + place[hit]]
-        blocked = self.blocked[i] if masked and self.blocked is not None else ()
-        if len(blocked):
-            place = np.minimum(np.searchsorted(blocked, items), len(blocked) - 1)
-            scores[blocked[place] == items] = -np.inf
-        return scores
-
     def at(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         """float32 scores of the (row, item) pairs, blocked ones -inf: a dense block's
         `block[rows, items]` (the ranker's features of a batch's candidates)."""
@@ -154,17 +140,13 @@ class BasePlusSparse:
         counts = np.diff(self.rows.indptr)
         entries = np.repeat(np.arange(len(self), dtype=np.int64), counts) * n_items
         entries += self.rows.indices
-        if len(entries):
-            place = np.minimum(np.searchsorted(entries, keys), len(entries) - 1)
-            hit = np.flatnonzero(entries[place] == keys)
-            scores[hit] += self.rows.data[place[hit]]
+        place, found = find_sorted(entries, keys)
+        scores[found] += self.rows.data[place[found]]
         if self.blocked is not None:
             sizes = [len(items) for items in self.blocked]
             blocked = np.repeat(np.arange(len(self), dtype=np.int64), sizes) * n_items
             blocked += np.concatenate([np.zeros(0, np.int64), *self.blocked])
-            if len(blocked):  # sorted: each row's items are (with_blocked)
-                place = np.minimum(np.searchsorted(blocked, keys), len(blocked) - 1)
-                scores[blocked[place] == keys] = -np.inf
+            scores[find_sorted(blocked, keys)[1]] = -np.inf  # sorted: see with_blocked
         return scores
 
 

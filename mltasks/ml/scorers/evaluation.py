@@ -25,7 +25,7 @@ from mltasks.ml.eval.seq_metrics import (
     evaluate_rankings,
     ranks_among_negatives,
 )
-from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
+from mltasks.ml.eval.topk import PAD
 from mltasks.ml.scorers.base import (
     BasePlusSparse,
     Context,
@@ -37,11 +37,13 @@ from mltasks.ml.scorers.ranker import (
     BATCH_CONTEXTS,
     CandidateRows,
     RankerPipeline,
+    blocked_and_cut,
     blocked_items,
     candidate_rows,
     rank_rows,
     scores_and_tops,
     sequence_contexts,
+    unmasked_scores,
 )
 
 BATCH_SIZE = 256
@@ -136,15 +138,19 @@ def evaluate_cases(
     )
 
 
-def _ranks_among_negatives_of_parts(
-    parts: BasePlusSparse, targets: np.ndarray, negatives: Sequence[np.ndarray]
+def _ranks_among_negatives(
+    scores: np.ndarray | BasePlusSparse, targets: np.ndarray, negatives: Sequence[np.ndarray]
 ) -> np.ndarray:
-    """`ranks_among_negatives` of the block `parts` stands for, read item by item."""
-    ranks = []
-    for i, drawn in enumerate(negatives):
-        target_score = parts.values(i, targets[i : i + 1], masked=False)[0]
-        ranks.append(int((parts.values(i, drawn, masked=False) > target_score).sum()))
-    return np.array(ranks, dtype=np.int64)
+    """`ranks_among_negatives` of a dense block, or of the block a BasePlusSparse stands for
+    (its (case, item) pairs read at once)."""
+    if not isinstance(scores, BasePlusSparse):
+        return ranks_among_negatives(scores, targets, negatives)
+    n_cases = len(targets)
+    target_scores = scores.at(np.arange(n_cases), targets)
+    case = np.repeat(np.arange(n_cases), [len(drawn) for drawn in negatives])
+    drawn = np.concatenate([np.zeros(0, np.int64), *negatives])
+    above = scores.at(case, drawn) > target_scores[case]
+    return np.bincount(case[above], minlength=n_cases).astype(np.int64)
 
 
 @dataclass
@@ -203,20 +209,10 @@ def rank_cases_in_one_pass(
         blocked = blocked_items(part, histories)
         scores, batch_tops = {}, {}
         for name, scorer in pipeline.scorers.items():
-            parts = scorer.score_parts(part)
-            if parts is None:
-                block = scorer.score_many(part)
-                if negatives is not None:
-                    ranks[name][rows] = ranks_among_negatives(block, cases.targets[rows], negatives)
-                scores[name] = exclude_items(block, blocked, in_place=True)
-                batch_tops[name] = top_k_indices(scores[name], n_top)
-            else:
-                if negatives is not None:
-                    ranks[name][rows] = _ranks_among_negatives_of_parts(
-                        parts, cases.targets[rows], negatives
-                    )
-                scores[name] = parts.with_blocked(blocked)
-                batch_tops[name] = scores[name].top_k(n_top)
+            raw = unmasked_scores(scorer, part)
+            if negatives is not None:  # the target's own score, even if in its history
+                ranks[name][rows] = _ranks_among_negatives(raw, cases.targets[rows], negatives)
+            scores[name], batch_tops[name] = blocked_and_cut(raw, blocked, k=n_top)
             tops[name][rows] = batch_tops[name][:, :k]
         if keep_rows or rank_by_booster:
             clock = time.perf_counter()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mltasks.ml.eval.topk import PAD, exclude_items, top_k_indices
+from mltasks.ml.eval.topk import PAD, exclude_items, find_sorted, top_k_indices
 from mltasks.ml.scorers.base import (
     BasePlusSparse,
     Context,
@@ -421,12 +421,26 @@ def scores_and_tops(
     items per context (top_k_indices' order and padding). A scorer whose scores are a shared
     row plus sparse rows (`score_parts`) gives them as such and is ranked from its entries:
     no (contexts x catalog) block; any other gives its dense block."""
+    return blocked_and_cut(unmasked_scores(scorer, contexts), blocked, k=k)
+
+
+def unmasked_scores(scorer: Scorer, contexts: Sequence[Context]) -> np.ndarray | BasePlusSparse:
+    """The scorer's scores of `contexts`: its BasePlusSparse when it has that form (nothing
+    catalog-wide made), else its dense block."""
     parts = scorer.score_parts(contexts)
-    if parts is None:
-        block = exclude_items(scorer.score_many(contexts), blocked, in_place=True)
-        return block, top_k_indices(block, k)
-    parts = parts.with_blocked(blocked)
-    return parts, parts.top_k(k)
+    return scorer.score_many(contexts) if parts is None else parts
+
+
+def blocked_and_cut(
+    scores: np.ndarray | BasePlusSparse, blocked: Sequence[np.ndarray], *, k: int
+) -> tuple[np.ndarray | BasePlusSparse, np.ndarray]:
+    """`scores` with each context's `blocked` items at -inf (a dense block in place), and its
+    k best items per context."""
+    if isinstance(scores, BasePlusSparse):
+        scores = scores.with_blocked(blocked)
+        return scores, scores.top_k(k)
+    block = exclude_items(scores, blocked, in_place=True)
+    return block, top_k_indices(block, k)
 
 
 def _scores_at(scores, row: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -445,20 +459,17 @@ def _ranks_in(
     top_keys = (np.nonzero(shown)[0] * n_items + tops[shown]).astype(np.int64)
     order = np.argsort(top_keys, kind="stable")
     top_keys, top_places = top_keys[order], places[shown][order]
-    if len(top_keys) == 0:
-        return np.full(len(items), missing, np.float32)
-    keys = row * n_items + items
-    where = np.minimum(np.searchsorted(top_keys, keys), len(top_keys) - 1)
-    return np.where(top_keys[where] == keys, top_places[where], missing).astype(np.float32)
+    place, found = find_sorted(top_keys, row * n_items + items)
+    return np.where(found, top_places[place] if len(top_places) else missing, missing).astype(
+        np.float32
+    )
 
 
 def _counts_of(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
     """How many times each of `keys` occurs in `among`."""
     values, counts = np.unique(among, return_counts=True)
-    if len(values) == 0:
-        return np.zeros(len(keys), dtype=np.int64)
-    where = np.minimum(np.searchsorted(values, keys), len(values) - 1)
-    return np.where(values[where] == keys, counts[where], 0)
+    place, found = find_sorted(values, keys)
+    return np.where(found, counts[place] if len(counts) else 0, 0)
 
 
 def _feature_groups(feature_names: list[str]) -> dict[str, list[int]]:
