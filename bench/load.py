@@ -30,13 +30,17 @@ What it does:
    Impression logging (IMPRESSIONS_ENABLED) is on, as in production: each served list appends
    its impressions to the bench's Redis database, and a thread of this process flushes them
    into the bench database every IMPRESSIONS_FLUSH_SECONDS, as the beat task does (the flush
-   competes for the same CPU as the server). Its cost: right after the warm rec_user run the
-   same requests are replayed with the flusher paused (rec_user_unflushed: the append alone),
-   then gunicorn is restarted with IMPRESSIONS_ENABLED=false and they are replayed again
-   (rec_user_no_impressions); the targets are the differences of the p99s (≤ 2 ms). Both runs
-   are 20 s on a shared machine: their p99s also differ by noise, so read one run's difference
-   as an order of magnitude and repeat the pair (`--scenarios rec_user,rec_user_no_impressions`)
-   before concluding on a small one.
+   competes for the same CPU as the server).
+   Its cost is measured after the scenarios, in --impression-rounds paired rounds (default 3)
+   of the warm rec_user requests under three conditions: `logged` (logging on, flushed as
+   above), `unflushed` (logging on, flusher paused: the request path's append alone; the
+   backlog is written after the run) and `off` (IMPRESSIONS_ENABLED=false). Every run starts a
+   fresh gunicorn, and the order of the conditions rotates from round to round (a Latin
+   square: with a multiple of 3 rounds each condition runs equally often first, second and
+   third), so neither a server's age nor the machine's drift favours one condition. The
+   targets (≤ 2 ms) are the medians over the rounds of the paired p99 differences, logged −
+   off and unflushed − off; the JSON keeps every run, and the spread of the `off` runs' p99s
+   is the noise a single 20 s p99 carries on the machine.
 4. Prints a table (requests/s, ratio to the floor, latency percentiles, cache hit ratio, 5xx,
    errors) and the issue's targets with PASS/FAIL, and writes
    bench/results/load-<UTC time>.json with them, the configuration and the host's load average
@@ -83,22 +87,22 @@ FLOOR_SCENARIO = "noop"
 COLD_SCENARIO = "rec_user_cold"
 COLD_ALL_SCENARIO = "rec_user_cold_all"
 COLD_SCENARIOS = (COLD_ALL_SCENARIO, COLD_SCENARIO)
-# The warm rec_user requests again, logged but with the flusher paused (the request path's
-# own cost: one Redis append), then served with impression logging off.
-IMPRESSIONS_UNFLUSHED_SCENARIO = "rec_user_unflushed"
-IMPRESSIONS_OFF_SCENARIO = "rec_user_no_impressions"
+# The impression-cost comparison: the warm rec_user requests under each condition, in paired
+# rounds after the scenarios (see the module's docstring).
+IMPRESSIONS_LOGGED = "logged"  # logging on, flushed while the server runs
+IMPRESSIONS_UNFLUSHED = "unflushed"  # logging on, flusher paused: the append alone
+IMPRESSIONS_OFF = "off"  # IMPRESSIONS_ENABLED=false
+IMPRESSION_CONDITIONS = (IMPRESSIONS_OFF, IMPRESSIONS_LOGGED, IMPRESSIONS_UNFLUSHED)
+IMPRESSION_SCENARIO = "rec_user"
 # Read scenarios whose distinct requests are each sent once before the run (a warm cache).
-WARMED_SCENARIOS = (
-    "rec_user", IMPRESSIONS_UNFLUSHED_SCENARIO, IMPRESSIONS_OFF_SCENARIO, "similar_tracks",
-    "continue",
-)  # fmt: skip
+WARMED_SCENARIOS = ("rec_user", "similar_tracks", "continue")
 CACHE_LOOKUPS_SAMPLE = "tunedin_recommendation_cache_lookups_total"
 # The issue's targets (at 32 connections on 2 cores): (name, scenario, metric, comparison,
 # threshold). Metrics: a latency percentile in ms, the cache hit ratio, the 5xx count of
-# every scenario together (scenario None), or the p99 that impression logging adds to the warm
-# rec_user requests (rec_user's p99 minus IMPRESSIONS_OFF_SCENARIO's).
+# every scenario together (scenario None), or what impression logging adds to the warm
+# rec_user p99: the median over the paired rounds of logged − off (IMPRESSION_COST_METRIC) and
+# of unflushed − off (IMPRESSION_REQUEST_COST_METRIC, the request path's share).
 IMPRESSION_COST_METRIC = "impression_added_p99_ms"
-# The same with the flusher paused: what the append costs the request itself.
 IMPRESSION_REQUEST_COST_METRIC = "impression_request_path_added_p99_ms"
 TARGETS = (
     ("rec_user warm p99", "rec_user", "p99_ms", "<=", 25.0),
@@ -106,9 +110,9 @@ TARGETS = (
     ("continue p99", "continue", "p99_ms", "<=", 50.0),
     ("mix cache hit ratio", "mix", "cache_hit_ratio", ">=", 0.90),
     ("5xx, all scenarios", None, "status_5xx", "<=", 0),
-    ("impression logging adds p99", IMPRESSIONS_OFF_SCENARIO, IMPRESSION_COST_METRIC, "<=", 2.0),
-    ("impressions: request path", IMPRESSIONS_UNFLUSHED_SCENARIO, IMPRESSION_REQUEST_COST_METRIC,
-     "<=", 2.0),
+    ("impression logging adds p99", IMPRESSION_SCENARIO, IMPRESSION_COST_METRIC, "<=", 2.0),
+    ("impressions: request path", IMPRESSION_SCENARIO, IMPRESSION_REQUEST_COST_METRIC, "<=",
+     2.0),
 )  # fmt: skip
 
 
@@ -136,6 +140,9 @@ class ScenarioResult:
     # hit_ratio over every list (None: no lookup) and {list: {hit, miss, hit_ratio}}.
     cache: dict = field(default_factory=dict)
     floor_ratio: float | None = None
+    # Busy CPU of the whole host during the run (server, PostgreSQL, Redis, the flusher and
+    # wrk itself) per request served.
+    host_cpu_ms_per_request: float | None = None
 
 
 def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[Request]]]:
@@ -182,16 +189,6 @@ def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[
         scenarios["rec_user"] = (
             "GET /api/rec/users/{id}",
             [Request("GET", url("api-rec-user", user_id=u), tokens[u]) for u in sampled_users],
-        )
-    if "rec_user" in scenarios:
-        endpoint, requests = scenarios["rec_user"]
-        scenarios[IMPRESSIONS_UNFLUSHED_SCENARIO] = (
-            f"{endpoint}, impressions logged, flusher paused (the append alone)",
-            requests,
-        )
-        scenarios[IMPRESSIONS_OFF_SCENARIO] = (
-            f"{endpoint}, impression logging off (IMPRESSIONS_ENABLED=false)",
-            requests,
         )
     if url("api-similar-tracks", track_id=1):
         scenarios["similar_tracks"] = (
@@ -351,6 +348,14 @@ class ImpressionFlusher:
         self.totals["linked"] += flushed.linked
         self.totals["seconds"] = round(self.totals["seconds"] + time.monotonic() - started, 3)
 
+    def drain(self) -> None:
+        """Flush in this thread until the buffer is empty (between measured runs)."""
+        while True:
+            lists = self.totals["lists"]
+            self.flush_once()
+            if self.totals["lists"] == lists:
+                return
+
     def _run(self) -> None:
         from django.db import connection
 
@@ -459,37 +464,78 @@ def set_floor_ratios(results: list[ScenarioResult]) -> float | None:
     return floor
 
 
-def impression_logging_cost(results: list[ScenarioResult]) -> dict | None:
-    """{"p99_on_ms", "p99_off_ms", "added_p99_ms"} of the warm rec_user requests with
-    impression logging on (rec_user) and off (IMPRESSIONS_OFF_SCENARIO); None unless both
-    ran."""
-    by_name = {result.scenario: result for result in results}
-    if "rec_user" not in by_name or IMPRESSIONS_OFF_SCENARIO not in by_name:
+def impression_round_orders(rounds: int) -> list[tuple[str, ...]]:
+    """The order of the conditions in each round: rotations of IMPRESSION_CONDITIONS, so that
+    over 3 rounds each condition runs once first, once second and once last."""
+    n = len(IMPRESSION_CONDITIONS)
+    return [tuple(IMPRESSION_CONDITIONS[(r + i) % n] for i in range(n)) for r in range(rounds)]
+
+
+def impression_logging_cost(rounds: list[dict[str, ScenarioResult]]) -> dict | None:
+    """What impression logging adds to the warm rec_user p99, from paired rounds ({condition:
+    result}, one dict a round): per round, the p99s and requests/s of each condition and the
+    differences logged − off and unflushed − off; over the rounds, the median of each
+    difference (the targets) and the spread of the `off` p99s (the noise of one run). None
+    unless a round ran both `logged` and `off`."""
+    paired = [r for r in rounds if IMPRESSIONS_LOGGED in r and IMPRESSIONS_OFF in r]
+    if not paired:
         return None
-    on = by_name["rec_user"].latency_ms["p99"]
-    off = by_name[IMPRESSIONS_OFF_SCENARIO].latency_ms["p99"]
-    cost = {"p99_on_ms": on, "p99_off_ms": off, "added_p99_ms": round(on - off, 2)}
-    if IMPRESSIONS_UNFLUSHED_SCENARIO in by_name:
-        unflushed = by_name[IMPRESSIONS_UNFLUSHED_SCENARIO].latency_ms["p99"]
-        cost |= {"p99_unflushed_ms": unflushed,
-                 "request_path_added_p99_ms": round(unflushed - off, 2)}  # fmt: skip
+
+    def p99(run: ScenarioResult) -> float:
+        return run.latency_ms["p99"]
+
+    added = [round(p99(r[IMPRESSIONS_LOGGED]) - p99(r[IMPRESSIONS_OFF]), 2) for r in paired]
+    off = [p99(r[IMPRESSIONS_OFF]) for r in paired]
+    cost = {
+        "rounds": len(paired),
+        "p99_ms": {c: [p99(r[c]) for r in paired if c in r] for c in IMPRESSION_CONDITIONS},
+        "requests_per_second": {
+            c: [r[c].requests_per_second for r in paired if c in r] for c in IMPRESSION_CONDITIONS
+        },
+        "added_p99_ms_per_round": added,
+        "added_p99_ms": round(float(np.median(added)), 2),
+        "off_p99_spread_ms": round(max(off) - min(off), 2),
+    }
+    cpu = [r for r in paired if all(run.host_cpu_ms_per_request for run in r.values())]
+    if cpu:
+        # Less noisy than a p99: what logging costs the host per request, in percent.
+        cost["host_cpu_ms_per_request"] = {
+            c: [r[c].host_cpu_ms_per_request for r in cpu if c in r] for c in IMPRESSION_CONDITIONS
+        }
+        cost["host_cpu_added_percent"] = round(float(np.median([
+            100 * (r[IMPRESSIONS_LOGGED].host_cpu_ms_per_request
+                   / r[IMPRESSIONS_OFF].host_cpu_ms_per_request - 1)
+            for r in cpu
+        ])), 2)  # fmt: skip
+    with_unflushed = [r for r in paired if IMPRESSIONS_UNFLUSHED in r]
+    if with_unflushed:
+        request_path = [
+            round(p99(r[IMPRESSIONS_UNFLUSHED]) - p99(r[IMPRESSIONS_OFF]), 2)
+            for r in with_unflushed
+        ]
+        cost |= {"request_path_added_p99_ms_per_round": request_path,
+                 "request_path_added_p99_ms": round(float(np.median(request_path)), 2)}  # fmt: skip
     return cost
 
 
-def evaluate_targets(results: list[ScenarioResult]) -> list[dict]:
+def evaluate_targets(
+    results: list[ScenarioResult], impression_rounds: list[dict[str, ScenarioResult]] = ()
+) -> list[dict]:
     """The issue's targets: measured value and passed (None when the scenario did not run)."""
     by_name = {result.scenario: result for result in results}
+    cost = impression_logging_cost(list(impression_rounds)) or {}
+    rounds_5xx = [run.status_5xx for runs in impression_rounds for run in runs.values()]
     rows = []
     for name, scenario, metric, comparison, threshold in TARGETS:
         if scenario is None:
-            measured = sum(result.status_5xx for result in results) if results else None
-        elif scenario not in by_name:
-            measured = None
+            every = [result.status_5xx for result in results] + rounds_5xx
+            measured = sum(every) if every else None
         elif metric in (IMPRESSION_COST_METRIC, IMPRESSION_REQUEST_COST_METRIC):
-            cost = impression_logging_cost(results) or {}
             measured = cost.get(
                 "added_p99_ms" if metric == IMPRESSION_COST_METRIC else "request_path_added_p99_ms"
             )
+        elif scenario not in by_name:
+            measured = None
         elif metric == "cache_hit_ratio":
             measured = by_name[scenario].cache.get("hit_ratio")
         else:
@@ -578,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", help="app LOG_LEVEL during the run")
     parser.add_argument("--cache-db", type=int, default=3,
                         help="Redis db of the bench cache (the bench empties it)")  # fmt: skip
+    parser.add_argument("--impression-rounds", type=int, default=3,
+                        help="paired rounds of the impression-cost comparison (0: none; it "
+                        "also needs the rec_user scenario)")  # fmt: skip
     arguments = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -621,21 +670,13 @@ def main(argv: list[str] | None = None) -> int:
         flusher = ImpressionFlusher(interval_s=settings.IMPRESSIONS_FLUSH_SECONDS)
 
         def serve(*, impressions: bool) -> tuple[subprocess.Popen, str]:
-            """gunicorn with impression logging on (and flushed) or off."""
-            started_server = stack.start_gunicorn(
+            """gunicorn with impression logging on or off."""
+            return stack.start_gunicorn(
                 environment={**environment, "IMPRESSIONS_ENABLED": str(impressions).lower()},
                 workers=arguments.workers,
                 log_level=arguments.log_level,
             )
-            if impressions:
-                flusher.start()
-            return started_server
 
-        server, base_url = serve(impressions=True)
-        stack.require_active_versions_served(
-            base_url, active={kind: pk for kind, _, pk in active_models}
-        )
-        impressions_on = True
         files = {}  # the cold scenario's warm-up replays the no-op's requests
         needs_floor = any(name in scenarios for name in COLD_SCENARIOS)
         for name in {*scenarios, *([FLOOR_SCENARIO] if needs_floor else [])}:
@@ -643,15 +684,8 @@ def main(argv: list[str] | None = None) -> int:
             lines = [request.line() for request in every_scenario[name][1]]
             files[name].write_text("\n".join(lines) + "\n")
 
-        results = []
-        for name, (endpoint, _) in scenarios.items():
-            if (name != IMPRESSIONS_OFF_SCENARIO) != impressions_on:  # restart, logging toggled
-                flusher.stop()
-                stack.stop_process_group(server)
-                impressions_on = not impressions_on
-                server, base_url = serve(impressions=impressions_on)
-            if name == IMPRESSIONS_UNFLUSHED_SCENARIO:
-                flusher.stop()  # after a last flush: the buffer starts empty and only grows
+        def measure(name: str, *, label: str, base_url: str) -> ScenarioResult:
+            """One measured wrk run of `name`'s requests, after its warm-up."""
             cold = name in COLD_SCENARIOS
             if name in WARMED_SCENARIOS:
                 warm_cache(base_url=base_url, requests=every_scenario[name][1])
@@ -667,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
             if cold:
                 empty_bench_cache(cache_url, rankings_only=name == COLD_SCENARIO)
             before = scrape_cache_lookups(base_url)
+            cpu_before = stack.busy_cpu_seconds()
             summary = run_wrk(
                 base_url=base_url,
                 requests_file=files[name],
@@ -674,11 +709,51 @@ def main(argv: list[str] | None = None) -> int:
                 connections=arguments.connections,
                 duration_s=arguments.duration,
             )
+            cpu_after = stack.busy_cpu_seconds()
             cache = cache_summary(before, scrape_cache_lookups(base_url))
-            results.append(_result(name, endpoint, summary, cache=cache, cold_cache=cold))
-            if name == IMPRESSIONS_UNFLUSHED_SCENARIO:
-                flusher.start()  # its first run writes the backlog
+            endpoint = every_scenario[name][0]
+            measured = _result(label, endpoint, summary, cache=cache, cold_cache=cold)
+            if cpu_before is not None and cpu_after is not None and measured.requests:
+                measured.host_cpu_ms_per_request = round(
+                    1000 * (cpu_after - cpu_before) / measured.requests, 3
+                )
+            return measured
+
+        server, base_url = serve(impressions=True)
+        flusher.start()
+        stack.require_active_versions_served(
+            base_url, active={kind: pk for kind, _, pk in active_models}
+        )
+        results = []
+        for name in scenarios:
+            results.append(measure(name, label=name, base_url=base_url))
             print(f"  {name}: {results[-1].requests_per_second} req/s", file=sys.stderr)
+        stack.stop_process_group(server)
+        server = None
+        flusher.stop()
+        flusher.drain()
+
+        impression_rounds: list[dict[str, ScenarioResult]] = []
+        if IMPRESSION_SCENARIO in scenarios:
+            for number, order in enumerate(impression_round_orders(arguments.impression_rounds)):
+                runs = {}
+                for condition in order:
+                    server, base_url = serve(impressions=condition != IMPRESSIONS_OFF)
+                    if condition == IMPRESSIONS_LOGGED:
+                        flusher.start()
+                    runs[condition] = measure(
+                        IMPRESSION_SCENARIO,
+                        label=f"{IMPRESSION_SCENARIO} impressions {condition}",
+                        base_url=base_url,
+                    )
+                    stack.stop_process_group(server)  # its workers push what they hold
+                    server = None
+                    flusher.stop()
+                    flusher.drain()  # the paused run's backlog: written before the next run
+                    p99 = runs[condition].latency_ms["p99"]
+                    print(f"  round {number + 1}, impressions {condition}: p99 {p99} ms",
+                          file=sys.stderr)  # fmt: skip
+                impression_rounds.append(runs)
     finally:
         if flusher is not None:
             flusher.stop()
@@ -687,19 +762,33 @@ def main(argv: list[str] | None = None) -> int:
         services.stop_services(started)
 
     floor = set_floor_ratios(results)
-    targets = evaluate_targets(results)
+    targets = evaluate_targets(results, impression_rounds)
     impressions = {
-        "cost": impression_logging_cost(results),
+        "cost": impression_logging_cost(impression_rounds),
+        "rounds": [
+            {"order": list(runs), "runs": {c: asdict(run) for c, run in runs.items()}}
+            for runs in impression_rounds
+        ],
         "flushed": flusher.totals if flusher else None,
         "flush_errors": flusher.errors if flusher else [],
     }
     if impressions["cost"]:
         cost = impressions["cost"]
-        print(f"\nimpression logging: rec_user p99 {cost['p99_on_ms']:.2f} ms on, "
-              f"{cost['p99_off_ms']:.2f} ms off ({cost['added_p99_ms']:+.2f} ms)")  # fmt: skip
+        print(f"\nimpression logging, warm rec_user p99 over {cost['rounds']} paired rounds (ms):")
+        for condition, values in cost["p99_ms"].items():
+            print(f"  {condition:<10} " + "  ".join(f"{value:8.2f}" for value in values))
+        print(f"  logged - off: median {cost['added_p99_ms']:+.2f} "
+              f"(rounds: {', '.join(f'{v:+.2f}' for v in cost['added_p99_ms_per_round'])}); "
+              f"spread of the off runs {cost['off_p99_spread_ms']:.2f}")  # fmt: skip
         if "request_path_added_p99_ms" in cost:
-            print(f"  with the flusher paused: {cost['p99_unflushed_ms']:.2f} ms "
-                  f"({cost['request_path_added_p99_ms']:+.2f} ms: the append alone)")  # fmt: skip
+            print(f"  unflushed - off (the append alone): median "
+                  f"{cost['request_path_added_p99_ms']:+.2f}")  # fmt: skip
+        for condition, values in cost.get("host_cpu_ms_per_request", {}).items():
+            print(f"  host CPU ms/request, {condition:<10} "
+                  + "  ".join(f"{value:6.3f}" for value in values))  # fmt: skip
+        if "host_cpu_added_percent" in cost:
+            print(f"  logged / off host CPU per request: median "
+                  f"{cost['host_cpu_added_percent']:+.2f} %")  # fmt: skip
     print()
     print_table(results)
     print_targets(targets, connections=arguments.connections)
@@ -720,9 +809,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"first; {COLD_SCENARIO}: cached rankings dropped first",
                     "active_models": active_models,
                     "world": world,
-                    "impressions": f"logged (IMPRESSIONS_ENABLED) except in "
-                    f"{IMPRESSIONS_OFF_SCENARIO}; flushed every IMPRESSIONS_FLUSH_SECONDS by a "
-                    "thread of the bench process",
+                    "impressions": "logged (IMPRESSIONS_ENABLED) and flushed every "
+                    "IMPRESSIONS_FLUSH_SECONDS by a thread of the bench process, except in the "
+                    "impression rounds' unflushed and off runs",
                 },
                 "floor_requests_per_second": floor,
                 "results": [asdict(result) for result in results],

@@ -204,6 +204,7 @@ def load_section(report: dict, name: str) -> list[str]:
         "× floor: req/s over the no-op's; cache hit: recommendation cache lookups (every list) "
         "during the measured run; errors: 4xx, 5xx and transport errors.",
     ]
+    lines += impression_rounds_section(report)
     targets = report.get("targets")
     if targets:
         lines += ["", f"Targets (at {config.get('connections')} connections, "
@@ -219,6 +220,39 @@ def load_section(report: dict, name: str) -> list[str]:
                 "–" if t.get("passed") is None else "PASS" if t["passed"] else "FAIL",
             ])  # fmt: skip
         lines.append(_table(["target", "required", "measured", "result"], rows))
+    return lines
+
+
+def impression_rounds_section(report: dict) -> list[str]:
+    """The paired rounds of the impression-cost comparison (files from before them: none)."""
+    impressions = report.get("impressions") or {}
+    rounds, cost = impressions.get("rounds"), impressions.get("cost") or {}
+    if not rounds or "added_p99_ms" not in cost:
+        return []
+    conditions = ("off", "logged", "unflushed")
+    rows = []
+    for number, entry in enumerate(rounds, start=1):
+        runs = entry["runs"]
+        cells = [
+            f"{_milliseconds(runs[c]['latency_ms']['p99'])} ({runs[c]['requests_per_second']:.0f})"
+            if c in runs else "–"
+            for c in conditions
+        ]  # fmt: skip
+        rows.append([number, " → ".join(entry["order"]), *cells,
+                     f"{cost['added_p99_ms_per_round'][number - 1]:+.2f}"])  # fmt: skip
+    lines = [
+        "",
+        f"Impression logging, warm rec_user p99 in ms (req/s) over {cost['rounds']} paired "
+        "rounds, each run on a fresh server: logged (flushed on the same cores), unflushed "
+        "(flusher paused: the append alone), off (IMPRESSIONS_ENABLED=false):",
+        "",
+        _table(["round", "order", "off", "logged", "unflushed", "logged − off"], rows),
+        "",
+        f"Median logged − off: {cost['added_p99_ms']:+.2f} ms"
+        + (f"; median unflushed − off: {cost['request_path_added_p99_ms']:+.2f} ms"
+           if "request_path_added_p99_ms" in cost else "")
+        + f"; the off runs' p99s spread over {cost['off_p99_spread_ms']:.2f} ms.",
+    ]  # fmt: skip
     return lines
 
 

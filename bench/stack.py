@@ -232,6 +232,18 @@ def host_info() -> dict:
     }
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole host has spent busy since boot, all cores together (user, nice,
+    system, irq and softirq of /proc/stat: time stolen by a hypervisor is not ours); None where
+    there is no /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def results_path(benchmark: str) -> tuple[Path, dt.datetime]:
     """bench/results/<benchmark>-<UTC time>.json and that time."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

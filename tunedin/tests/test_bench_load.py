@@ -1,29 +1,37 @@
-"""The load bench's impression-logging measurement (bench/load.py): the scenario with logging
-off right after the warm rec_user run, the cost target computed from the two p99s, and the
-flusher that writes the served lists' impressions while the server runs. No server is
-started."""
+"""The load bench's impression-logging measurement (bench/load.py): the paired rounds and their
+order, the cost targets computed from them, and the flusher that writes the served lists'
+impressions while the server runs. No server is started."""
 
 from __future__ import annotations
 
+import collections
+import functools
 import uuid
 
 import pytest
 
 from bench import load
 from catalog.tests.factories import TrackFactory, UserFactory
+from feedback import services
 from feedback.models import Impression
 from feedback.services import impressions_log
-from feedback.tests.factories import InteractionFactory
+
+LOGGED, UNFLUSHED, OFF = load.IMPRESSIONS_LOGGED, load.IMPRESSIONS_UNFLUSHED, load.IMPRESSIONS_OFF
 
 
-def result(scenario: str, p99: float) -> load.ScenarioResult:
+def result(p99: float, *, status_5xx: int = 0) -> load.ScenarioResult:
     return load.ScenarioResult(
-        scenario=scenario,
+        scenario="rec_user impressions",
         endpoint="GET /api/rec/users/{id}",
         requests=1000,
         requests_per_second=500.0,
         latency_ms={"p50": 3.0, "p95": 8.0, "p99": p99, "max": 40.0},
+        status_5xx=status_5xx,
     )
+
+
+def rounds(*p99s: dict[str, float]) -> list[dict[str, load.ScenarioResult]]:
+    return [{condition: result(p99) for condition, p99 in runs.items()} for runs in p99s]
 
 
 def target(rows: list[dict], metric: str = load.IMPRESSION_COST_METRIC) -> dict:
@@ -32,65 +40,83 @@ def target(rows: list[dict], metric: str = load.IMPRESSION_COST_METRIC) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("on", "off", "added", "passed"),
-    [(12.5, 11.0, 1.5, True), (14.25, 11.0, 3.25, False), (10.0, 11.0, -1.0, True)],
+    ("logged", "off", "added", "passed"),
+    [
+        # Per-round differences +1.0, +5.0, +1.5: the median, 1.5, passes.
+        ((12.0, 16.0, 11.5), (11.0, 11.0, 10.0), 1.5, True),
+        # +3.0, +4.0, -1.0: 3.0 fails although one round was faster with logging on.
+        ((14.0, 15.0, 9.0), (11.0, 11.0, 10.0), 3.0, False),
+        # -1.0, -2.0, +0.5: logging on ran faster: -1.0 passes.
+        ((10.0, 9.0, 10.5), (11.0, 11.0, 10.0), -1.0, True),
+    ],
 )
-def test_the_cost_target_is_the_difference_of_the_two_p99s(on, off, added, passed):
-    results = [result("rec_user", on), result(load.IMPRESSIONS_OFF_SCENARIO, off)]
+def test_the_cost_is_the_median_of_the_paired_differences(logged, off, added, passed):
+    measured = rounds(*({LOGGED: on, OFF: o} for on, o in zip(logged, off, strict=True)))
 
-    cost = load.impression_logging_cost(results)
-    row = target(load.evaluate_targets(results))
+    cost = load.impression_logging_cost(measured)
+    row = target(load.evaluate_targets([], measured))
 
-    assert cost == {"p99_on_ms": on, "p99_off_ms": off, "added_p99_ms": added}
+    assert cost["added_p99_ms_per_round"] == [
+        round(on - o, 2) for on, o in zip(logged, off, strict=True)
+    ]
+    assert cost["added_p99_ms"] == added
+    assert cost["p99_ms"][LOGGED] == list(logged)
+    assert cost["off_p99_spread_ms"] == 1.0
     assert (row["measured"], row["threshold"], row["passed"]) == (added, 2.0, passed)
 
 
-def test_the_request_paths_share_comes_from_the_run_with_the_flusher_paused():
-    results = [
-        result("rec_user", 30.0),
-        result(load.IMPRESSIONS_UNFLUSHED_SCENARIO, 12.0),
-        result(load.IMPRESSIONS_OFF_SCENARIO, 11.0),
-    ]
-    cost = load.impression_logging_cost(results)
+def test_the_request_paths_share_comes_from_the_runs_with_the_flusher_paused():
+    measured = rounds(
+        {OFF: 11.0, LOGGED: 30.0, UNFLUSHED: 12.0},
+        {LOGGED: 25.0, UNFLUSHED: 10.0, OFF: 11.0},
+        {UNFLUSHED: 15.0, OFF: 10.0, LOGGED: 29.0},
+    )
+    cost = load.impression_logging_cost(measured)
+    assert cost["request_path_added_p99_ms_per_round"] == [1.0, -1.0, 5.0]
     assert (cost["added_p99_ms"], cost["request_path_added_p99_ms"]) == (19.0, 1.0)
-    rows = load.evaluate_targets(results)
+    rows = load.evaluate_targets([], measured)
     assert target(rows)["passed"] is False
     request_path = target(rows, load.IMPRESSION_REQUEST_COST_METRIC)
     assert (request_path["measured"], request_path["passed"]) == (1.0, True)
 
 
-def test_without_both_runs_the_cost_is_not_measured():
-    results = [result("rec_user", 12.0)]
-    assert load.impression_logging_cost(results) is None
-    assert target(load.evaluate_targets(results))["passed"] is None
+def test_without_a_paired_round_the_cost_is_not_measured():
+    unpaired = rounds({LOGGED: 12.0}, {OFF: 11.0})
+    assert load.impression_logging_cost(unpaired) is None
+    assert load.impression_logging_cost([]) is None
+    assert target(load.evaluate_targets([], unpaired))["passed"] is None
+
+
+def test_the_5xx_target_counts_the_rounds_runs_too():
+    measured = [{LOGGED: result(12.0), OFF: result(11.0, status_5xx=2)}]
+    (row,) = [r for r in load.evaluate_targets([], measured) if r["metric"] == "status_5xx"]
+    assert (row["measured"], row["passed"]) == (2, False)
 
 
 def test_the_printed_targets_show_the_cost_in_milliseconds(capsys):
-    results = [result("rec_user", 14.0), result(load.IMPRESSIONS_OFF_SCENARIO, 11.0)]
-    load.print_targets(load.evaluate_targets(results), connections=32)
+    measured = rounds({LOGGED: 14.0, OFF: 11.0})
+    load.print_targets(load.evaluate_targets([], measured), connections=32)
     line = next(
         text for text in capsys.readouterr().out.splitlines() if "impression logging" in text
     )
     assert "<= 2.00 ms" in line and "3.00 ms" in line and line.endswith("FAIL")
 
 
-@pytest.mark.django_db
-def test_the_logging_off_run_replays_the_rec_user_requests_right_after_them():
-    users = UserFactory.create_batch(3)
-    tracks = TrackFactory.create_batch(5)
-    for user in users:
-        InteractionFactory(user=user, track=tracks[0])
+@pytest.mark.parametrize("number", [3, 6])
+def test_each_condition_runs_equally_often_at_each_place_in_a_round(number):
+    orders = load.impression_round_orders(number)
 
-    scenarios = load.build_scenarios(exponent=1.1, seed=1)
+    assert len(orders) == number
+    for order in orders:
+        assert sorted(order) == sorted(load.IMPRESSION_CONDITIONS)
+    for place in range(len(load.IMPRESSION_CONDITIONS)):
+        counts = collections.Counter(order[place] for order in orders)
+        assert counts == {condition: number // 3 for condition in load.IMPRESSION_CONDITIONS}
 
-    names = list(scenarios)
-    at = names.index("rec_user")
-    assert names[at + 1 : at + 3] == [
-        load.IMPRESSIONS_UNFLUSHED_SCENARIO, load.IMPRESSIONS_OFF_SCENARIO
-    ]  # fmt: skip
-    for name in (load.IMPRESSIONS_UNFLUSHED_SCENARIO, load.IMPRESSIONS_OFF_SCENARIO):
-        assert scenarios[name][1] == scenarios["rec_user"][1]
-        assert name in load.WARMED_SCENARIOS
+
+def test_the_rounds_replay_the_warm_rec_user_requests():
+    assert load.IMPRESSION_SCENARIO == "rec_user"
+    assert load.IMPRESSION_SCENARIO in load.WARMED_SCENARIOS
 
 
 @pytest.mark.django_db(transaction=True)
@@ -109,3 +135,24 @@ def test_the_flusher_writes_what_the_server_logged_and_a_last_batch_on_stop():
     assert flusher.totals["lists"] == flusher.totals["written"] == 1
     assert flusher.totals["impressions"] == 3
     assert flusher.errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drain_writes_a_backlog_of_several_batches(monkeypatch):
+    user, tracks = UserFactory(), TrackFactory.create_batch(2)
+    # Runs of one batch of 2 lists: the backlog takes three.
+    flush = functools.partial(services.impressions_flush, max_batches=1, batch_lists=2)
+    monkeypatch.setattr(services, "impressions_flush", flush)
+    for _ in range(5):
+        impressions_log(
+            user_id=user.pk, surface="api_rec", request_id=uuid.uuid4(),
+            track_ids=[t.pk for t in tracks], model_version_id=None, pipeline="",
+        )  # fmt: skip
+    flusher = load.ImpressionFlusher(interval_s=3600)
+
+    flusher.drain()
+
+    assert Impression.objects.count() == 5
+    assert flusher.totals["runs"] == 4  # 2 + 2 + 1 lists, then an empty run
+    flusher.drain()
+    assert flusher.totals["lists"] == 5

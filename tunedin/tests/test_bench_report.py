@@ -33,3 +33,36 @@ def test_the_cf_section_shows_the_served_slates_accuracy_next_to_their_diversity
 def test_the_cf_section_has_no_slate_table_without_artists_or_tags():
     text = report.cf_section(_cf_report(served_slates={}), "HetRec", "cmd")
     assert "slate" not in text and "| EASE (served) |" in text
+
+
+def _run(p99: float, requests_per_second: float) -> dict:
+    return {"latency_ms": {"p99": p99}, "requests_per_second": requests_per_second}
+
+
+def test_the_load_section_shows_each_impression_round_and_the_median():
+    rounds = [
+        {"order": ["off", "logged", "unflushed"],
+         "runs": {"off": _run(100.0, 250), "logged": _run(103.5, 240),
+                  "unflushed": _run(101.0, 249)}},
+        {"order": ["logged", "unflushed", "off"],
+         "runs": {"off": _run(110.0, 245), "logged": _run(109.0, 244),
+                  "unflushed": _run(111.0, 246)}},
+    ]  # fmt: skip
+    cost = {"rounds": 2, "added_p99_ms_per_round": [3.5, -1.0], "added_p99_ms": 1.25,
+            "request_path_added_p99_ms": 1.0, "off_p99_spread_ms": 10.0}  # fmt: skip
+    text = "\n".join(report.load_section({"impressions": {"rounds": rounds, "cost": cost}}, "f"))
+    assert (
+        "| 1 | off → logged → unflushed | 100.00 (250) | 103.50 (240) | 101.00 (249) | +3.50 |"
+        in text
+    )
+    assert (
+        "| 2 | logged → unflushed → off | 110.00 (245) | 109.00 (244) | 111.00 (246) | -1.00 |"
+        in text
+    )
+    assert "Median logged − off: +1.25 ms; median unflushed − off: +1.00 ms" in text
+    assert "spread over 10.00 ms" in text
+
+
+def test_the_load_section_of_a_file_without_rounds_has_no_round_table():
+    text = "\n".join(report.load_section({"impressions": {"cost": {"added_p99_ms": 3.0}}}, "f"))
+    assert "paired" not in text
