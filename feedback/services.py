@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -358,8 +359,13 @@ def do_not_recommend_unmark(
 # twice stores it once (request_id is unique).
 
 IMPRESSION_SURFACES = frozenset(Impression.Surface.values)
-FLUSH_BATCH_LISTS = 2000  # served lists per INSERT
-FLUSH_MAX_BATCHES = 50  # per run, so that a run stays short; a backlog takes a few runs
+FLUSH_BATCH_LISTS = 1000  # served lists per INSERT
+FLUSH_MAX_BATCHES = 100  # per run, so that a run stays short; a backlog takes a few runs
+# Between two batches a run pauses this many times as long as the last batch took: the flush
+# may share its host's cores with web workers, and spreading its CPU over time keeps it from
+# holding a core for the whole run (what a request waiting behind it feels at the tail).
+FLUSH_PAUSE_RATIO = 1.0
+_pause = time.sleep
 FLUSH_LOCK_SECONDS = 300
 MAX_POSITION = 32767  # Impression.first_position is a smallint
 
@@ -418,7 +424,9 @@ def impressions_log(
         "p": pipeline,
         "i": None if interleaving_test_id is None else int(interleaving_test_id),
         "o": first_position,
-        "t": track_ids,
+        # The tracks as a PostgreSQL array literal: the flush checks it with one regular
+        # expression and passes it on as it is, instead of decoding and re-encoding 50 numbers.
+        "t": "{" + ",".join(map(str, track_ids)) + "}",
         "a": round(time.time(), 3),
     }
     if teams:
@@ -455,7 +463,30 @@ def _is_id(value, *, nullable: bool = False, bits: int = 63) -> bool:
     return type(value) is int and 0 < value < 2**bits
 
 
-def _check_record(user_id, surface, version_id, test_id, first_position, track_ids, teams):
+# A PostgreSQL array literal of track ids: positive, at most 18 digits (below 2**63).
+_TRACK_IDS_LITERAL = re.compile(r"\{[1-9][0-9]{0,17}(?:,[1-9][0-9]{0,17})*\}")
+
+
+def _track_ids_literal(track_ids) -> str:
+    """The PostgreSQL array literal of a record's tracks (ValueError if they are not positive
+    ids). Records carry it ready-made; a JSON list, as records logged before it did, is
+    converted."""
+    if type(track_ids) is str:
+        if _TRACK_IDS_LITERAL.fullmatch(track_ids) is None:
+            raise ValueError("track ids are not an array of positive ids")
+        return track_ids
+    if not (
+        type(track_ids) is list
+        and track_ids
+        and all(type(track_id) is int for track_id in track_ids)
+        and min(track_ids) > 0
+        and max(track_ids) < 2**63
+    ):
+        raise ValueError("track ids are not a list of positive ids")
+    return "{" + ",".join(map(str, track_ids)) + "}"
+
+
+def _check_record(user_id, surface, version_id, test_id, first_position, n_tracks, teams):
     """ValueError unless every field fits its column: one bad record must not fail its batch
     (and so every later flush)."""
     if not (
@@ -465,12 +496,7 @@ def _check_record(user_id, surface, version_id, test_id, first_position, track_i
         and _is_id(test_id, nullable=True, bits=31)
         and type(first_position) is int
         and 0 <= first_position <= MAX_POSITION
-        and type(track_ids) is list
-        and track_ids
-        and all(type(track_id) is int for track_id in track_ids)
-        and min(track_ids) > 0
-        and max(track_ids) < 2**63
-        and (not teams or (len(teams) == len(track_ids) and set(teams) <= _TEAMS))
+        and (not teams or (len(teams) == n_tracks and set(teams) <= _TEAMS))
     ):
         raise ValueError("a field out of its column's range")
 
@@ -484,20 +510,21 @@ def _impression_rows(records: Sequence[bytes]) -> list[tuple]:
             record = json.loads(raw)
             request_id = uuid.UUID(hex=record["r"])
             shown_at = datetime.fromtimestamp(record["a"], UTC)
-            user_id, surface, version_id, test_id, first_position, track_ids = (
-                record["u"], record["s"], record["v"], record["i"], record["o"], record["t"],
+            user_id, surface, version_id, test_id, first_position = (
+                record["u"], record["s"], record["v"], record["i"], record["o"],
             )  # fmt: skip
+            track_ids = _track_ids_literal(record["t"])
             teams = record.get("m") or []
             pipeline = str(record["p"] or "")[:64]
-            _check_record(user_id, surface, version_id, test_id, first_position, track_ids, teams)
+            n_tracks = track_ids.count(",") + 1
+            _check_record(user_id, surface, version_id, test_id, first_position, n_tracks, teams)
         except (KeyError, TypeError, ValueError, OverflowError) as error:
             logger.warning("impression record dropped (%s): %.200r", error, raw)
             continue
         rows.setdefault(
             request_id,
-            (request_id, user_id, "{" + ",".join(map(str, track_ids)) + "}", first_position,
-             surface, version_id, pipeline, test_id,
-             "{" + ",".join(team or '""' for team in teams) + "}", shown_at),
+            (request_id, user_id, track_ids, first_position, surface, version_id, pipeline,
+             test_id, "{" + ",".join(team or '""' for team in teams) + "}", shown_at),
         )  # fmt: skip
     return list(rows.values())
 
@@ -587,13 +614,16 @@ def impressions_write(*, records: Sequence[bytes]) -> _Written:
 
 
 def impressions_flush(
-    *, max_batches: int = FLUSH_MAX_BATCHES, batch_lists: int = FLUSH_BATCH_LISTS
+    *,
+    max_batches: int = FLUSH_MAX_BATCHES,
+    batch_lists: int = FLUSH_BATCH_LISTS,
+    pause_ratio: float = FLUSH_PAUSE_RATIO,
 ) -> ImpressionsFlushed:
     """Write the impressions buffered in Redis to the database (after pushing this process's
     own pending records there), `batch_lists` served lists at a time, at most `max_batches`
-    batches. One run at a time (a Redis lock; a second run returns at once). A batch leaves
-    Redis only once it is committed. Redis and database errors raise: the batch stays for the
-    next run."""
+    batches, pausing `pause_ratio` times the last batch's time before each further batch. One
+    run at a time (a Redis lock; a second run returns at once). A batch leaves Redis only once
+    it is committed. Redis and database errors raise: the batch stays for the next run."""
     impressions_push()
     client = impression_buffer.redis_client(settings.IMPRESSIONS_REDIS_URL)
     lock = client.lock(_impressions_key("flush-lock"), timeout=FLUSH_LOCK_SECONDS)
@@ -603,11 +633,16 @@ def impressions_flush(
     keys = [_impressions_key("buffer"), _impressions_key("flushing")]
     lists = written = impressions = linked = 0
     try:
+        last_batch_seconds = 0.0
         for _ in range(max_batches):
             records = claim(keys=keys, args=[batch_lists])
             if not records:
                 break
+            if last_batch_seconds and pause_ratio > 0:
+                _pause(pause_ratio * last_batch_seconds)
+            started = time.perf_counter()
             batch = impressions_write(records=records)
+            last_batch_seconds = time.perf_counter() - started
             client.delete(keys[1])
             lists += len(records)
             written += batch.lists

@@ -4,6 +4,7 @@ Real Redis and PostgreSQL throughout."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from catalog.tests.factories import TrackFactory, UserFactory
-from feedback import impression_buffer
+from feedback import impression_buffer, services
 from feedback.models import Impression, Interaction
 from feedback.selectors import impression_daily_stats
 from feedback.services import (
@@ -135,6 +136,84 @@ def test_a_malformed_record_or_a_deleted_user_does_not_stop_the_rest(caplog):
     assert (flushed.lists, flushed.written, flushed.impressions) == (4, 1, 2)
     assert set(Impression.objects.values_list("user_id", flat=True)) == {kept.pk}
     assert sum("impression record dropped" in r.getMessage() for r in caplog.records) == 2
+
+
+def _record(**fields) -> bytes:
+    record = {"r": uuid.uuid4().hex, "s": "api_rec", "v": None, "p": "", "i": None, "o": 0,
+              "a": time.time(), **fields}  # fmt: skip
+    return json.dumps(record).encode()
+
+
+@pytest.mark.parametrize(
+    "track_ids",
+    ["{}", "{0,5}", "{5,-1}", "{5,,6}", "{1234567890123456789}", "{5} ", "5,6", "{5;6}", [],
+     [5, True], [5, 0], ["5"], [2**63]],
+)  # fmt: skip
+def test_a_record_whose_tracks_are_not_an_array_of_positive_ids_is_dropped(track_ids, caplog):
+    user, track = UserFactory(), TrackFactory()
+    buffer().rpush(_impressions_key("buffer"), _record(u=user.pk, t=track_ids))
+    log_list(user=user, tracks=[track])
+
+    with caplog.at_level(logging.WARNING, logger="feedback.services"):
+        flushed = impressions_flush()
+
+    assert (flushed.lists, flushed.written, flushed.impressions) == (2, 1, 1)
+    assert Impression.objects.get().track_ids == [track.pk]
+    assert sum("impression record dropped" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_record_logged_with_a_json_list_of_tracks_is_still_written():
+    # Records buffered by a server from before the array literal, at the deploy.
+    user, tracks = UserFactory(), TrackFactory.create_batch(2)
+    teams = ["A", "B"]
+    ids = [track.pk for track in tracks]
+    buffer().rpush(_impressions_key("buffer"), _record(u=user.pk, t=ids, m=teams, i=4))
+
+    assert impressions_flush().impressions == 2
+    shown = Impression.objects.get()
+    assert (shown.track_ids, shown.teams, shown.interleaving_test_id) == (ids, teams, 4)
+
+
+def test_a_team_for_each_track_or_none_else_the_record_is_dropped():
+    user, tracks = UserFactory(), TrackFactory.create_batch(2)
+    literal = "{" + ",".join(str(track.pk) for track in tracks) + "}"
+    buffer().rpush(_impressions_key("buffer"), _record(u=user.pk, t=literal, m=["A"], i=4))
+    assert impressions_flush().written == 0
+
+
+def test_a_run_pauses_between_batches_as_long_as_the_last_batch_took(monkeypatch):
+    user, tracks = UserFactory(), TrackFactory.create_batch(2)
+    for _ in range(5):
+        log_list(user=user, tracks=tracks)
+    pauses = []
+    monkeypatch.setattr(services, "_pause", pauses.append)
+    written = []
+    write = services.impressions_write
+
+    def timed_write(*, records):
+        started = time.perf_counter()
+        result = write(records=records)
+        written.append(time.perf_counter() - started)
+        return result
+
+    monkeypatch.setattr(services, "impressions_write", timed_write)
+
+    flushed = impressions_flush(batch_lists=2, pause_ratio=2.0)
+
+    assert (flushed.lists, Impression.objects.count()) == (5, 5)
+    assert len(written) == 3 and len(pauses) == 2  # between batches, none after the last
+    for pause, batch_seconds in zip(pauses, written[:2], strict=True):
+        assert 2.0 * batch_seconds <= pause <= 2.0 * batch_seconds + 0.05
+
+
+def test_a_run_without_a_pause_ratio_never_pauses(monkeypatch):
+    user, tracks = UserFactory(), TrackFactory.create_batch(2)
+    for _ in range(3):
+        log_list(user=user, tracks=tracks)
+    pauses = []
+    monkeypatch.setattr(services, "_pause", pauses.append)
+    assert impressions_flush(batch_lists=1, pause_ratio=0).lists == 3
+    assert pauses == []
 
 
 def test_nothing_is_logged_when_impressions_are_off(settings):
