@@ -5,7 +5,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -426,7 +426,7 @@ def impressions_log(
         "o": first_position,
         # The tracks as a PostgreSQL array literal: the flush checks it with one regular
         # expression and passes it on as it is, instead of decoding and re-encoding 50 numbers.
-        "t": "{" + ",".join(map(str, track_ids)) + "}",
+        "t": _array_literal(track_ids),
         "a": round(time.time(), 3),
     }
     if teams:
@@ -463,6 +463,11 @@ def _is_id(value, *, nullable: bool = False, bits: int = 63) -> bool:
     return type(value) is int and 0 < value < 2**bits
 
 
+def _array_literal(values: Iterable) -> str:
+    """The PostgreSQL array literal of `values` (numbers, or text that needs no quoting)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 # A PostgreSQL array literal of track ids: positive, at most 18 digits (below 2**63).
 _TRACK_IDS_LITERAL = re.compile(r"\{[1-9][0-9]{0,17}(?:,[1-9][0-9]{0,17})*\}")
 
@@ -483,7 +488,7 @@ def _track_ids_literal(track_ids) -> str:
         and max(track_ids) < 2**63
     ):
         raise ValueError("track ids are not a list of positive ids")
-    return "{" + ",".join(map(str, track_ids)) + "}"
+    return _array_literal(track_ids)
 
 
 def _check_record(user_id, surface, version_id, test_id, first_position, n_tracks, teams):
@@ -524,7 +529,7 @@ def _impression_rows(records: Sequence[bytes]) -> list[tuple]:
         rows.setdefault(
             request_id,
             (request_id, user_id, track_ids, first_position, surface, version_id, pipeline,
-             test_id, "{" + ",".join(team or '""' for team in teams) + "}", shown_at),
+             test_id, _array_literal(team or '""' for team in teams), shown_at),
         )  # fmt: skip
     return list(rows.values())
 

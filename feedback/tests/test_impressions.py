@@ -181,12 +181,18 @@ def test_a_team_for_each_track_or_none_else_the_record_is_dropped():
     assert impressions_flush().written == 0
 
 
-def test_a_run_pauses_between_batches_as_long_as_the_last_batch_took(monkeypatch):
+def log_lists_and_record_pauses(monkeypatch, *, lists: int) -> list[float]:
+    """Log `lists` lists; returns the list the flush's pauses (in seconds) are appended to."""
     user, tracks = UserFactory(), TrackFactory.create_batch(2)
-    for _ in range(5):
+    for _ in range(lists):
         log_list(user=user, tracks=tracks)
     pauses = []
     monkeypatch.setattr(services, "_pause", pauses.append)
+    return pauses
+
+
+def test_a_run_pauses_between_batches_as_long_as_the_last_batch_took(monkeypatch):
+    pauses = log_lists_and_record_pauses(monkeypatch, lists=5)
     written = []
     write = services.impressions_write
 
@@ -207,11 +213,7 @@ def test_a_run_pauses_between_batches_as_long_as_the_last_batch_took(monkeypatch
 
 
 def test_a_run_without_a_pause_ratio_never_pauses(monkeypatch):
-    user, tracks = UserFactory(), TrackFactory.create_batch(2)
-    for _ in range(3):
-        log_list(user=user, tracks=tracks)
-    pauses = []
-    monkeypatch.setattr(services, "_pause", pauses.append)
+    pauses = log_lists_and_record_pauses(monkeypatch, lists=3)
     assert impressions_flush(batch_lists=1, pause_ratio=0).lists == 3
     assert pauses == []
 
