@@ -14,7 +14,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -140,39 +139,63 @@ def _insertion_order(events: Sequence[EventInput]) -> list[int]:
     )
 
 
+# Feedback without a request_id: for each event, the latest of the listener's
+# IMPRESSIONS_LINK_LISTS latest lists in the link window before it that showed its track. The
+# bound keeps the cost of a POST flat for a listener (or a client) served thousands of lists in
+# the window: each event reads at most that many rows, backwards along (user, shown_at).
+_LATEST_SHOWN_SQL = """
+SELECT event.position, shown.id
+FROM unnest(%(track_ids)s::bigint[], %(occurred_at)s::timestamptz[])
+    WITH ORDINALITY AS event (track_id, occurred_at, position)
+CROSS JOIN LATERAL (
+    SELECT recent.id FROM (
+        SELECT id, track_ids, shown_at FROM {impression}
+        WHERE user_id = %(user_id)s
+            AND shown_at BETWEEN event.occurred_at - %(window)s AND event.occurred_at
+        ORDER BY shown_at DESC
+        LIMIT %(lists)s
+    ) AS recent
+    WHERE event.track_id = ANY(recent.track_ids)
+    ORDER BY recent.shown_at DESC
+    LIMIT 1
+) AS shown
+"""
+
+
 def _impressions_link(*, user, interactions: Sequence[Interaction]) -> None:
     """Set each new event's impression, when the list it answers is written already: the
     user's list its request_id names, if it showed the event's track, or, without a
-    request_id, their latest list that showed the track in the link window before the event.
-    One query; none when impressions are off. Events have been validated (sane timestamps)."""
+    request_id, their latest list that showed the track among their IMPRESSIONS_LINK_LISTS
+    latest lists in the link window before the event. At most two queries; none when
+    impressions are off. Events have been validated (sane timestamps)."""
     if not settings.IMPRESSIONS_ENABLED or not interactions:
         return
-    window = timedelta(minutes=settings.IMPRESSIONS_LINK_MINUTES)
-    request_ids = {event.request_id for event in interactions if event.request_id}
-    unrequested = [event.occurred_at for event in interactions if not event.request_id]
-    shown = Q(request_id__in=request_ids) if request_ids else Q(pk__in=[])
-    if unrequested:
-        shown |= Q(shown_at__gte=min(unrequested) - window, shown_at__lte=max(unrequested))
-    lists = Impression.objects.filter(
-        shown, user=user, track_ids__overlap=sorted({event.track_id for event in interactions})
-    ).values_list("pk", "request_id", "track_ids", "shown_at")
-    by_request: dict[uuid.UUID, tuple[int, set[int]]] = {}
-    by_track: dict[int, list[tuple[datetime, int]]] = {}
-    for pk, request_id, track_ids, shown_at in lists:
-        by_request[request_id] = (pk, set(track_ids))
-        for track_id in track_ids:
-            by_track.setdefault(track_id, []).append((shown_at, pk))
-    for event in interactions:
-        if event.request_id:
+    requested = [event for event in interactions if event.request_id]
+    if requested:
+        by_request = {
+            request_id: (pk, set(track_ids))
+            for pk, request_id, track_ids in Impression.objects.filter(
+                user=user, request_id__in={event.request_id for event in requested}
+            ).values_list("pk", "request_id", "track_ids")
+        }
+        for event in requested:
             pk, track_ids = by_request.get(event.request_id, (None, set()))
             event.impression_id = pk if event.track_id in track_ids else None
-            continue
-        before = [
-            (shown_at, pk)
-            for shown_at, pk in by_track.get(event.track_id, ())
-            if event.occurred_at - window <= shown_at <= event.occurred_at
-        ]
-        event.impression_id = max(before)[1] if before else None
+    if unrequested := [event for event in interactions if not event.request_id]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _LATEST_SHOWN_SQL.format(impression=Impression._meta.db_table),
+                {
+                    "track_ids": [event.track_id for event in unrequested],
+                    "occurred_at": [event.occurred_at for event in unrequested],
+                    "user_id": user.pk,
+                    "window": timedelta(minutes=settings.IMPRESSIONS_LINK_MINUTES),
+                    "lists": settings.IMPRESSIONS_LINK_LISTS,
+                },
+            )
+            linked = dict(cursor.fetchall())
+        for position, event in enumerate(unrequested, start=1):
+            event.impression_id = linked.get(position)
 
 
 @transaction.atomic
@@ -186,7 +209,8 @@ def interactions_record(
     Each new event is linked to the impression it answers when that impression is written
     already (else the next impressions flush links it): the user's own impression of the track
     in the served list `request_id` names, or without a request_id their latest impression of
-    the track in the IMPRESSIONS_LINK_MINUTES before the event."""
+    the track in the IMPRESSIONS_LINK_MINUTES before the event (among their latest
+    IMPRESSIONS_LINK_LISTS lists there)."""
     if kinds_unknown := {e.kind for e in events} - set(Interaction.Kind.values):
         raise FeedbackError(f"unknown event kind {sorted(kinds_unknown)[0]!r}")
     track_ids = {e.track_id for e in events}

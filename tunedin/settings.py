@@ -393,18 +393,22 @@ FEEDBACK_MIN_TIMESTAMP = env("FEEDBACK_MIN_TIMESTAMP", default="2000-01-01T00:00
 # IMPRESSIONS_FLUSH_SECONDS, set when the schedule is created; editable in the admin) writes
 # them in bulk, and `impressions_prune` deletes those older than IMPRESSIONS_RETENTION_DAYS.
 # Feedback without a request_id links to the listener's latest impression of the track in the
-# IMPRESSIONS_LINK_MINUTES before it. At most IMPRESSIONS_BUFFER_MAX lists wait in Redis (the
-# oldest are dropped past it, e.g. while no worker flushes).
+# IMPRESSIONS_LINK_MINUTES before it, among their IMPRESSIONS_LINK_LISTS latest lists there (a
+# bound on what one POST reads for a listener served thousands of lists). At most
+# IMPRESSIONS_BUFFER_MAX lists wait in Redis (the oldest are dropped past it, e.g. while no
+# worker flushes).
 IMPRESSIONS_ENABLED = env.bool("IMPRESSIONS_ENABLED", default=True)
 IMPRESSIONS_RETENTION_DAYS = env.int("IMPRESSIONS_RETENTION_DAYS", default=30)
 IMPRESSIONS_FLUSH_SECONDS = env.int("IMPRESSIONS_FLUSH_SECONDS", default=5)
 IMPRESSIONS_LINK_MINUTES = env.int("IMPRESSIONS_LINK_MINUTES", default=30)
+IMPRESSIONS_LINK_LISTS = env.int("IMPRESSIONS_LINK_LISTS", default=200)
 IMPRESSIONS_BUFFER_MAX = env.int("IMPRESSIONS_BUFFER_MAX", default=100_000)
 IMPRESSIONS_REDIS_URL = env("IMPRESSIONS_REDIS_URL", default="") or CACHE_REDIS_URL
 for _name in (
     "IMPRESSIONS_RETENTION_DAYS",
     "IMPRESSIONS_FLUSH_SECONDS",
     "IMPRESSIONS_LINK_MINUTES",
+    "IMPRESSIONS_LINK_LISTS",
     "IMPRESSIONS_BUFFER_MAX",
 ):
     if globals()[_name] < 1:

@@ -353,6 +353,34 @@ def test_feedback_without_a_request_id_links_to_the_latest_impression_in_the_win
     assert not older.feedback.exists() and not later.feedback.exists()
 
 
+def test_feedback_without_a_request_id_looks_back_at_most_link_lists_lists(
+    api_client, listener, settings
+):
+    settings.IMPRESSIONS_LINK_MINUTES, settings.IMPRESSIONS_LINK_LISTS = 30, 3
+    early, recent, never = TrackFactory(), TrackFactory(), TrackFactory()
+    now = timezone.now()
+    shown = {
+        minutes_ago: Impression.objects.create(
+            request_id=uuid.uuid4(), user=listener, surface="discover",
+            track_ids=[early.pk] if minutes_ago == 25 else [recent.pk, TrackFactory().pk],
+            shown_at=now - timedelta(minutes=minutes_ago),
+        )
+        for minutes_ago in (25, 20, 15, 10, 5)
+    }  # fmt: skip
+    events = [
+        {"track_id": track.pk, "event": "play", "ts": (now - timedelta(minutes=ago)).isoformat()}
+        for track, ago in ((early, 0), (recent, 12), (never, 0), (early, 24))
+    ]
+
+    response = api_client.post("/api/feedback", events, format="json")
+
+    assert response.status_code == 201
+    linked = [event["impression_id"] for event in response.json()]
+    # `early` was shown only 25 minutes ago, behind 4 later lists: out of reach at 3 lists
+    # back, but the play 24 minutes ago has it among its own 3 latest.
+    assert linked == [None, shown[15].pk, None, shown[25].pk]
+
+
 # ----------------------------------------------------------------------------- retention
 
 
