@@ -143,6 +143,18 @@ class ScenarioResult:
     # Busy CPU of the whole host during the run (server, PostgreSQL, Redis, the flusher and
     # wrk itself) per request served.
     host_cpu_ms_per_request: float | None = None
+    # The same split by process group (stack.CPU_GROUPS; "other": the rest of the host).
+    cpu_ms_per_request_by_group: dict[str, float] = field(default_factory=dict)
+
+
+def cpu_ms_per_request_by_group(
+    *, spent: dict[str, float], host_seconds: float, requests: int
+) -> dict[str, float]:
+    """Each process group's CPU per request in ms, and "other": the host's busy time that no
+    group accounts for (the kernel's own work, processes that ended during the run)."""
+    by_group = {group: round(1000 * seconds / requests, 3) for group, seconds in spent.items()}
+    by_group["other"] = round(1000 * (host_seconds - sum(spent.values())) / requests, 3)
+    return by_group
 
 
 def build_scenarios(*, exponent: float, seed: int) -> dict[str, tuple[str, list[Request]]]:
@@ -507,6 +519,22 @@ def impression_logging_cost(rounds: list[dict[str, ScenarioResult]]) -> dict | N
                    / r[IMPRESSIONS_OFF].host_cpu_ms_per_request - 1)
             for r in cpu
         ])), 2)  # fmt: skip
+    by_group = [
+        r for r in paired
+        if r[IMPRESSIONS_LOGGED].cpu_ms_per_request_by_group
+        and r[IMPRESSIONS_OFF].cpu_ms_per_request_by_group
+    ]  # fmt: skip
+    if by_group:
+        # Where the added CPU goes: median of logged - off per process group, ms per request.
+        groups = by_group[0][IMPRESSIONS_LOGGED].cpu_ms_per_request_by_group
+        cost["cpu_added_ms_per_request_by_group"] = {
+            group: round(float(np.median([
+                r[IMPRESSIONS_LOGGED].cpu_ms_per_request_by_group[group]
+                - r[IMPRESSIONS_OFF].cpu_ms_per_request_by_group[group]
+                for r in by_group
+            ])), 3)
+            for group in groups
+        }  # fmt: skip
     with_unflushed = [r for r in paired if IMPRESSIONS_UNFLUSHED in r]
     if with_unflushed:
         request_path = [
@@ -702,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
                 empty_bench_cache(cache_url, rankings_only=name == COLD_SCENARIO)
             before = scrape_cache_lookups(base_url)
             cpu_before = stack.busy_cpu_seconds()
+            processes_before = stack.cpu_seconds_by_process()
             summary = run_wrk(
                 base_url=base_url,
                 requests_file=files[name],
@@ -709,6 +738,7 @@ def main(argv: list[str] | None = None) -> int:
                 connections=arguments.connections,
                 duration_s=arguments.duration,
             )
+            processes_after = stack.cpu_seconds_by_process()
             cpu_after = stack.busy_cpu_seconds()
             cache = cache_summary(before, scrape_cache_lookups(base_url))
             endpoint = every_scenario[name][0]
@@ -716,6 +746,11 @@ def main(argv: list[str] | None = None) -> int:
             if cpu_before is not None and cpu_after is not None and measured.requests:
                 measured.host_cpu_ms_per_request = round(
                     1000 * (cpu_after - cpu_before) / measured.requests, 3
+                )
+                measured.cpu_ms_per_request_by_group = cpu_ms_per_request_by_group(
+                    spent=stack.cpu_spent_by_group(processes_before, processes_after),
+                    host_seconds=cpu_after - cpu_before,
+                    requests=measured.requests,
                 )
             return measured
 
@@ -789,6 +824,11 @@ def main(argv: list[str] | None = None) -> int:
         if "host_cpu_added_percent" in cost:
             print(f"  logged / off host CPU per request: median "
                   f"{cost['host_cpu_added_percent']:+.2f} %")  # fmt: skip
+        if added := cost.get("cpu_added_ms_per_request_by_group"):
+            print(
+                "  logged - off CPU ms/request by process: median "
+                + ", ".join(f"{group} {value:+.3f}" for group, value in added.items())
+            )
     print()
     print_table(results)
     print_targets(targets, connections=arguments.connections)

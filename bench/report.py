@@ -253,6 +253,12 @@ def impression_rounds_section(report: dict) -> list[str]:
            if "request_path_added_p99_ms" in cost else "")
         + f"; the off runs' p99s spread over {cost['off_p99_spread_ms']:.2f} ms.",
     ]  # fmt: skip
+    if added := cost.get("cpu_added_ms_per_request_by_group"):
+        lines.append(
+            "CPU that logging adds per request, by process (median of logged − off, ms): "
+            + ", ".join(f"{group} {value:+.3f}" for group, value in added.items())
+            + "."
+        )
     return lines
 
 

@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -242,6 +243,54 @@ def busy_cpu_seconds() -> float | None:
         return None
     user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[1:8])
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+# Process groups of the host CPU a load run spends (cpu_seconds_by_process).
+CPU_GROUPS = ("server", "postgres", "redis", "wrk", "bench")
+
+
+def _cpu_group(process: psutil.Process) -> str | None:
+    if process.pid == os.getpid():
+        return "bench"  # this process: the impression flusher's thread, when one runs
+    name = process.name()
+    if name.startswith(("postgres", "postmaster")):
+        return "postgres"
+    if name.startswith("redis"):
+        return "redis"
+    if name == "wrk":
+        return "wrk"
+    if "gunicorn" in " ".join(process.cmdline()[:3]):
+        return "server"
+    return None
+
+
+def cpu_seconds_by_process() -> dict[tuple[int, float], tuple[str, float]]:
+    """(pid, start time) -> (group, CPU seconds so far) for each process of CPU_GROUPS.
+    Two snapshots give what each group spent in between (cpu_spent_by_group)."""
+    snapshot = {}
+    for process in psutil.process_iter():
+        try:
+            with process.oneshot():
+                group = _cpu_group(process)
+                if group is None:
+                    continue
+                times = process.cpu_times()
+                snapshot[(process.pid, process.create_time())] = (group, times.user + times.system)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return snapshot
+
+
+def cpu_spent_by_group(
+    before: dict[tuple[int, float], tuple[str, float]],
+    after: dict[tuple[int, float], tuple[str, float]],
+) -> dict[str, float]:
+    """CPU seconds per group between two snapshots; a process started in between counts from
+    zero, one that ended in between is not counted (the host's total still has it)."""
+    spent = dict.fromkeys(CPU_GROUPS, 0.0)
+    for key, (group, seconds) in after.items():
+        spent[group] += seconds - before.get(key, (group, 0.0))[1]
+    return spent
 
 
 def results_path(benchmark: str) -> tuple[Path, dt.datetime]:

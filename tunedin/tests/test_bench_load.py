@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from bench import load
+from bench import load, stack
 from catalog.tests.factories import TrackFactory, UserFactory
 from feedback import services
 from feedback.models import Impression
@@ -78,6 +78,42 @@ def test_the_request_paths_share_comes_from_the_runs_with_the_flusher_paused():
     assert target(rows)["passed"] is False
     request_path = target(rows, load.IMPRESSION_REQUEST_COST_METRIC)
     assert (request_path["measured"], request_path["passed"]) == (1.0, True)
+
+
+def test_the_added_cpu_is_split_by_process_group_with_the_rest_as_other():
+    spent = {"server": 2.0, "postgres": 0.5, "redis": 0.1, "wrk": 0.3, "bench": 0.1}
+    by_group = load.cpu_ms_per_request_by_group(spent=spent, host_seconds=3.5, requests=1000)
+    assert by_group == {"server": 2.0, "postgres": 0.5, "redis": 0.1, "wrk": 0.3, "bench": 0.1,
+                        "other": 0.5}  # fmt: skip
+
+    measured = rounds({OFF: 11.0, LOGGED: 12.0}, {LOGGED: 13.0, OFF: 12.0}, {OFF: 9.0, LOGGED: 9.5})
+    for round_, (server_off, server_logged, postgres_logged) in zip(
+        measured, ((2.0, 2.1, 0.9), (2.2, 2.2, 0.7), (2.0, 2.4, 0.8)), strict=True
+    ):
+        round_[OFF].cpu_ms_per_request_by_group = {"server": server_off, "postgres": 0.5}
+        round_[LOGGED].cpu_ms_per_request_by_group = {
+            "server": server_logged,
+            "postgres": postgres_logged,
+        }
+    added = load.impression_logging_cost(measured)["cpu_added_ms_per_request_by_group"]
+    assert added == {"server": 0.1, "postgres": 0.3}  # medians of (0.1, 0, 0.4), (0.4, 0.2, 0.3)
+
+
+def test_a_snapshot_pair_counts_new_processes_from_zero_and_skips_ended_ones():
+    before = {(1, 10.0): ("server", 5.0), (2, 10.0): ("postgres", 1.0), (3, 10.0): ("wrk", 9.0)}
+    after = {
+        (1, 10.0): ("server", 6.5),
+        (2, 10.0): ("postgres", 1.25),
+        (4, 20.0): ("postgres", 0.5),
+    }
+    spent = stack.cpu_spent_by_group(before, after)
+    assert spent == {"server": 1.5, "postgres": 0.75, "redis": 0.0, "wrk": 0.0, "bench": 0.0}
+
+
+def test_a_live_snapshot_finds_this_process_as_the_bench():
+    snapshot = stack.cpu_seconds_by_process()
+    assert any(group == "bench" for group, _ in snapshot.values())
+    assert all(group in stack.CPU_GROUPS and seconds >= 0 for group, seconds in snapshot.values())
 
 
 def test_without_a_paired_round_the_cost_is_not_measured():

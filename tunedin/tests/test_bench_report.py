@@ -49,7 +49,8 @@ def test_the_load_section_shows_each_impression_round_and_the_median():
                   "unflushed": _run(111.0, 246)}},
     ]  # fmt: skip
     cost = {"rounds": 2, "added_p99_ms_per_round": [3.5, -1.0], "added_p99_ms": 1.25,
-            "request_path_added_p99_ms": 1.0, "off_p99_spread_ms": 10.0}  # fmt: skip
+            "request_path_added_p99_ms": 1.0, "off_p99_spread_ms": 10.0,
+            "cpu_added_ms_per_request_by_group": {"server": 0.05, "postgres": 0.4}}  # fmt: skip
     text = "\n".join(report.load_section({"impressions": {"rounds": rounds, "cost": cost}}, "f"))
     assert (
         "| 1 | off → logged → unflushed | 100.00 (250) | 103.50 (240) | 101.00 (249) | +3.50 |"
@@ -61,6 +62,7 @@ def test_the_load_section_shows_each_impression_round_and_the_median():
     )
     assert "Median logged − off: +1.25 ms; median unflushed − off: +1.00 ms" in text
     assert "spread over 10.00 ms" in text
+    assert "by process (median of logged − off, ms): server +0.050, postgres +0.400." in text
 
 
 def test_the_load_section_of_a_file_without_rounds_has_no_round_table():
