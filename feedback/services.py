@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
+import uuid6
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
@@ -414,6 +415,14 @@ def _impressions_key(name: str) -> str:
     return f"{prefix}:impressions:{name}"
 
 
+def impression_request_id() -> uuid.UUID:
+    """A new request id for a served list: a UUIDv7, whose leading 48 bits are the time in ms,
+    so that the impression table's unique index on request_id grows at its right edge. A
+    random uuid4 lands each insert on a random leaf page, and the first change to a page after
+    each checkpoint writes the whole page to the WAL (2-3x the WAL of the flush, measured)."""
+    return uuid6.uuid7()
+
+
 def impressions_log(
     *,
     user_id: int | None,
@@ -558,7 +567,11 @@ def _impression_rows(records: Sequence[bytes]) -> list[tuple]:
     return list(rows.values())
 
 
-_INSERT_SQL = """
+# One statement: insert the lists (a list written before: nothing), then link the feedback
+# stored before them (by request_id, the user's own lists only; else the latest list that
+# showed the track in the link window before the event), reading the new rows from the
+# INSERT's RETURNING instead of looking each one up again by request_id.
+_WRITE_SQL = """
 WITH written AS (
     INSERT INTO {impression} (request_id, user_id, track_ids, first_position, surface,
                               model_version_id, pipeline, interleaving_test_id, teams, shown_at)
@@ -566,38 +579,42 @@ WITH written AS (
            incoming.first_position, incoming.surface, incoming.model_version_id,
            incoming.pipeline, incoming.interleaving_test_id, incoming.teams::varchar[],
            incoming.shown_at
-    FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::integer[], %s::text[], %s::integer[],
-                %s::text[], %s::integer[], %s::text[], %s::timestamptz[])
+    FROM unnest(%(request_ids)s::uuid[], %(user_ids)s::bigint[], %(track_ids)s::text[],
+                %(first_positions)s::integer[], %(surfaces)s::text[],
+                %(model_version_ids)s::integer[], %(pipelines)s::text[],
+                %(interleaving_test_ids)s::integer[], %(teams)s::text[],
+                %(shown_ats)s::timestamptz[])
         AS incoming (request_id, user_id, track_ids, first_position, surface, model_version_id,
                      pipeline, interleaving_test_id, teams, shown_at)
     WHERE EXISTS (SELECT 1 FROM {user} WHERE {user}.id = incoming.user_id)
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING cardinality(track_ids) AS tracks
-)
-SELECT count(*), coalesce(sum(tracks), 0) FROM written
-"""
-
-# Feedback stored before its impressions were written: by request_id (the user's own lists
-# only), else the latest list that showed the track in the link window before the event.
-_LINK_SQL = """
-WITH shown AS (
-    SELECT id, request_id, user_id, track_ids, shown_at FROM {impression}
-    WHERE request_id = ANY(%(request_ids)s::uuid[])
+    RETURNING id, request_id, user_id, track_ids, shown_at
 ), answers AS (
-    SELECT DISTINCT ON (event.id) event.id AS interaction_id, shown.id AS impression_id
-    FROM shown
+    SELECT DISTINCT ON (event.id) event.id AS interaction_id, written.id AS impression_id
+    FROM written
     JOIN {interaction} AS event
-        ON event.user_id = shown.user_id AND event.track_id = ANY(shown.track_ids)
+        ON event.user_id = written.user_id AND event.track_id = ANY(written.track_ids)
     WHERE event.impression_id IS NULL
         AND event.occurred_at >= %(since)s
-        AND (event.request_id = shown.request_id
+        AND (event.request_id = written.request_id
              OR (event.request_id IS NULL
-                 AND event.occurred_at BETWEEN shown.shown_at AND shown.shown_at + %(window)s))
-    ORDER BY event.id, (event.request_id IS NOT NULL) DESC, shown.shown_at DESC
+                 AND event.occurred_at BETWEEN written.shown_at
+                                           AND written.shown_at + %(window)s))
+    ORDER BY event.id, (event.request_id IS NOT NULL) DESC, written.shown_at DESC
+), linked AS (
+    UPDATE {interaction} AS event SET impression_id = answers.impression_id
+    FROM answers WHERE event.id = answers.interaction_id
+    RETURNING 1
 )
-UPDATE {interaction} AS event SET impression_id = answers.impression_id
-FROM answers WHERE event.id = answers.interaction_id
+SELECT (SELECT count(*) FROM written),
+       (SELECT coalesce(sum(cardinality(track_ids)), 0) FROM written),
+       (SELECT count(*) FROM linked)
 """
+
+_WRITE_COLUMNS = (
+    "request_ids", "user_ids", "track_ids", "first_positions", "surfaces", "model_version_ids",
+    "pipelines", "interleaving_test_ids", "teams", "shown_ats",
+)  # fmt: skip
 
 
 def _tables() -> dict[str, str]:
@@ -617,28 +634,25 @@ class _Written:
 
 @transaction.atomic
 def impressions_write(*, records: Sequence[bytes]) -> _Written:
-    """Write the buffered records (as `impressions_log` makes them) in one INSERT, a row per
-    served list, and link the feedback that answers them. Idempotent: a list written before
+    """Write the buffered records (as `impressions_log` makes them) in one statement, a row
+    per served list, and link the feedback that answers them. Idempotent: a list written before
     writes nothing; the list of a user deleted since is skipped; a malformed record is logged
     and skipped."""
     rows = _impression_rows(records)
     if not rows:
         return _Written(lists=0, impressions=0, linked=0)
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    tables = _tables()
+    columns = dict(zip(_WRITE_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL.format(**tables), columns)
-        lists, impressions = cursor.fetchone()
         cursor.execute(
-            _LINK_SQL.format(**tables),
+            _WRITE_SQL.format(**_tables()),
             {
-                "request_ids": [row[0] for row in rows],
+                **columns,
                 # A client's clock may run a little ahead of ours (MAX_CLOCK_SKEW).
-                "since": min(row[9] for row in rows) - MAX_CLOCK_SKEW,
+                "since": min(columns["shown_ats"]) - MAX_CLOCK_SKEW,
                 "window": timedelta(minutes=settings.IMPRESSIONS_LINK_MINUTES),
             },
         )
-        linked = cursor.rowcount
+        lists, impressions, linked = cursor.fetchone()
     return _Written(lists=lists, impressions=int(impressions), linked=linked)
 
 

@@ -1,6 +1,5 @@
 import math
 import re
-import uuid
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -11,7 +10,7 @@ from rest_framework.utils import html
 from rest_framework.views import APIView
 
 from feedback.models import Impression
-from feedback.services import impressions_log
+from feedback.services import impression_request_id, impressions_log
 from mltasks.models import ModelVersion
 from playlists.models import Playlist
 from playlists.selectors import playlist_for_reading
@@ -59,7 +58,7 @@ def served_pipeline(*, kind: str, version_id: int | None) -> str:
 def _shown(*, user_id: int, surface: str, items: list[dict], model_version_id, pipeline,
            interleaving_test_id=None, teams=None, first_position: int = 0) -> str:  # fmt: skip
     """Log the impressions of a served list under a new request id; returns the id."""
-    request_id = uuid.uuid4()
+    request_id = impression_request_id()
     impressions_log(
         user_id=user_id, surface=surface, request_id=request_id,
         track_ids=[item["track_id"] for item in items], model_version_id=model_version_id,

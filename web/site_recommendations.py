@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from catalog.models import Artist, Track
 from catalog.selectors import tracks_by_popularity, tracks_with_tags
 from feedback.models import Impression, Interaction
-from feedback.services import impressions_log, interaction_record
+from feedback.services import impression_request_id, impressions_log, interaction_record
 from mltasks.models import ModelVersion
 from recommendations.continuation_services import playlist_continuation
 from recommendations.selectors import (
@@ -52,7 +52,7 @@ def _log_shown(
     nobody or nothing to log)."""
     if user is None or not user.is_authenticated or not items:
         return None
-    request_id = uuid.uuid4()
+    request_id = impression_request_id()
     impressions_log(
         user_id=user.pk, surface=surface, request_id=request_id,
         track_ids=[item.track.pk for item in items], model_version_id=model_version_id,
@@ -136,7 +136,7 @@ def generated_playlist_shown(*, playlist, user, track_ids: list[int]) -> uuid.UU
         return None
     if not playlist.is_generated or not track_ids:
         return None
-    request_id = uuid.uuid4()
+    request_id = impression_request_id()
     impressions_log(
         user_id=user.pk, surface=Impression.Surface.GENERATED, request_id=request_id,
         track_ids=track_ids, model_version_id=None, pipeline=playlist.generated,

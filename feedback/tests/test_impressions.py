@@ -50,6 +50,17 @@ def buffer() -> redis.Redis:
     return redis.Redis.from_url(settings.IMPRESSIONS_REDIS_URL)
 
 
+def test_request_ids_sort_in_the_order_they_were_made():
+    ids = [services.impression_request_id() for _ in range(1000)]
+    assert {request_id.version for request_id in ids} == {7}
+    assert len(set(ids)) == 1000
+    assert sorted(ids) == ids  # new rows land at the right edge of the request_id index
+    time.sleep(0.002)
+    later = services.impression_request_id()
+    assert later.int >> 80 >= time.time_ns() // 10**6 - 1000  # the leading 48 bits: ms now
+    assert later > ids[-1]
+
+
 def test_a_logged_list_is_written_by_the_flush_one_row_per_track_in_order():
     user, tracks = UserFactory(), TrackFactory.create_batch(4)
     request_id = log_list(

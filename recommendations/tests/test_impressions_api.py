@@ -64,6 +64,10 @@ def test_a_cached_list_shown_again_is_a_new_impression_with_a_new_request_id(
 
     assert second["items"] == first["items"]
     assert second["request_id"] != first["request_id"]
+    # Time-ordered ids (UUIDv7): the later list's id sorts after the earlier one's.
+    first_id, second_id = uuid.UUID(first["request_id"]), uuid.UUID(second["request_id"])
+    assert (first_id.version, second_id.version) == (7, 7)
+    assert first_id < second_id
     impressions_flush()
     assert [t for _, t in shown(first["request_id"])] == [t for _, t in shown(second["request_id"])]
     assert Impression.objects.count() == 2
