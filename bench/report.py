@@ -223,12 +223,8 @@ def load_section(report: dict, name: str) -> list[str]:
     return lines
 
 
-def impression_rounds_section(report: dict) -> list[str]:
-    """The paired rounds of the impression-cost comparison (files from before them: none)."""
-    impressions = report.get("impressions") or {}
-    rounds, cost = impressions.get("rounds"), impressions.get("cost") or {}
-    if not rounds or "added_p99_ms" not in cost:
-        return []
+def _impression_rounds_table(rounds: list[dict], cost: dict, *, title: str) -> list[str]:
+    """One set of paired impression rounds: a row a round, then the medians."""
     conditions = ("off", "logged", "unflushed")
     rows = []
     for number, entry in enumerate(rounds, start=1):
@@ -242,9 +238,7 @@ def impression_rounds_section(report: dict) -> list[str]:
                      f"{cost['added_p99_ms_per_round'][number - 1]:+.2f}"])  # fmt: skip
     lines = [
         "",
-        f"Impression logging, warm rec_user p99 in ms (req/s) over {cost['rounds']} paired "
-        "rounds, each run on a fresh server: logged (flushed on the same cores), unflushed "
-        "(flusher paused: the append alone), off (IMPRESSIONS_ENABLED=false):",
+        title,
         "",
         _table(["round", "order", "off", "logged", "unflushed", "logged − off"], rows),
         "",
@@ -258,6 +252,33 @@ def impression_rounds_section(report: dict) -> list[str]:
             "CPU that logging adds per request, by process (median of logged − off, ms): "
             + ", ".join(f"{group} {value:+.3f}" for group, value in added.items())
             + "."
+        )
+    return lines
+
+
+def impression_rounds_section(report: dict) -> list[str]:
+    """The paired rounds of the impression-cost comparison, flat out and paced (files from
+    before them: none)."""
+    impressions = report.get("impressions") or {}
+    rounds, cost = impressions.get("rounds"), impressions.get("cost") or {}
+    if not rounds or "added_p99_ms" not in cost:
+        return []
+    lines = _impression_rounds_table(
+        rounds,
+        cost,
+        title=f"Impression logging, warm rec_user p99 in ms (req/s) over {cost['rounds']} "
+        "paired rounds at full load, each run on a fresh server: logged (flushed on the same "
+        "cores), unflushed (flusher paused: the append alone), off (IMPRESSIONS_ENABLED=false):",
+    )
+    paced = impressions.get("paced") or {}
+    paced_cost = paced.get("cost") or {}
+    if paced.get("rounds") and "added_p99_ms" in paced_cost:
+        lines += _impression_rounds_table(
+            paced["rounds"],
+            paced_cost,
+            title="The same servers, paced at "
+            f"{paced['requests_per_second_asked']:g} requests/s asked (each connection waits "
+            f"a random time of mean {paced['think_ms']:g} ms before each request):",
         )
     return lines
 

@@ -65,6 +65,30 @@ def test_the_load_section_shows_each_impression_round_and_the_median():
     assert "by process (median of logged − off, ms): server +0.050, postgres +0.400." in text
 
 
+def test_the_load_section_shows_the_paced_rounds_after_the_full_load_ones():
+    def one_round(off: float, logged: float) -> list[dict]:
+        return [{"order": ["off", "logged"],
+                 "runs": {"off": _run(off, 150), "logged": _run(logged, 149)}}]  # fmt: skip
+
+    def cost(added: float) -> dict:
+        return {"rounds": 1, "added_p99_ms_per_round": [added], "added_p99_ms": added,
+                "off_p99_spread_ms": 0.0}  # fmt: skip
+
+    impressions = {
+        "rounds": one_round(100.0, 130.0),
+        "cost": cost(30.0),
+        "paced": {"requests_per_second_asked": 150.0, "think_ms": 213.333,
+                  "rounds": one_round(20.0, 20.5), "cost": cost(0.5)},
+    }  # fmt: skip
+    text = "\n".join(report.load_section({"impressions": impressions}, "f"))
+
+    full, paced = text.split("paced at 150 requests/s asked")
+    assert "| 1 | off → logged | 100.00 (150) | 130.00 (149) | – | +30.00 |" in full
+    assert "mean 213.333 ms" in paced
+    assert "| 1 | off → logged | 20.00 (150) | 20.50 (149) | – | +0.50 |" in paced
+    assert "Median logged − off: +0.50 ms" in paced
+
+
 def test_the_load_section_of_a_file_without_rounds_has_no_round_table():
     text = "\n".join(report.load_section({"impressions": {"cost": {"added_p99_ms": 3.0}}}, "f"))
     assert "paired" not in text
