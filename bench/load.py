@@ -41,11 +41,13 @@ What it does:
    targets (≤ 2 ms) are the medians over the rounds of the paired p99 differences, logged −
    off and unflushed − off; the JSON keeps every run, and the spread of the `off` runs' p99s
    is the noise a single 20 s p99 carries on the machine.
-   Flat out, 32 connections keep both cores busy, so a p99 there is mostly time spent queued
+   At 32 connections both cores are always busy, so a p99 there is mostly time spent queued
    and spreads over tens of ms from one run to the next. So each condition's server also
-   answers a paced run (--impression-paced-rate, default 150 requests/s, well below capacity:
-   each connection waits a random, exponentially distributed time before each request), and
-   the median of its logged − off p99 differences is a third target.
+   answers a light load right after (--impression-light-connections, default 2: each
+   connection sends its next request when the last is answered, so no queue builds up), and
+   the median of those runs' logged − off p99 differences is a third target. (Pacing 32
+   connections with a think time would not do: gunicorn's sync workers would sit blocked on
+   the idle connections.)
 4. Prints a table (requests/s, ratio to the floor, latency percentiles, cache hit ratio, 5xx,
    errors) and the issue's targets with PASS/FAIL, and writes
    bench/results/load-<UTC time>.json with them, the configuration and the host's load average
@@ -109,11 +111,11 @@ CACHE_LOOKUPS_SAMPLE = "tunedin_recommendation_cache_lookups_total"
 # of unflushed − off (IMPRESSION_REQUEST_COST_METRIC, the request path's share).
 IMPRESSION_COST_METRIC = "impression_added_p99_ms"
 IMPRESSION_REQUEST_COST_METRIC = "impression_request_path_added_p99_ms"
-# The same logged − off median, from the paced runs: each round's servers also answer a paced
-# load well below capacity (--impression-paced-rate), where a p99 is a latency and not the
-# length of a saturated queue; at 32 connections flat out, the off runs alone spread over
+# The same logged − off median, from the light-load runs: each round's servers also answer
+# --impression-light-connections connections (2), where a p99 is a request's latency and not
+# the length of a saturated queue; at 32 connections flat out, the off runs alone spread over
 # tens of ms, so a 2 ms target cannot be read there.
-IMPRESSION_PACED_COST_METRIC = "impression_added_p99_ms_paced"
+IMPRESSION_LIGHT_COST_METRIC = "impression_added_p99_ms_light"
 TARGETS = (
     ("rec_user warm p99", "rec_user", "p99_ms", "<=", 25.0),
     ("rec_user cold p99", COLD_SCENARIO, "p99_ms", "<=", 50.0),
@@ -123,7 +125,7 @@ TARGETS = (
     ("impression logging adds p99", IMPRESSION_SCENARIO, IMPRESSION_COST_METRIC, "<=", 2.0),
     ("impressions: request path", IMPRESSION_SCENARIO, IMPRESSION_REQUEST_COST_METRIC, "<=",
      2.0),
-    ("impression logging, paced", IMPRESSION_SCENARIO, IMPRESSION_PACED_COST_METRIC, "<=", 2.0),
+    ("impression logging, light", IMPRESSION_SCENARIO, IMPRESSION_LIGHT_COST_METRIC, "<=", 2.0),
 )  # fmt: skip
 
 
@@ -297,16 +299,12 @@ def run_wrk(
     threads: int,
     connections: int,
     duration_s: int,
-    think_ms: float = 0.0,
 ) -> dict:
-    """One wrk run; with `think_ms` > 0 each connection waits a random time of that mean
-    before each request (a paced load), else it sends as fast as the server answers."""
     completed = subprocess.run(
         ["wrk", "--threads", str(threads), "--connections", str(connections),
          "--duration", f"{duration_s}s", "--timeout", "10s", "--script", str(LUA_SCRIPT),
          base_url],
-        env={**os.environ, "WRK_REQUESTS_FILE": str(requests_file),
-             "WRK_THINK_MS": f"{think_ms:.3f}"},  # fmt: skip
+        env={**os.environ, "WRK_REQUESTS_FILE": str(requests_file)},
         capture_output=True,
         text=True,
         check=True,
@@ -503,15 +501,6 @@ def impression_round_orders(rounds: int) -> list[tuple[str, ...]]:
     return [tuple(IMPRESSION_CONDITIONS[(r + i) % n] for i in range(n)) for r in range(rounds)]
 
 
-def paced_think_time_ms(*, connections: int, rate: float) -> float:
-    """The mean wait before each request that makes `connections` connections send about
-    `rate` requests/s in all (a little less: each also waits for its answer); 0 for no
-    pacing."""
-    if rate <= 0:
-        return 0.0
-    return round(1000 * connections / rate, 3)
-
-
 def impression_logging_cost(rounds: list[dict[str, ScenarioResult]]) -> dict | None:
     """What impression logging adds to the warm rec_user p99, from paired rounds ({condition:
     result}, one dict a round): per round, the p99s and requests/s of each condition and the
@@ -578,15 +567,15 @@ def impression_logging_cost(rounds: list[dict[str, ScenarioResult]]) -> dict | N
 def evaluate_targets(
     results: list[ScenarioResult],
     impression_rounds: list[dict[str, ScenarioResult]] = (),
-    impression_rounds_paced: list[dict[str, ScenarioResult]] = (),
+    impression_rounds_light: list[dict[str, ScenarioResult]] = (),
 ) -> list[dict]:
     """The issue's targets: measured value and passed (None when the scenario did not run)."""
     by_name = {result.scenario: result for result in results}
     cost = impression_logging_cost(list(impression_rounds)) or {}
-    paced_cost = impression_logging_cost(list(impression_rounds_paced)) or {}
+    light_cost = impression_logging_cost(list(impression_rounds_light)) or {}
     rounds_5xx = [
         run.status_5xx
-        for runs in [*impression_rounds, *impression_rounds_paced]
+        for runs in [*impression_rounds, *impression_rounds_light]
         for run in runs.values()
     ]
     rows = []
@@ -598,8 +587,8 @@ def evaluate_targets(
             measured = cost.get("added_p99_ms")
         elif metric == IMPRESSION_REQUEST_COST_METRIC:
             measured = cost.get("request_path_added_p99_ms")
-        elif metric == IMPRESSION_PACED_COST_METRIC:
-            measured = paced_cost.get("added_p99_ms")
+        elif metric == IMPRESSION_LIGHT_COST_METRIC:
+            measured = light_cost.get("added_p99_ms")
         elif scenario not in by_name:
             measured = None
         elif metric == "cache_hit_ratio":
@@ -718,9 +707,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impression-rounds", type=int, default=3,
                         help="paired rounds of the impression-cost comparison (0: none; it "
                         "also needs the rec_user scenario)")  # fmt: skip
-    parser.add_argument("--impression-paced-rate", type=float, default=150.0,
-                        help="requests/s of the paced runs in each impression round, well "
-                        "below capacity (0: no paced runs)")  # fmt: skip
+    parser.add_argument("--impression-light-connections", type=int, default=2,
+                        help="connections of the light-load run after each run of the "
+                        "impression rounds, on the same server (0: none)")  # fmt: skip
     arguments = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -779,10 +768,11 @@ def main(argv: list[str] | None = None) -> int:
             files[name].write_text("\n".join(lines) + "\n")
 
         def measure(
-            name: str, *, label: str, base_url: str, think_ms: float = 0.0
+            name: str, *, label: str, base_url: str, connections: int | None = None
         ) -> ScenarioResult:
-            """One measured wrk run of `name`'s requests, after its warm-up (paced with
-            `think_ms`, see run_wrk)."""
+            """One measured wrk run of `name`'s requests, after its warm-up, over
+            `connections` connections (default: --connections)."""
+            connections = connections or arguments.connections
             cold = name in COLD_SCENARIOS
             if name in WARMED_SCENARIOS:
                 warm_cache(base_url=base_url, requests=every_scenario[name][1])
@@ -803,10 +793,9 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_wrk(
                 base_url=base_url,
                 requests_file=files[name],
-                threads=arguments.threads,
-                connections=arguments.connections,
+                threads=min(arguments.threads, connections),
+                connections=connections,
                 duration_s=arguments.duration,
-                think_ms=think_ms,
             )
             processes_after = stack.cpu_seconds_by_process()
             cpu_after = stack.busy_cpu_seconds()
@@ -839,13 +828,11 @@ def main(argv: list[str] | None = None) -> int:
         flusher.drain()
 
         impression_rounds: list[dict[str, ScenarioResult]] = []
-        impression_rounds_paced: list[dict[str, ScenarioResult]] = []
-        paced_think_ms = paced_think_time_ms(
-            connections=arguments.connections, rate=arguments.impression_paced_rate
-        )
+        impression_rounds_light: list[dict[str, ScenarioResult]] = []
+        light_connections = arguments.impression_light_connections
         if IMPRESSION_SCENARIO in scenarios:
             for number, order in enumerate(impression_round_orders(arguments.impression_rounds)):
-                runs, paced_runs = {}, {}
+                runs, light_runs = {}, {}
                 for condition in order:
                     server, base_url = serve(impressions=condition != IMPRESSIONS_OFF)
                     if condition == IMPRESSIONS_LOGGED:
@@ -855,24 +842,24 @@ def main(argv: list[str] | None = None) -> int:
                         label=f"{IMPRESSION_SCENARIO} impressions {condition}",
                         base_url=base_url,
                     )
-                    if paced_think_ms:  # the same server, now paced well below capacity
-                        paced_runs[condition] = measure(
+                    if light_connections > 0:  # the same server, now under a light load
+                        light_runs[condition] = measure(
                             IMPRESSION_SCENARIO,
-                            label=f"{IMPRESSION_SCENARIO} impressions {condition} paced",
+                            label=f"{IMPRESSION_SCENARIO} impressions {condition} light",
                             base_url=base_url,
-                            think_ms=paced_think_ms,
+                            connections=light_connections,
                         )
                     stack.stop_process_group(server)  # its workers push what they hold
                     server = None
                     flusher.stop()
                     flusher.drain()  # the paused run's backlog: written before the next run
                     p99 = runs[condition].latency_ms["p99"]
-                    paced = paced_runs[condition].latency_ms["p99"] if paced_runs else None
+                    light = light_runs[condition].latency_ms["p99"] if light_runs else None
                     print(f"  round {number + 1}, impressions {condition}: p99 {p99} ms "
-                          f"(paced: {paced} ms)", file=sys.stderr)  # fmt: skip
+                          f"(light: {light} ms)", file=sys.stderr)  # fmt: skip
                 impression_rounds.append(runs)
-                if paced_runs:
-                    impression_rounds_paced.append(paced_runs)
+                if light_runs:
+                    impression_rounds_light.append(light_runs)
     finally:
         if flusher is not None:
             flusher.stop()
@@ -881,31 +868,30 @@ def main(argv: list[str] | None = None) -> int:
         services.stop_services(started)
 
     floor = set_floor_ratios(results)
-    targets = evaluate_targets(results, impression_rounds, impression_rounds_paced)
+    targets = evaluate_targets(results, impression_rounds, impression_rounds_light)
     impressions = {
         "cost": impression_logging_cost(impression_rounds),
         "rounds": [
             {"order": list(runs), "runs": {c: asdict(run) for c, run in runs.items()}}
             for runs in impression_rounds
         ],
-        "paced": {
-            "requests_per_second_asked": arguments.impression_paced_rate,
-            "think_ms": paced_think_ms,
-            "cost": impression_logging_cost(impression_rounds_paced),
+        "light": {
+            "connections": arguments.impression_light_connections,
+            "cost": impression_logging_cost(impression_rounds_light),
             "rounds": [
                 {"order": list(runs), "runs": {c: asdict(run) for c, run in runs.items()}}
-                for runs in impression_rounds_paced
+                for runs in impression_rounds_light
             ],
         },
         "flushed": flusher.totals if flusher else None,
         "flush_errors": flusher.errors if flusher else [],
     }
     if impressions["cost"]:
-        print_impression_cost(impressions["cost"], load="at full load")
-    if impressions["paced"]["cost"]:
+        print_impression_cost(impressions["cost"], load=f"at {arguments.connections} connections")
+    if impressions["light"]["cost"]:
         print_impression_cost(
-            impressions["paced"]["cost"],
-            load=f"paced at {arguments.impression_paced_rate:g} req/s asked",
+            impressions["light"]["cost"],
+            load=f"at {arguments.impression_light_connections} connections",
         )
     print()
     print_table(results)

@@ -257,28 +257,29 @@ def _impression_rounds_table(rounds: list[dict], cost: dict, *, title: str) -> l
 
 
 def impression_rounds_section(report: dict) -> list[str]:
-    """The paired rounds of the impression-cost comparison, flat out and paced (files from
-    before them: none)."""
+    """The paired rounds of the impression-cost comparison, at the bench's connections and at
+    a light load (files from before them: none)."""
     impressions = report.get("impressions") or {}
     rounds, cost = impressions.get("rounds"), impressions.get("cost") or {}
     if not rounds or "added_p99_ms" not in cost:
         return []
+    connections = (report.get("config") or {}).get("connections", 32)
     lines = _impression_rounds_table(
         rounds,
         cost,
         title=f"Impression logging, warm rec_user p99 in ms (req/s) over {cost['rounds']} "
-        "paired rounds at full load, each run on a fresh server: logged (flushed on the same "
-        "cores), unflushed (flusher paused: the append alone), off (IMPRESSIONS_ENABLED=false):",
+        f"paired rounds at {connections} connections, each run on a fresh server: logged "
+        "(flushed on the same cores), unflushed (flusher paused: the append alone), off "
+        "(IMPRESSIONS_ENABLED=false):",
     )
-    paced = impressions.get("paced") or {}
-    paced_cost = paced.get("cost") or {}
-    if paced.get("rounds") and "added_p99_ms" in paced_cost:
+    light = impressions.get("light") or {}
+    light_cost = light.get("cost") or {}
+    if light.get("rounds") and "added_p99_ms" in light_cost:
         lines += _impression_rounds_table(
-            paced["rounds"],
-            paced_cost,
-            title="The same servers, paced at "
-            f"{paced['requests_per_second_asked']:g} requests/s asked (each connection waits "
-            f"a random time of mean {paced['think_ms']:g} ms before each request):",
+            light["rounds"],
+            light_cost,
+            title=f"The same servers right after, at a light load of {light['connections']} "
+            "connections (each sends its next request when the last is answered: no queue):",
         )
     return lines
 

@@ -3,8 +3,6 @@
 -- response() counts 4xx and 5xx per thread (wrk's own "status" error lumps every status >= 400
 -- together); done() sums them over the threads and prints one JSON line (prefixed with
 -- "WRK_JSON ") for load.py to parse.
--- With WRK_THINK_MS set (> 0), each connection waits a random time (exponential, that mean)
--- before each request: a paced load below capacity instead of wrk's as-fast-as-possible.
 
 local requests = {}
 local position = 1
@@ -33,15 +31,6 @@ end
 function init(args)
   requests = load(os.getenv("WRK_REQUESTS_FILE"))
   position = ((thread_number or 1) * 7919) % #requests + 1
-  math.randomseed((thread_number or 1) * 104729)
-end
-
-local think_ms = tonumber(os.getenv("WRK_THINK_MS") or "0") or 0
-if think_ms > 0 then
-  -- wrk calls delay() before each request only when the script defines it.
-  function delay()
-    return math.floor(-math.log(1 - math.random()) * think_ms)
-  end
 end
 
 function request()

@@ -419,7 +419,7 @@ def impression_request_id() -> uuid.UUID:
     """A new request id for a served list: a UUIDv7, whose leading 48 bits are the time in ms,
     so that the impression table's unique index on request_id grows at its right edge. A
     random uuid4 lands each insert on a random leaf page, and the first change to a page after
-    each checkpoint writes the whole page to the WAL (2-3x the WAL of the flush, measured)."""
+    each checkpoint writes the whole page to the WAL."""
     return uuid6.uuid7()
 
 

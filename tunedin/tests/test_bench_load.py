@@ -80,32 +80,23 @@ def test_the_request_paths_share_comes_from_the_runs_with_the_flusher_paused():
     assert (request_path["measured"], request_path["passed"]) == (1.0, True)
 
 
-def test_the_paced_target_comes_from_the_paced_rounds_alone():
+def test_the_light_load_target_comes_from_the_light_load_rounds_alone():
     flat_out = rounds({OFF: 100.0, LOGGED: 160.0}, {LOGGED: 120.0, OFF: 90.0})
-    paced = rounds({OFF: 20.0, LOGGED: 21.0}, {LOGGED: 22.5, OFF: 20.0}, {OFF: 19.0, LOGGED: 20.0})
+    light = rounds({OFF: 20.0, LOGGED: 21.0}, {LOGGED: 22.5, OFF: 20.0}, {OFF: 19.0, LOGGED: 20.0})
 
-    rows = load.evaluate_targets([], flat_out, paced)
+    rows = load.evaluate_targets([], flat_out, light)
 
     assert (target(rows)["measured"], target(rows)["passed"]) == (45.0, False)
-    paced_row = target(rows, load.IMPRESSION_PACED_COST_METRIC)
-    assert (paced_row["measured"], paced_row["threshold"], paced_row["passed"]) == (1.0, 2.0, True)
-    assert (
-        target(load.evaluate_targets([], flat_out), load.IMPRESSION_PACED_COST_METRIC)["passed"]
-        is None
-    )
+    light_row = target(rows, load.IMPRESSION_LIGHT_COST_METRIC)
+    assert (light_row["measured"], light_row["threshold"], light_row["passed"]) == (1.0, 2.0, True)
+    without = load.evaluate_targets([], flat_out)
+    assert target(without, load.IMPRESSION_LIGHT_COST_METRIC)["passed"] is None
 
 
-def test_the_paced_rounds_5xx_count_too():
-    paced = [{LOGGED: result(12.0, status_5xx=1), OFF: result(11.0)}]
-    (row,) = [r for r in load.evaluate_targets([], [], paced) if r["metric"] == "status_5xx"]
+def test_the_light_load_rounds_5xx_count_too():
+    light = [{LOGGED: result(12.0, status_5xx=1), OFF: result(11.0)}]
+    (row,) = [r for r in load.evaluate_targets([], [], light) if r["metric"] == "status_5xx"]
     assert (row["measured"], row["passed"]) == (1, False)
-
-
-@pytest.mark.parametrize(
-    ("connections", "rate", "think_ms"), [(32, 150.0, 213.333), (32, 320.0, 100.0), (8, 0.0, 0.0)]
-)
-def test_the_think_time_spreads_the_asked_rate_over_the_connections(connections, rate, think_ms):
-    assert load.paced_think_time_ms(connections=connections, rate=rate) == think_ms
 
 
 def test_the_added_cpu_is_split_by_process_group_with_the_rest_as_other():

@@ -65,7 +65,7 @@ def test_the_load_section_shows_each_impression_round_and_the_median():
     assert "by process (median of logged − off, ms): server +0.050, postgres +0.400." in text
 
 
-def test_the_load_section_shows_the_paced_rounds_after_the_full_load_ones():
+def test_the_load_section_shows_the_light_load_rounds_after_the_others():
     def one_round(off: float, logged: float) -> list[dict]:
         return [{"order": ["off", "logged"],
                  "runs": {"off": _run(off, 150), "logged": _run(logged, 149)}}]  # fmt: skip
@@ -77,16 +77,15 @@ def test_the_load_section_shows_the_paced_rounds_after_the_full_load_ones():
     impressions = {
         "rounds": one_round(100.0, 130.0),
         "cost": cost(30.0),
-        "paced": {"requests_per_second_asked": 150.0, "think_ms": 213.333,
-                  "rounds": one_round(20.0, 20.5), "cost": cost(0.5)},
+        "light": {"connections": 2, "rounds": one_round(20.0, 20.5), "cost": cost(0.5)},
     }  # fmt: skip
     text = "\n".join(report.load_section({"impressions": impressions}, "f"))
 
-    full, paced = text.split("paced at 150 requests/s asked")
+    full, light = text.split("light load of 2 connections")
+    assert "paired rounds at 32 connections" in full
     assert "| 1 | off → logged | 100.00 (150) | 130.00 (149) | – | +30.00 |" in full
-    assert "mean 213.333 ms" in paced
-    assert "| 1 | off → logged | 20.00 (150) | 20.50 (149) | – | +0.50 |" in paced
-    assert "Median logged − off: +0.50 ms" in paced
+    assert "| 1 | off → logged | 20.00 (150) | 20.50 (149) | – | +0.50 |" in light
+    assert "Median logged − off: +0.50 ms" in light
 
 
 def test_the_load_section_of_a_file_without_rounds_has_no_round_table():
