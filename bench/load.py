@@ -620,7 +620,7 @@ def _format_value(metric: str, value) -> str:
         return "-"
     if metric == "cache_hit_ratio":
         return f"{100 * value:.1f}%"
-    if metric.endswith("_ms"):
+    if metric.endswith("_ms") or "_ms_" in metric:  # p99_ms, impression_added_p99_ms_light
         return f"{value:.2f} ms"
     return str(value)
 

@@ -152,7 +152,7 @@ def _target_value(metric: str, value) -> str:
         return "–"
     if metric == "cache_hit_ratio":
         return _percent(value)
-    if metric.endswith("_ms"):
+    if metric.endswith("_ms") or "_ms_" in metric:  # p99_ms, impression_added_p99_ms_light
         return f"{value:.2f} ms"
     return str(value)
 
