@@ -293,12 +293,7 @@ def world_size() -> dict[str, int]:
 
 
 def run_wrk(
-    *,
-    base_url: str,
-    requests_file: Path,
-    threads: int,
-    connections: int,
-    duration_s: int,
+    *, base_url: str, requests_file: Path, threads: int, connections: int, duration_s: int
 ) -> dict:
     completed = subprocess.run(
         ["wrk", "--threads", str(threads), "--connections", str(connections),
@@ -662,6 +657,17 @@ def print_targets(targets: list[dict], *, connections: int) -> None:
         print(f"{row['target']:<28} {required:>12} {measured:>12}  {_verdict(row['passed'])}")
 
 
+def impression_rounds_record(rounds: list[dict[str, ScenarioResult]]) -> dict:
+    """The JSON of paired impression rounds: their cost and every run, in its order."""
+    return {
+        "cost": impression_logging_cost(rounds),
+        "rounds": [
+            {"order": list(runs), "runs": {c: asdict(run) for c, run in runs.items()}}
+            for runs in rounds
+        ],
+    }
+
+
 def print_impression_cost(cost: dict, *, load: str) -> None:
     """Print impression_logging_cost's summary of paired rounds run under `load`."""
     print(f"\nimpression logging, warm rec_user p99 {load} over {cost['rounds']} paired "
@@ -870,18 +876,10 @@ def main(argv: list[str] | None = None) -> int:
     floor = set_floor_ratios(results)
     targets = evaluate_targets(results, impression_rounds, impression_rounds_light)
     impressions = {
-        "cost": impression_logging_cost(impression_rounds),
-        "rounds": [
-            {"order": list(runs), "runs": {c: asdict(run) for c, run in runs.items()}}
-            for runs in impression_rounds
-        ],
+        **impression_rounds_record(impression_rounds),
         "light": {
             "connections": arguments.impression_light_connections,
-            "cost": impression_logging_cost(impression_rounds_light),
-            "rounds": [
-                {"order": list(runs), "runs": {c: asdict(run) for c, run in runs.items()}}
-                for runs in impression_rounds_light
-            ],
+            **impression_rounds_record(impression_rounds_light),
         },
         "flushed": flusher.totals if flusher else None,
         "flush_errors": flusher.errors if flusher else [],

@@ -213,3 +213,12 @@ def test_drain_writes_a_backlog_of_several_batches(monkeypatch):
     assert flusher.totals["runs"] == 4  # 2 + 2 + 1 lists, then an empty run
     flusher.drain()
     assert flusher.totals["lists"] == 5
+
+
+def test_the_rounds_record_keeps_each_runs_order_and_the_cost_the_report_reads():
+    measured = rounds({OFF: 11.0, LOGGED: 12.0}, {LOGGED: 14.0, OFF: 11.5})
+    record = load.impression_rounds_record(measured)
+    assert [entry["order"] for entry in record["rounds"]] == [[OFF, LOGGED], [LOGGED, OFF]]
+    assert record["rounds"][1]["runs"][LOGGED]["latency_ms"]["p99"] == 14.0
+    assert record["cost"]["added_p99_ms_per_round"] == [1.0, 2.5]
+    assert load.impression_rounds_record([]) == {"cost": None, "rounds": []}
