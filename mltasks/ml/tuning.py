@@ -21,6 +21,10 @@ How a search runs:
   trial is given the time left as its own training budget, so a search overruns by at most one
   epoch and one validation pass. `search_budget_seconds` scales it with the data size; it is the
   default when `budget_seconds` is None.
+- When the first trial took more than a third of the budget (`MIN_AFFORDABLE_TRIALS`), no
+  other trial starts (`stopped_by` "trial_cost", and `note` says so): on a large dataset an
+  epoch can take a minute on 2 CPU cores, and the trials that would fit are too short to rank
+  settings.
 - `base` is tried first when it lies inside the space, so the best trial is never worse on
   validation than the configuration the search started from.
 - The study is in memory (no storage files) and optuna's own logging is quieted while it runs
@@ -51,6 +55,10 @@ DEFAULT_BASE_SECONDS = 120.0
 LIGHTGCN_TRIAL_MAX_EPOCHS = 100
 NEURAL_TRIAL_MAX_EPOCHS = 30
 DEFAULT_STARTUP_TRIALS = 5  # random trials before TPE models the good and the bad ones
+# A search whose first trial alone took more than 1 / MIN_AFFORDABLE_TRIALS of its budget stops
+# there: two or three one-epoch trials on a large dataset compare noise, not settings, and the
+# first trial (the base configuration) is then kept as the final training.
+MIN_AFFORDABLE_TRIALS = 3
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ class SearchResult:
     trials: list[TrialReport]
     budget_seconds: float
     seconds: float
-    stopped_by: str  # "n_trials" or "budget"
+    stopped_by: str  # "n_trials", "budget" or "trial_cost" (see MIN_AFFORDABLE_TRIALS)
     base_trial: int | None  # the trial that ran `base` unchanged (None: base outside the space)
     space: dict
     seed: int
@@ -358,8 +366,25 @@ def _search(
             best.update(value=outcome.value, result=outcome.result, as_final=outcome.as_final)
         return outcome.value
 
+    stopped_early: list[str] = []
+
     def stop_at_deadline(study: optuna.Study, _trial) -> None:
         if time.perf_counter() >= deadline:
+            study.stop()
+            return
+        first = records.get(0)
+        if (
+            len(study.trials) == 1
+            and first is not None
+            and first.value is not None
+            and first.seconds * MIN_AFFORDABLE_TRIALS > budget_seconds
+        ):
+            stopped_early.append(
+                f"trial 0 took {first.seconds:.0f}s of the {budget_seconds:.0f}s budget, "
+                f"which affords fewer than {MIN_AFFORDABLE_TRIALS} trials of that cost: "
+                "no other trial was started"
+            )
+            logger.info("%s search: %s", model, stopped_early[0])
             study.stop()
 
     base_params = {name: getattr(base, name) for name in space}
@@ -414,6 +439,8 @@ def _search(
         )
     winner = max(complete, key=lambda trial: (trial.value, -trial.number))
     stopped_by = "n_trials" if n_trials is not None and len(trials) >= n_trials else "budget"
+    if stopped_early:
+        stopped_by = "trial_cost"
     logger.info(
         "%s search: %d trials in %.1fs (budget %.1fs), best trial %d valid %s %.4f %s",
         model,
@@ -442,4 +469,5 @@ def _search(
         seed=seed,
         best_result=best["result"],
         best_is_final=bool(best["as_final"]),
+        note=stopped_early[0] if stopped_early else "",
     )

@@ -228,10 +228,11 @@ def test_search_stops_at_its_time_budget(cf_split):
     search = search_lightgcn(
         cf_split.train,
         cf_split.valid,
-        base=replace(TINY_LIGHTGCN, max_epochs=1000, patience=1000),  # trials never end alone
+        base=replace(TINY_LIGHTGCN, max_epochs=100_000, patience=100_000),
         seed=1,
         budget_seconds=budget,
         space=LIGHTGCN_SPACE,
+        trial_max_epochs=100_000,  # trials never end alone: the deadline stops the first
     )
     wall = time.perf_counter() - started
     assert search.stopped_by == "budget"
@@ -518,3 +519,35 @@ def test_a_search_whose_trials_all_end_without_a_score_keeps_the_base_and_says_w
     assert "base configuration is used unchanged" in report["note"]
     assert report["best"]["value"] is None
     json.dumps(report)  # JSON-ready: goes into the version's report
+
+
+def _timed_trial(seconds: float):
+    """A fake trial that takes `seconds` and scores its learning rate."""
+
+    def train_trial(config, seconds_left):
+        time.sleep(seconds)
+        return tuning._Outcome(value=config.lr, best_epoch=1, epochs=1, result=config)
+
+    return train_trial
+
+
+@pytest.mark.parametrize(
+    ("trial_seconds", "budget", "trials", "stopped_by"),
+    [(0.5, 1.2, 1, "trial_cost"), (0.05, 1.2, 3, "n_trials")],
+)
+def test_a_search_whose_first_trial_costs_over_a_third_of_its_budget_stops_there(
+    trial_seconds, budget, trials, stopped_by
+):
+    search = tuning._search(
+        model="LightGCN", metric="nDCG@20", base=TINY_LIGHTGCN, space=LIGHTGCN_SPACE, seed=1,
+        budget_seconds=budget, n_trials=3, n_startup_trials=2, try_base=False,
+        train_trial=_timed_trial(trial_seconds),
+    )  # fmt: skip
+
+    assert len(search.trials) == trials
+    assert search.stopped_by == stopped_by
+    assert search.best_trial == 0 if trials == 1 else search.best_trial is not None
+    if stopped_by == "trial_cost":
+        assert "affords fewer than 3 trials" in search.to_dict()["note"]
+    else:
+        assert "note" not in search.to_dict()
