@@ -497,14 +497,13 @@ def test_csv_loader_reads_weights_and_timestamps_and_reports_bad_rows():
 
 def _small_config(**changes) -> RecommenderConfig:
     config = quick_config(RecommenderConfig(show_progress=False))
-    return replace(
-        config,
-        lightgcn=tiny_lightgcn(max_epochs=10),
-        ease_rank=8,
-        content_dim=4,
-        content_block_dim=2,
-        **changes,
-    )
+    defaults = {
+        "lightgcn": tiny_lightgcn(max_epochs=10),
+        "ease_rank": 8,
+        "content_dim": 4,
+        "content_block_dim": 2,
+    }
+    return replace(config, **{**defaults, **changes})
 
 
 def test_the_searchs_best_lightgcn_trial_is_kept_when_it_trained_as_final(planted, monkeypatch):
@@ -587,6 +586,52 @@ def test_recommender_serves_the_best_candidate_on_the_selection_half(planted, tm
     np.testing.assert_allclose(
         served.score(context), result.served_scorer.score(context), rtol=1e-5
     )
+
+
+def test_a_lightgcn_far_below_the_baselines_is_reported_and_dropped(planted, monkeypatch):
+    """LightGCN that learns nothing in its budget keeps its validation column and the reason,
+    and is neither refitted nor blended nor a ranker feature; the rest still trains and serves."""
+    from mltasks.ml.cf import recommender
+
+    trainings = []
+
+    def counted_train_lightgcn(*args, **kwargs):
+        trainings.append(kwargs.get("fixed_epochs"))
+        return train_lightgcn(*args, **kwargs)
+
+    monkeypatch.setattr(recommender, "train_lightgcn", counted_train_lightgcn)
+    log, _, _, item_cluster = planted
+    tags = sp.csr_matrix(
+        (np.ones(log.n_items), (np.arange(log.n_items), item_cluster)), shape=(log.n_items, 4)
+    )
+    untrained = tiny_lightgcn(lr=1e-7, max_epochs=1, eval_every=1)
+    config = _small_config(lightgcn=untrained, serve_fit="all")
+    result = train_user_recommender(
+        interactions=log, item_tags=tags, tag_names=list("abcd"), item_artist=item_cluster,
+        config=config, seed=2020,
+    )  # fmt: skip
+
+    reports = {m.name: m for m in result.models}
+    lightgcn, ease = reports["LightGCN"], reports["EASE"]
+    assert lightgcn.valid["nDCG@20"] < 0.5 * ease.valid["nDCG@20"]
+    assert "is below 0.5 x EASE" in lightgcn.params["dropped"]
+    assert (lightgcn.test, lightgcn.selection, lightgcn.servable) == ({}, {}, False)
+    assert trainings == [None]  # the validation fit only: no test or serving refit
+    blend = reports["TunedIn-blend"]
+    assert blend.params["lightgcn_weight"] == 0.0 and blend.test and blend.selection
+    assert blend.dim == config.ease_rank + config.content_block_dim
+    assert "LightGCN" not in result.selection["scores"]
+    assert not any("LightGCN" in name for name in reports["TunedIn-ranker"].params["features"])
+    assert result.vectors_model in ("EASE-SVD", "TunedIn-blend")
+    assert result.served_scorer.score(HistoryContext(items=np.array([0, 4]), user=0)).shape == (
+        log.n_items,
+    )
+
+    kept = train_user_recommender(
+        interactions=log, config=replace(config, lightgcn_min_baseline_share=0.0), seed=2020
+    )
+    kept_lightgcn = next(m for m in kept.models if m.name == "LightGCN")
+    assert kept_lightgcn.test and "dropped" not in kept_lightgcn.params
 
 
 def test_recommender_refuses_data_too_small_to_validate():

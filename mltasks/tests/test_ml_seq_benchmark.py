@@ -219,6 +219,36 @@ def test_validation_is_a_seeded_sample_above_the_cap_and_test_is_never_sampled(m
     assert sample_valid_cases(full, max_cases=len(full.valid), seed=11) is full  # at the cap
 
 
+def test_neural_models_far_below_session_knn_are_reported_but_left_out_of_the_passes(
+    tmp_path, mpd_result
+):
+    """A share no neural model reaches drops both: their validation column (from their own
+    training) and the reason stay, no test column, no ranker input or candidate; the vectors
+    still come from the better of them, and the served pipeline saves and loads."""
+    events = load_mpd_playlists(FIXTURES / "mpd.slice.0-29.json")
+    config = replace(tiny_config(), neural_min_baseline_share=100.0)
+
+    result = train_continuation_model(sequences=events, config=config, seed=11)
+
+    for name in ("SASRec", "GRU4Rec"):
+        assert "below 100 x SKNN's" in result.params[name]["dropped"]
+        assert result.metrics[name]["test"] == {} and result.metrics[name]["selection"] == {}
+        assert result.metrics[name]["valid"]["Recall@20"] == pytest.approx(
+            max(entry["valid_Recall@20"] for entry in result.history[name])
+        )
+        assert name not in result.selection["scores"]
+        assert name not in result.test_rankings
+        assert "dropped" not in mpd_result.params[name]  # the default share keeps them here
+    if result.ranker:
+        assert not any("SASRec" in f or "GRU4Rec" in f for f in result.ranker["params"]["features"])
+    assert result.selection["served"] in {"MostPop", "Markov", "SKNN", "TunedIn-ranker"}
+    assert result.vectors_model_name in {"SASRec", "GRU4Rec"}
+    save_continuation_artifact(result, tmp_path / "artifact")
+    served = load_served_scorer(tmp_path / "artifact")
+    context = SequenceContext(items=np.array([3, 1]), hour=7, dow=2)
+    assert np.allclose(served.score(context), result.served_scorer.score(context), atol=1e-5)
+
+
 def test_artifact_round_trip_keeps_scores_ids_and_metrics(tmp_path, mpd_result):
     save_continuation_artifact(mpd_result, tmp_path / "artifact")
     loaded = load_continuation_artifact(tmp_path / "artifact")

@@ -12,6 +12,9 @@
      `ease_rank` from its full score matrix,
    - `TunedIn-blend`: LightGCN, EASE-SVD and tag-content blocks concatenated, each standardised per
      user and weighted, weights chosen on validation (see `hybrid.blend_factors`).
+   LightGCN far below the baselines on validation (`lightgcn_min_baseline_share`) is dropped
+   there: reported with its validation column and the reason, but neither refitted nor blended
+   nor a ranker input (on 2 CPU cores a large catalog's budget buys it too few epochs).
 4. The served model is the candidate with the best validation nDCG@20. Nothing is chosen on test.
 5. Test metrics: every model is refitted on train+valid with its chosen hyper-parameters
    (LightGCN for its early-stopped number of epochs) and ranks with train+valid items excluded.
@@ -140,6 +143,13 @@ class RecommenderConfig:
     # Base seconds of LightGCN's hyper-parameter search (tuning.search_budget_seconds scales it
     # with the data); 0 = no search, FAST_CONFIG as tuned on HetRec.
     search_seconds: float = 0.0
+    # LightGCN is dropped when its validation nDCG@20 is below this share of the best baseline's
+    # (ItemKNN, EASE): its validation column and the reason stay in the report, but it is not
+    # refitted for the test or for serving and is left out of the blend and the ranker. On 2 CPU
+    # cores a large catalog's epoch takes a minute, and its time budget buys too few of them
+    # (demo scale 10: 0.048 against EASE's 0.124), while each refit costs minutes. 0 = never;
+    # nor when `served_candidates` names LightGCN.
+    lightgcn_min_baseline_share: float = 0.5
 
     def to_dict(self) -> dict:
         result = asdict(self)
@@ -256,13 +266,17 @@ class RecommenderResult:
 class _Blocks:
     """The dot-product blocks of one fit (on train, or train+valid, or all)."""
 
-    lightgcn: tuple[np.ndarray, np.ndarray]
+    lightgcn: tuple[np.ndarray, np.ndarray] | None  # None: LightGCN was dropped
     ease: tuple[np.ndarray, np.ndarray]
     content: tuple[np.ndarray, np.ndarray] | None
 
 
 def _blend(blocks: _Blocks, ease_weight: float, content_weight: float):
-    parts, weights = [blocks.lightgcn, blocks.ease], [1.0, ease_weight]
+    """LightGCN (weight 1) + EASE-SVD + content; without LightGCN, EASE-SVD and content."""
+    parts, weights = [blocks.ease], [ease_weight]
+    if blocks.lightgcn is not None:
+        parts.insert(0, blocks.lightgcn)
+        weights.insert(0, 1.0)
     if blocks.content is not None:
         parts.append(blocks.content)
         weights.append(content_weight)
@@ -520,7 +534,18 @@ def train_user_recommender(
     )
     history = {"LightGCN": lightgcn.history}
     timings["lightgcn_time_to_quality"] = lightgcn.time_to_quality
-    train_scorers["LightGCN"] = factor_scorer(lightgcn_vectors, item_popularity(train))
+    lightgcn_dropped = ""
+    if "LightGCN" not in config.served_candidates:  # asked for: never dropped
+        lightgcn_dropped = _lightgcn_dropped(
+            lightgcn_report, reports, share=config.lightgcn_min_baseline_share
+        )
+    if lightgcn_dropped:
+        logger.info("LightGCN dropped: %s", lightgcn_dropped)
+        lightgcn_report.params["dropped"] = lightgcn_dropped
+        lightgcn_report.servable = False
+        lightgcn_vectors = None
+    else:
+        train_scorers["LightGCN"] = factor_scorer(lightgcn_vectors, item_popularity(train))
 
     # --- the validation users in two seeded halves: blends and the ranker are fitted on the
     # first and every candidate is selected on the second (EVALUATION.md)
@@ -555,10 +580,10 @@ def train_user_recommender(
     clock = time.perf_counter()
     train_blocks = _Blocks(lightgcn_vectors, ease_vectors, valid_stage.content_block())
     content_weights = config.blend_content_weights if train_blocks.content is not None else (0.0,)
+    # Without LightGCN the blend is EASE-SVD (weight 1) and content.
+    ease_weights = config.blend_ease_weights if not lightgcn_dropped else (1.0,)
     tuning = []
-    for ease_weight, content_weight in itertools.product(
-        config.blend_ease_weights, content_weights
-    ):
+    for ease_weight, content_weight in itertools.product(ease_weights, content_weights):
         vectors = _blend(train_blocks, ease_weight, content_weight)
         metrics = evaluate_scorer(_factor_scorer(vectors), target=valid_fit_target, exclude=train)
         tuning.append({"ease_weight": ease_weight, "content_weight": content_weight, **metrics})
@@ -578,7 +603,7 @@ def train_user_recommender(
         "TunedIn-blend",
         {
             **blend_weights,
-            "lightgcn_weight": 1.0,
+            "lightgcn_weight": 0.0 if lightgcn_dropped else 1.0,
             **{f"ease_{k}": v for k, v in ease_params.items()},
             "content_dim": config.content_block_dim if train_blocks.content is not None else 0,
             "weights_chosen_on": "the fitting half of the validation users",
@@ -722,14 +747,16 @@ def train_user_recommender(
         """The stage's blocks; `ease_fit` is its served EASE when already fitted (with the
         seconds that fit took), else it is fitted here."""
         clock = time.perf_counter()
-        refit = train_lightgcn(
-            fit_stage.interactions,
-            config=lightgcn_config,
-            seed=seed,
-            friends=friends,
-            item_tags=fit_stage.tag_counts,
-            fixed_epochs=n_epochs,
-        )
+        refit = None
+        if not lightgcn_dropped:
+            refit = train_lightgcn(
+                fit_stage.interactions,
+                config=lightgcn_config,
+                seed=seed,
+                friends=friends,
+                item_tags=fit_stage.tag_counts,
+                fixed_epochs=n_epochs,
+            )
         lightgcn_fit_seconds = time.perf_counter() - clock
         clock = time.perf_counter()
         if ease_fit is None:
@@ -742,7 +769,9 @@ def train_user_recommender(
         del ease, ease_fit
         ease_fit_seconds = time.perf_counter() - clock + earlier_seconds
         blocks = _Blocks(
-            (refit.user_vectors, refit.item_vectors), vectors, fit_stage.content_block()
+            None if refit is None else (refit.user_vectors, refit.item_vectors),
+            vectors,
+            fit_stage.content_block(),
         )
         return blocks, ease_item_item, lightgcn_fit_seconds, ease_fit_seconds
 
@@ -750,15 +779,16 @@ def train_user_recommender(
         test_stage, lightgcn.best_epoch, item_item=True, ease_fit=ease_test_fit
     )
     del ease_test_fit
-    lightgcn_report.refit_seconds = lightgcn_refit
-    test_metrics(_factor_scorer(test_blocks.lightgcn), lightgcn_report)
+    if not lightgcn_dropped:
+        lightgcn_report.refit_seconds = lightgcn_refit
+        test_metrics(_factor_scorer(test_blocks.lightgcn), lightgcn_report)
+        test_scorers["LightGCN"] = factor_scorer(test_blocks.lightgcn, item_popularity(train_valid))
     ease_svd_report.refit_seconds = ease_refit
     test_metrics(_factor_scorer(test_blocks.ease), ease_svd_report)
     blend_report.refit_seconds = lightgcn_refit + ease_refit
     test_metrics(_factor_scorer(_blend(test_blocks, **blend_weights)), blend_report)
     reports.extend([lightgcn_report, ease_svd_report, blend_report])
     test_scorers[ease_name] = test_ease
-    test_scorers["LightGCN"] = factor_scorer(test_blocks.lightgcn, item_popularity(train_valid))
     test_scorers["TunedIn-blend"] = factor_scorer(
         _blend(test_blocks, **blend_weights), item_popularity(train_valid)
     )
@@ -798,7 +828,7 @@ def train_user_recommender(
 
     # The vectors every process keeps for similar tracks, users and artists (and the retrieval
     # backends): the served model's when it is a factor model, else the best factor model's.
-    factor_reports = [lightgcn_report, ease_svd_report, blend_report]
+    factor_reports = [r for r in (lightgcn_report, ease_svd_report, blend_report) if r.selection]
     vectors_model = (
         served.name
         if served.name in FACTOR_MODELS
@@ -822,11 +852,12 @@ def train_user_recommender(
         )
         serve_scorers: dict[str, Scorer] = {
             "MostPop": PopularityScorer(popularity=item_popularity(full)),
-            "LightGCN": factor_scorer(serve_blocks.lightgcn, item_popularity(full)),
             "TunedIn-blend": factor_scorer(
                 _blend(serve_blocks, **blend_weights), item_popularity(full)
             ),
         }
+        if not lightgcn_dropped:
+            serve_scorers["LightGCN"] = factor_scorer(serve_blocks.lightgcn, item_popularity(full))
         if needs_item_item:
             serve_scorers[ease_name] = serve_ease
         if served.name in (RANKER_NAME, "ItemKNN"):
@@ -927,6 +958,22 @@ def _tune_and_test(name, fit_grid, refit, train, train_valid, valid_metrics, tes
     report.refit_seconds = time.perf_counter() - clock
     test_metrics(refitted.score, report)
     return report, best, refitted
+
+
+def _lightgcn_dropped(lightgcn: ModelReport, reports: list[ModelReport], *, share: float) -> str:
+    """Why LightGCN is dropped (see RecommenderConfig.lightgcn_min_baseline_share), or ""."""
+    baselines = [r for r in reports if r.name != "MostPop" and SELECTION_METRIC in r.valid]
+    if not share or not baselines:
+        return ""
+    best = max(baselines, key=lambda r: r.valid[SELECTION_METRIC])
+    value, floor = lightgcn.valid[SELECTION_METRIC], share * best.valid[SELECTION_METRIC]
+    if value >= floor:
+        return ""
+    return (
+        f"validation {SELECTION_METRIC} {value:.4f} is below {share:g} x {best.name}'s "
+        f"{best.valid[SELECTION_METRIC]:.4f}: not refitted for the test or serving, not in the "
+        "blend or the ranker"
+    )
 
 
 def _short(metrics: dict[str, float]) -> str:
