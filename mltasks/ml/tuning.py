@@ -21,10 +21,10 @@ How a search runs:
   trial is given the time left as its own training budget, so a search overruns by at most one
   epoch and one validation pass. `search_budget_seconds` scales it with the data size; it is the
   default when `budget_seconds` is None.
-- When the first trial took more than a third of the budget (`MIN_AFFORDABLE_TRIALS`), no
-  other trial starts (`stopped_by` "trial_cost", and `note` says so): on a large dataset an
-  epoch can take a minute on 2 CPU cores, and the trials that would fit are too short to rank
-  settings.
+- When the first trial took more than a third of the budget (`MIN_AFFORDABLE_TRIALS`), or
+  its time limit ended it within fewer than `MIN_TRIAL_EPOCHS` epochs, no other trial starts
+  (`stopped_by` "trial_cost", and `note` says so): on a large dataset an epoch can take a
+  minute on 2 CPU cores, and the trials that would fit are too short to rank settings.
 - `base` is tried first when it lies inside the space, so the best trial is never worse on
   validation than the configuration the search started from.
 - The study is in memory (no storage files) and optuna's own logging is quieted while it runs
@@ -55,10 +55,12 @@ DEFAULT_BASE_SECONDS = 120.0
 LIGHTGCN_TRIAL_MAX_EPOCHS = 100
 NEURAL_TRIAL_MAX_EPOCHS = 30
 DEFAULT_STARTUP_TRIALS = 5  # random trials before TPE models the good and the bad ones
-# A search whose first trial alone took more than 1 / MIN_AFFORDABLE_TRIALS of its budget stops
-# there: two or three one-epoch trials on a large dataset compare noise, not settings, and the
-# first trial (the base configuration) is then kept as the final training.
+# A search stops after its first trial when that trial alone took more than
+# 1 / MIN_AFFORDABLE_TRIALS of the budget, or when its time limit ended it within fewer than
+# MIN_TRIAL_EPOCHS epochs: one-epoch trials on a large dataset compare noise, not settings, and
+# the first trial (the base configuration) is then kept as the final training.
 MIN_AFFORDABLE_TRIALS = 3
+MIN_TRIAL_EPOCHS = 3
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class TrialReport:
     best_epoch: int | None = None
     epochs: int = 0  # epochs trained
     budget_cut: bool = False  # the search's deadline passed while it trained
+    time_cut: bool = False  # a time limit (its own or the search's) ended its training
     error: str = ""
 
 
@@ -198,6 +201,7 @@ class _Outcome:
     # The trial trained as a final training of its configuration would: neither its epoch cap
     # nor the search's time left stopped it before the configuration's own limits did.
     as_final: bool = False
+    time_cut: bool = False  # a time limit (its own or the search's) ended its training
 
 
 def trained_as_final(
@@ -237,6 +241,7 @@ def trial_outcome(
         best_epoch=result.best_epoch if value is not None else None,
         epochs=len(result.history),
         result=result,
+        time_cut=result.train_seconds >= time_limit,
         as_final=trained_as_final(
             epochs=len(result.history),
             seconds=result.train_seconds,
@@ -345,10 +350,11 @@ def _search(
         finally:
             record.seconds = round(time.perf_counter() - trial_started, 3)
             record.budget_cut = time.perf_counter() >= deadline
-        record.value, record.best_epoch, record.epochs = (
+        record.value, record.best_epoch, record.epochs, record.time_cut = (
             outcome.value,
             outcome.best_epoch,
             outcome.epochs,
+            outcome.time_cut,
         )
         logger.info(
             "%s search trial %d: valid %s %s after %d epochs (%.1fs) %s",
@@ -373,19 +379,23 @@ def _search(
             study.stop()
             return
         first = records.get(0)
-        if (
-            len(study.trials) == 1
-            and first is not None
-            and first.value is not None
-            and first.seconds * MIN_AFFORDABLE_TRIALS > budget_seconds
-        ):
-            stopped_early.append(
+        if len(study.trials) != 1 or first is None or first.value is None:
+            return
+        if first.seconds * MIN_AFFORDABLE_TRIALS > budget_seconds:
+            why = (
                 f"trial 0 took {first.seconds:.0f}s of the {budget_seconds:.0f}s budget, "
-                f"which affords fewer than {MIN_AFFORDABLE_TRIALS} trials of that cost: "
-                "no other trial was started"
+                f"which affords fewer than {MIN_AFFORDABLE_TRIALS} trials of that cost"
             )
-            logger.info("%s search: %s", model, stopped_early[0])
-            study.stop()
+        elif first.time_cut and first.epochs < MIN_TRIAL_EPOCHS:
+            why = (
+                f"trial 0's time limit ended it after {first.epochs} epoch(s) "
+                f"({first.seconds:.0f}s): trials that short cannot rank settings"
+            )
+        else:
+            return
+        stopped_early.append(f"{why}: no other trial was started")
+        logger.info("%s search: %s", model, stopped_early[0])
+        study.stop()
 
     base_params = {name: getattr(base, name) for name in space}
     base_in_space = all(dimension.contains(base_params[name]) for name, dimension in space.items())

@@ -521,12 +521,14 @@ def test_a_search_whose_trials_all_end_without_a_score_keeps_the_base_and_says_w
     json.dumps(report)  # JSON-ready: goes into the version's report
 
 
-def _timed_trial(seconds: float):
+def _timed_trial(seconds: float, *, epochs: int = 1, time_cut: bool = False):
     """A fake trial that takes `seconds` and scores its learning rate."""
 
     def train_trial(config, seconds_left):
         time.sleep(seconds)
-        return tuning._Outcome(value=config.lr, best_epoch=1, epochs=1, result=config)
+        return tuning._Outcome(
+            value=config.lr, best_epoch=1, epochs=epochs, result=config, time_cut=time_cut
+        )
 
     return train_trial
 
@@ -551,3 +553,35 @@ def test_a_search_whose_first_trial_costs_over_a_third_of_its_budget_stops_there
         assert "affords fewer than 3 trials" in search.to_dict()["note"]
     else:
         assert "note" not in search.to_dict()
+
+
+@pytest.mark.parametrize(("epochs", "trials"), [(1, 1), (2, 1), (3, 3)])
+def test_a_search_whose_first_trial_its_time_limit_ended_within_3_epochs_stops_there(
+    epochs, trials
+):
+    search = tuning._search(
+        model="GRU4Rec", metric="Recall@20", base=TINY_LIGHTGCN, space=LIGHTGCN_SPACE, seed=1,
+        budget_seconds=60.0, n_trials=3, n_startup_trials=2, try_base=False,
+        train_trial=_timed_trial(0.01, epochs=epochs, time_cut=True),
+    )  # fmt: skip
+
+    assert len(search.trials) == trials
+    assert search.trials[0].time_cut
+    if trials == 1:
+        assert search.stopped_by == "trial_cost"
+        assert f"ended it after {epochs} epoch(s)" in search.to_dict()["note"]
+
+
+def test_a_lightgcn_trial_records_whether_its_time_limit_ended_it(cf_split):
+    base = replace(TINY_LIGHTGCN, max_epochs=100_000, patience=100_000, max_seconds=0.3)
+    cut = search_lightgcn(
+        cf_split.train, cf_split.valid, base=base, seed=1, budget_seconds=30.0, n_trials=1,
+        space=LIGHTGCN_SPACE, trial_max_epochs=100_000,
+    )  # fmt: skip
+    ended = search_lightgcn(
+        cf_split.train, cf_split.valid, base=TINY_LIGHTGCN, seed=1, budget_seconds=30.0,
+        n_trials=1, space=LIGHTGCN_SPACE,
+    )  # fmt: skip
+
+    assert cut.trials[0].time_cut and cut.trials[0].epochs >= 3
+    assert not ended.trials[0].time_cut and ended.trials[0].epochs <= TINY_LIGHTGCN.max_epochs
