@@ -737,3 +737,42 @@ def test_a_catalog_past_the_exact_size_tries_the_sparse_grids(planted, caplog, m
     assert [row["lam"] for row in ease.tuning] == [20.0, 80.0]
     tried = [r.getMessage() for r in caplog.records if "EASE+tags side weight" in r.getMessage()]
     assert len(tried) == 1 and "side weight 2.00" in tried[0]
+
+
+def test_balanced_blocks_keep_every_score_and_let_an_hnsw_graph_find_the_top_items():
+    """EASE-SVD-like block (tiny items, huge users) beside a content-like one (unit items):
+    as concatenated, the items' geometry is the content block's and an inner-product HNSW graph
+    misses most of the exact top 100; balanced, the same scores are found."""
+    import faiss
+
+    from mltasks.ml.cf.hybrid import balance_factors
+
+    rng = np.random.default_rng(3)
+    n_items, n_users = 20_000, 200
+    cf_items = rng.standard_normal((n_items, 24)).astype(np.float32) * 0.01
+    cf_users = rng.standard_normal((n_users, 24)).astype(np.float32) * 300
+    content_items = rng.standard_normal((n_items, 8)).astype(np.float32)
+    content_items /= np.linalg.norm(content_items, axis=1, keepdims=True)
+    content_users = rng.standard_normal((n_users, 8)).astype(np.float32)
+
+    def recall(users, items, k=100):
+        index = faiss.IndexHNSWFlat(items.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 128
+        index.add(np.ascontiguousarray(items, dtype=np.float32))
+        index.hnsw.efSearch = 256
+        _, found = index.search(np.ascontiguousarray(users, dtype=np.float32), k)
+        exact = np.argpartition(-(users @ items.T), k - 1, axis=1)[:, :k]
+        return np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(exact, found, strict=True)])
+
+    raw_users = np.hstack([cf_users, content_users])
+    raw_items = np.hstack([cf_items, content_items])
+    balanced = [balance_factors(cf_users, cf_items), balance_factors(content_users, content_items)]
+    users = np.hstack([block[0] for block in balanced])
+    items = np.hstack([block[1] for block in balanced])
+
+    np.testing.assert_allclose(users @ items.T, raw_users @ raw_items.T, rtol=1e-3, atol=1e-2)
+    cf_user_rms = np.sqrt(np.mean(np.sum(balanced[0][0] ** 2, axis=1)))
+    cf_item_rms = np.sqrt(np.mean(np.sum(balanced[0][1] ** 2, axis=1)))
+    assert cf_user_rms == pytest.approx(cf_item_rms, rel=1e-4)
+    assert recall(raw_users, raw_items) < 0.5
+    assert recall(users, items) >= 0.9

@@ -42,11 +42,33 @@ def user_score_deviation(user_vectors: np.ndarray, item_vectors: np.ndarray) -> 
     return np.sqrt(np.maximum(variance, 0.0))
 
 
+def balance_factors(
+    user_vectors: np.ndarray, item_vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same scores (u . v) with the scale shared evenly: users times c, items divided by c,
+    c = sqrt(rms item norm / rms user norm), so both sides have the same root-mean-square norm.
+
+    An HNSW graph is built from the item vectors alone: when a block's items are tiny beside
+    its users (EASE-SVD's items are rows of an orthonormal basis, ~0.02 at 100,000 items,
+    against user norms of ~300), the items' geometry is another block's and the graph cannot
+    find the top inner products (demo scale 10: recall@100 0.087 as published, 0.957 balanced,
+    every score equal)."""
+    user_vectors = np.asarray(user_vectors, dtype=np.float32)
+    item_vectors = np.asarray(item_vectors, dtype=np.float32)
+    user_rms = float(np.sqrt(np.mean(np.einsum("ij,ij->i", user_vectors, user_vectors))))
+    item_rms = float(np.sqrt(np.mean(np.einsum("ij,ij->i", item_vectors, item_vectors))))
+    if not (user_rms > 0 and item_rms > 0):
+        return user_vectors, item_vectors
+    scale = np.float32(np.sqrt(item_rms / user_rms))
+    return user_vectors * scale, item_vectors / scale
+
+
 def blend_factors(
     blocks: list[tuple[np.ndarray, np.ndarray]], weights: list[float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate factor blocks (user_vectors, item_vectors), each standardised per user and
-    multiplied by its weight; blocks with weight 0 are left out."""
+    """Concatenate factor blocks (user_vectors, item_vectors), each standardised per user,
+    multiplied by its weight and balanced (`balance_factors`); blocks with weight 0 are left
+    out."""
     if len(blocks) != len(weights):
         raise ValueError("one weight per block")
     user_parts, item_parts = [], []
@@ -55,8 +77,9 @@ def blend_factors(
             continue
         deviation = user_score_deviation(user_vectors, item_vectors)
         scale = np.divide(weight, deviation, out=np.zeros_like(deviation), where=deviation > 0)
-        user_parts.append(user_vectors * scale[:, None])
-        item_parts.append(np.asarray(item_vectors, dtype=np.float64))
+        users, items = balance_factors(user_vectors * scale[:, None], item_vectors)
+        user_parts.append(users)
+        item_parts.append(items)
     if not user_parts:
         raise ValueError("every block has weight 0")
     return (

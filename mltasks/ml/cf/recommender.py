@@ -55,7 +55,7 @@ from mltasks.ml.cf.content import (
     fit_tag_content,
     top_tag_features,
 )
-from mltasks.ml.cf.hybrid import blend_factors
+from mltasks.ml.cf.hybrid import balance_factors, blend_factors
 from mltasks.ml.cf.lightgcn import FAST_CONFIG, LightGCNConfig, train_lightgcn
 from mltasks.ml.cf.pipeline import (
     FACTOR_MODELS,
@@ -562,8 +562,8 @@ def train_user_recommender(
     # --- EASE-SVD (of the best EASE above) and the blend, on train
     clock = time.perf_counter()
     ease_rank = min(config.ease_rank, MAX_SERVED_DIM - lightgcn_config.embedding_dim)
-    ease_vectors = factorize_scores(
-        ease_train.score, split.n_users, split.n_items, ease_rank, seed=seed
+    ease_vectors = balance_factors(
+        *factorize_scores(ease_train.score, split.n_users, split.n_items, ease_rank, seed=seed)
     )
     del ease_train
     ease_svd_seconds = time.perf_counter() - clock
@@ -764,7 +764,9 @@ def train_user_recommender(
             ease.fit(fit_stage.interactions)
         else:
             ease, earlier_seconds = ease_fit
-        vectors = factorize_scores(ease.score, split.n_users, split.n_items, ease_rank, seed=seed)
+        vectors = balance_factors(
+            *factorize_scores(ease.score, split.n_users, split.n_items, ease_rank, seed=seed)
+        )
         ease_item_item = item_item_scorer(ease, ease_name) if item_item else None
         del ease, ease_fit
         ease_fit_seconds = time.perf_counter() - clock + earlier_seconds
