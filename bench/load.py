@@ -80,6 +80,7 @@ if __package__ in (None, ""):  # run as a script: bench/load.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import stack  # noqa: E402
+from bench.targets import target_value  # noqa: E402
 from devstack import services  # noqa: E402
 
 ROOT = stack.ROOT
@@ -610,16 +611,6 @@ def _verdict(passed: bool | None) -> str:
     return "n/a" if passed is None else "PASS" if passed else "FAIL"
 
 
-def _format_value(metric: str, value) -> str:
-    if value is None:
-        return "-"
-    if metric == "cache_hit_ratio":
-        return f"{100 * value:.1f}%"
-    if metric.endswith("_ms") or "_ms_" in metric:  # p99_ms, impression_added_p99_ms_light
-        return f"{value:.2f} ms"
-    return str(value)
-
-
 def print_table(results: list[ScenarioResult]) -> None:
     header = (
         f"{'scenario':<23} {'req/s':>8} {'x floor':>7} {'p50 ms':>8} {'p95 ms':>8} "
@@ -631,7 +622,7 @@ def print_table(results: list[ScenarioResult]) -> None:
         latency = result.latency_ms
         errors = ", ".join(f"{k}={v}" for k, v in result.errors.items()) or "-"
         ratio = "-" if result.floor_ratio is None else f"{result.floor_ratio:.2f}"
-        hit_ratio = _format_value("cache_hit_ratio", result.cache.get("hit_ratio"))
+        hit_ratio = target_value("cache_hit_ratio", result.cache.get("hit_ratio"))
         print(
             f"{result.scenario:<23} {result.requests_per_second:>8.1f} {ratio:>7} "
             f"{latency['p50']:>8.2f} {latency['p95']:>8.2f} {latency['p99']:>8.2f} "
@@ -652,8 +643,8 @@ def print_targets(targets: list[dict], *, connections: int) -> None:
     print(header)
     print("-" * len(header))
     for row in targets:
-        required = f"{row['comparison']} {_format_value(row['metric'], row['threshold'])}"
-        measured = _format_value(row["metric"], row["measured"])
+        required = f"{row['comparison']} {target_value(row['metric'], row['threshold'])}"
+        measured = target_value(row["metric"], row["measured"])
         print(f"{row['target']:<28} {required:>12} {measured:>12}  {_verdict(row['passed'])}")
 
 

@@ -14,6 +14,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: bench/report.py
+    sys.path.insert(0, str(ROOT))
+
+from bench.targets import target_value  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
@@ -147,16 +152,6 @@ def _percent(value) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def _target_value(metric: str, value) -> str:
-    if value is None:
-        return "–"
-    if metric == "cache_hit_ratio":
-        return _percent(value)
-    if metric.endswith("_ms") or "_ms_" in metric:  # p99_ms, impression_added_p99_ms_light
-        return f"{value:.2f} ms"
-    return str(value)
-
-
 def _world(config: dict) -> str:
     world = config.get("world")
     if not world:
@@ -212,11 +207,11 @@ def load_section(report: dict, name: str) -> list[str]:
         rows = []
         for t in targets:
             metric, comparison = t.get("metric", ""), t.get("comparison", "")
-            threshold = _target_value(metric, t.get("threshold"))
+            threshold = target_value(metric, t.get("threshold"), missing="–")
             rows.append([
                 t.get("target"),
                 f"{_COMPARISONS.get(comparison, comparison)} {threshold}",
-                _target_value(metric, t.get("measured")),
+                target_value(metric, t.get("measured"), missing="–"),
                 "–" if t.get("passed") is None else "PASS" if t["passed"] else "FAIL",
             ])  # fmt: skip
         lines.append(_table(["target", "required", "measured", "result"], rows))
