@@ -253,6 +253,16 @@ def trial_outcome(
     )
 
 
+def below_baseline(
+    *, metric: str, value: float, share: float, baseline: str, baseline_value: float
+) -> str:
+    """Why a model whose time budget left it far below a baseline is dropped: its validation
+    `metric` `value` under `share` x the baseline's; "" when it is not (or `share` is 0)."""
+    if not share or value >= share * baseline_value:
+        return ""
+    return f"validation {metric} {value:.4f} is below {share:g} x {baseline}'s {baseline_value:.4f}"
+
+
 def search_budget_seconds(
     n_interactions: int,
     *,

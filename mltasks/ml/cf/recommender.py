@@ -97,7 +97,7 @@ from mltasks.ml.scorers.ranker import (
     rank_rows,
     split_halves,
 )
-from mltasks.ml.tuning import search_budget_seconds
+from mltasks.ml.tuning import below_baseline, search_budget_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -968,14 +968,13 @@ def _lightgcn_dropped(lightgcn: ModelReport, reports: list[ModelReport], *, shar
     if not share or not baselines:
         return ""
     best = max(baselines, key=lambda r: r.valid[SELECTION_METRIC])
-    value, floor = lightgcn.valid[SELECTION_METRIC], share * best.valid[SELECTION_METRIC]
-    if value >= floor:
+    reason = below_baseline(
+        metric=SELECTION_METRIC, value=lightgcn.valid[SELECTION_METRIC], share=share,
+        baseline=best.name, baseline_value=best.valid[SELECTION_METRIC],
+    )  # fmt: skip
+    if not reason:
         return ""
-    return (
-        f"validation {SELECTION_METRIC} {value:.4f} is below {share:g} x {best.name}'s "
-        f"{best.valid[SELECTION_METRIC]:.4f}: not refitted for the test or serving, not in the "
-        "blend or the ranker"
-    )
+    return f"{reason}: not refitted for the test or serving, not in the blend or the ranker"
 
 
 def _short(metrics: dict[str, float]) -> str:

@@ -61,7 +61,7 @@ from mltasks.ml.seq.gru4rec import GRU4REC, GRU4RecConfig, train_gru4rec
 from mltasks.ml.seq.sasrec import SASREC, SASRecConfig, train_sasrec
 from mltasks.ml.seq.search import search_sequence_model
 from mltasks.ml.seq.trainer import NeuralContinuationModel, torch_threads
-from mltasks.ml.tuning import search_budget_seconds
+from mltasks.ml.tuning import below_baseline, search_budget_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -289,15 +289,14 @@ def train_continuation_model(
     dropped: dict[str, object] = {}
     sknn_value = max(trial[config.selection_metric] for trial in params["SKNN"]["trials"])
     for name, valid in neural_valid.items():
-        value = valid.get(config.selection_metric, 0.0)
-        floor = config.neural_min_baseline_share * sknn_value
-        named = name in config.served_candidates  # asked for: never dropped
-        if config.neural_min_baseline_share and value < floor and not named:
-            reason = (
-                f"validation {config.selection_metric} {value:.4f} is below "
-                f"{config.neural_min_baseline_share:g} x SKNN's {sknn_value:.4f}: not scored on "
-                "test, not a ranker input or a served candidate"
-            )
+        if name in config.served_candidates:  # asked for: never dropped
+            continue
+        reason = below_baseline(
+            metric=config.selection_metric, value=valid.get(config.selection_metric, 0.0),
+            share=config.neural_min_baseline_share, baseline="SKNN", baseline_value=sknn_value,
+        )  # fmt: skip
+        if reason:
+            reason += ": not scored on test, not a ranker input or a served candidate"
             logger.info("%s dropped: %s", name, reason)
             params[name]["dropped"] = reason
             dropped[name] = models.pop(name)
