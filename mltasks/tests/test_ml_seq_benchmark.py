@@ -249,6 +249,21 @@ def test_neural_models_far_below_session_knn_are_reported_but_left_out_of_the_pa
     assert np.allclose(served.score(context), result.served_scorer.score(context), atol=1e-5)
 
 
+def test_a_searched_models_training_seconds_include_its_search():
+    """A search whose best trial is kept trains nothing after it: the model's training seconds
+    are still what it cost, the search's seconds included, not the ~0 s of keeping it."""
+    events = load_mpd_playlists(FIXTURES / "mpd.slice.0-29.json")
+    config = replace(tiny_config(), search_seconds=2.0, gru4rec=None)
+
+    result = train_continuation_model(sequences=events, config=config, seed=11)
+
+    search = result.params["SASRec_search"]
+    timing = result.timings["SASRec"]
+    assert search["n_trials"] >= 1 and search["seconds"] > 0
+    assert timing["search_seconds"] >= search["seconds"] - 0.005  # rounded to 10 ms there
+    assert timing["train_seconds"] >= timing["search_seconds"]
+
+
 def test_artifact_round_trip_keeps_scores_ids_and_metrics(tmp_path, mpd_result):
     save_continuation_artifact(mpd_result, tmp_path / "artifact")
     loaded = load_continuation_artifact(tmp_path / "artifact")
