@@ -367,6 +367,17 @@ TRAINING_DEVICE = env("TRAINING_DEVICE", default="cpu")
 # SASRec and GRU4Rec fit, scaled with the number of interactions (mltasks.ml.tuning); 0 = no
 # search, the settings tuned on HetRec.
 TRAINING_SEARCH_SECONDS = env.float("TRAINING_SEARCH_SECONDS", default=20.0)
+# A neural model that its time budget left far below the baselines on validation is dropped
+# from the test pass, the blend, the ranker and the served candidates (its validation column and
+# the reason stay in the version's report): LightGCN below this share of the best of ItemKNN's
+# and EASE's nDCG@20, SASRec or GRU4Rec below this share of session-kNN's Recall@20. 0 = never;
+# a model named in SERVED_CANDIDATES is never dropped.
+TRAINING_LIGHTGCN_MIN_BASELINE_SHARE = env.float(
+    "TRAINING_LIGHTGCN_MIN_BASELINE_SHARE", default=0.5
+)
+TRAINING_SEQUENCE_MIN_BASELINE_SHARE = env.float(
+    "TRAINING_SEQUENCE_MIN_BASELINE_SHARE", default=0.25
+)
 
 # Operations: the version /healthz reports, metrics (tunedin/metrics.py) and drift monitoring.
 APP_VERSION = env("APP_VERSION", default="0.1.0")

@@ -397,3 +397,33 @@ def test_the_train_command_prints_why_a_version_was_not_activated(train):
 
     assert version.status == ModelVersion.Status.READY
     assert f"activation: {version.metrics['activation']['reason']}" in output.getvalue()
+
+
+# ----------------------------------------------------------------------------- drop shares
+
+
+@pytest.mark.django_db
+def test_the_shares_below_which_neural_models_are_dropped_are_settings(train):
+    """A share no model reaches drops LightGCN, SASRec and GRU4Rec, with the reason in the
+    version's report; 0 drops none of them, however weak. (Serving MostPop alone keeps the runs
+    from replacing the module's active versions.)"""
+    most_popular = {"SERVED_CANDIDATES": ("MostPop",), **ONE_EPOCH}
+    recommender = {
+        share: train("recommender", TRAINING_LIGHTGCN_MIN_BASELINE_SHARE=share, **most_popular)
+        for share in (100.0, 0.0)
+    }
+    continuation = {
+        share: train("continuation", TRAINING_SEQUENCE_MIN_BASELINE_SHARE=share, **most_popular)
+        for share in (100.0, 0.0)
+    }
+
+    dropped = recommender[100.0].params["models"]["LightGCN"]["dropped"]
+    assert "below 100 x" in dropped and "not refitted" in dropped
+    assert recommender[100.0].metrics["models"]["LightGCN"]["test"] == {}
+    assert "dropped" not in recommender[0.0].params["models"]["LightGCN"]
+    assert recommender[0.0].metrics["models"]["LightGCN"]["test"]
+    for name in ("SASRec", "GRU4Rec"):
+        assert "below 100 x SKNN's" in continuation[100.0].params["models"][name]["dropped"]
+        assert continuation[100.0].metrics["models"][name]["test"] == {}
+        assert "dropped" not in continuation[0.0].params["models"][name]
+        assert continuation[0.0].metrics["models"][name]["test"]

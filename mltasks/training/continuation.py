@@ -42,6 +42,7 @@ def continuation_config() -> ContinuationConfig:
         show_progress=False,
         served_candidates=settings.SERVED_CANDIDATES,
         search_seconds=settings.TRAINING_SEARCH_SECONDS,
+        neural_min_baseline_share=settings.TRAINING_SEQUENCE_MIN_BASELINE_SHARE,
     )
 
 

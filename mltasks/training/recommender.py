@@ -108,6 +108,7 @@ def recommender_train(*, version: ModelVersion, directory: Path) -> dict:
         search_seconds=settings.TRAINING_SEARCH_SECONDS,
         show_progress=False,
         served_candidates=settings.SERVED_CANDIDATES,
+        lightgcn_min_baseline_share=settings.TRAINING_LIGHTGCN_MIN_BASELINE_SHARE,
     )
     result = train_user_recommender(
         interactions=interactions,
