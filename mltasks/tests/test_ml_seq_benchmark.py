@@ -260,8 +260,7 @@ def test_a_searched_models_training_seconds_include_its_search():
     search = result.params["SASRec_search"]
     timing = result.timings["SASRec"]
     assert search["n_trials"] >= 1 and search["seconds"] > 0
-    assert timing["search_seconds"] >= search["seconds"] - 0.005  # rounded to 10 ms there
-    assert timing["train_seconds"] >= timing["search_seconds"]
+    assert timing["train_seconds"] >= search["seconds"] - 0.005  # rounded to 10 ms there
 
 
 def test_artifact_round_trip_keeps_scores_ids_and_metrics(tmp_path, mpd_result):

@@ -133,8 +133,7 @@ class ContinuationResult:
     artist_ids: np.ndarray | None  # artist index -> original id
     metrics: dict[str, dict[str, dict[str, float]]]  # model -> "valid" / "test" -> metric -> value
     history: dict[str, list[dict]]  # model -> per-epoch entries (neural models)
-    # model -> train_seconds (its search included), search_seconds, inference_ms_per_request
-    timings: dict[str, dict[str, float]]
+    timings: dict[str, dict[str, float]]  # model -> train_seconds (search included), inference_ms
     params: dict  # configs and tuned hyper-parameters
     split_summary: dict
     seed: int
@@ -256,41 +255,41 @@ def train_continuation_model(
     neural_configs = {SASREC.name: (config.sasrec, train_sasrec)}
     if config.gru4rec is not None:
         neural_configs[GRU4REC.name] = (config.gru4rec, train_gru4rec)
+    # The searches' budget grows with the training interactions.
+    search_budget = config.search_seconds and search_budget_seconds(
+        sum(len(items) for items in split.train_items), base_seconds=config.search_seconds
+    )
     for name, (model_config, train) in neural_configs.items():
         model_config = replace(
             model_config,
             selection_metric=config.selection_metric,
             max_seq_len=config.sequences.max_seq_len,
         )
-        search_started = time.perf_counter()
-        kept = None
-        if config.search_seconds:
-            n_train = sum(len(items) for items in split.train_items)
-            search = search_sequence_model(
-                split, architecture=name, base=model_config, seed=seed,
-                budget_seconds=search_budget_seconds(n_train, base_seconds=config.search_seconds),
-            )  # fmt: skip
-            model_config = search.best_config
-            params[f"{name}_search"] = search.to_dict()
-            kept = search.final_model  # trained as `train` would: kept, not trained again
-        search_seconds = time.perf_counter() - search_started
 
-        def fit(train=train, model_config=model_config, name=name, kept=kept):
-            if kept is not None:
+        # Timed with its search, as the recommender's models are: a search whose best trial is
+        # kept trains nothing after it, and the model cost the search's seconds.
+        def fit(train=train, model_config=model_config, name=name):
+            trained = None
+            if search_budget:
+                search = search_sequence_model(
+                    split, architecture=name, base=model_config, seed=seed,
+                    budget_seconds=search_budget,
+                )  # fmt: skip
+                model_config = search.best_config
+                params[f"{name}_search"] = search.to_dict()
+                trained = search.final_model  # trained as `train` would: kept, not trained again
+            if trained is not None:
                 logger.info("%s: the search's best trial is kept (trained as final)", name)
-            trained = kept or train(
-                split=split, config=model_config, seed=seed, show_progress=config.show_progress
-            )
+            else:
+                trained = train(
+                    split=split, config=model_config, seed=seed, show_progress=config.show_progress
+                )
             history[name] = trained.history
             params[name] = {**asdict(model_config), "best_epoch": trained.best_epoch}
             neural_valid[name] = dict(trained.best_valid)
             return trained.model
 
         timed(name, fit)
-        # Tuning included, as the recommender's models report it: a search whose best trial is
-        # kept trains nothing after it, and its model cost the search's seconds.
-        timings[name]["search_seconds"] = search_seconds
-        timings[name]["train_seconds"] += search_seconds
 
     # Neural models far below session-kNN on validation leave the passes and the ranker.
     dropped: dict[str, object] = {}
