@@ -379,25 +379,37 @@ def train_user_recommender(
     test_stage = stage("test", train_valid, split.test)
 
     def valid_metrics(scorer) -> dict[str, float]:
+        """A model's (user indices -> score block) function, or a `Scorer` (ranked from its
+        own form: MostPop's one shared row needs no users x catalog block)."""
+        if isinstance(scorer, Scorer):
+            return evaluate_on(scorer, train=train, target=valid_target)
         return evaluate_scorer(scorer, target=valid_target, exclude=train)
 
     def test_metrics(scorer, report: ModelReport) -> None:
-        report.test = evaluate_scorer(scorer, target=split.test, exclude=train_valid)
-        if config.collect_test_top_k:
-            report.test_top_items = rank_users(
-                scorer, test_users, k=config.collect_test_top_k, exclude=train_valid
-            )
+        k = config.collect_test_top_k
+        if isinstance(scorer, Scorer):
+            report.test = evaluate_on(scorer, train=train_valid, target=split.test)
+            if k:
+                report.test_top_items = rank_scorer_users(
+                    scorer, train=train_valid, users=test_users, k=k
+                )
+        else:
+            report.test = evaluate_scorer(scorer, target=split.test, exclude=train_valid)
+            if k:
+                report.test_top_items = rank_users(scorer, test_users, k=k, exclude=train_valid)
         logger.info("%s test %s", report.name, _short(report.test))
 
-    # --- MostPop
+    # --- MostPop: its scores are one popularity row, ranked as PopularityScorer serves it
     clock = time.perf_counter()
     most_pop = MostPop().fit(train)
-    report = ModelReport("MostPop", {}, valid_metrics(most_pop.score))
+    report = ModelReport(
+        "MostPop", {}, valid_metrics(PopularityScorer(popularity=most_pop.popularity))
+    )
     report.train_seconds = time.perf_counter() - clock
     clock = time.perf_counter()
     most_pop.fit(train_valid)
     report.refit_seconds = time.perf_counter() - clock
-    test_metrics(most_pop.score, report)
+    test_metrics(PopularityScorer(popularity=most_pop.popularity), report)
     reports.append(report)
 
     # --- ItemKNN, n_neighbors on validation
