@@ -99,6 +99,29 @@ def test_factor_scores_with_the_own_vector_else_fold_in_else_popularity(tmp_path
         np.testing.assert_array_equal(loaded.score(context), scorer.score(context))
 
 
+def test_factor_scores_a_batch_in_one_product_as_it_scores_each_context_bit_for_bit():
+    rng = np.random.default_rng(4)
+    items, users = rng.normal(size=(40, 6)), rng.normal(size=(6, 6))
+    users[5] = 0.0  # never seen: folded in from its items
+    popularity = rng.random(40)
+    scorer = FactorScorer(item_vectors=items, user_vectors=users, popularity=popularity)
+    contexts = [
+        HistoryContext(items=np.array([1, 2]), user=0),
+        HistoryContext(items=np.array([]), user=None),  # cold: popularity
+        HistoryContext(items=np.array([4, 9, 30]), user=5),
+        HistoryContext(items=np.array([7]), user=3),
+    ]
+    block = scorer.score_many(contexts)
+    assert block.shape == (4, 40) and block.dtype == np.float32
+    np.testing.assert_allclose(block[0], users[0] @ items.T, rtol=1e-5)
+    np.testing.assert_array_equal(block[1], popularity.astype(np.float32))
+    np.testing.assert_allclose(block[2], items[[4, 9, 30]].mean(0) @ items.T, rtol=1e-4)
+    for row, context in enumerate(contexts):  # a request's row is its row in any batch
+        np.testing.assert_array_equal(block[row], scorer.score(context))
+        np.testing.assert_array_equal(block[row], scorer.score_many(contexts[row:])[0])
+    assert scorer.score_many([]).shape == (0, 40)
+
+
 # ----------------------------------------------------------------------------- item-item
 
 EASE_CASES = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from mltasks.ml.scorers.base import Context, HistoryContext, Scorer, subset
@@ -63,10 +65,39 @@ class FactorScorer(Scorer):
         return vector if vector.any() else None
 
     def score(self, context: Context, candidates: np.ndarray | None = None) -> np.ndarray:
+        """Every item's score as `score_many` gives it in a batch, bit for bit; the scores of
+        `candidates` only (one product with their vectors) agree with those to float32
+        rounding."""
+        if candidates is None:
+            return self.score_many([context])[0]
         query = self.query_vector(context)
         if query is None:
             return subset(self.popularity, candidates).copy()
         return subset(self.item_vectors, candidates) @ query.astype(np.float32)
+
+    def score_many(self, contexts: Sequence[Context]) -> np.ndarray:
+        """(len(contexts), n_items): every context's query vector in one matrix product.
+
+        One pass over the item vectors for the whole batch, where scoring context by context
+        reads all of them once per context (at 300,000 items x 64 dimensions, 77 MB each time).
+        Contexts without a query vector get `popularity`.
+
+        A context's row does not depend on the others in its batch, bit for bit (the ranker's
+        features of a request are those evaluation computed): the product is always a matrix
+        product of at least two query rows (a single query is doubled), whose rows BLAS
+        computes alike whatever their number, while a one-row product goes to a
+        matrix-vector kernel that rounds differently.
+        """
+        block = np.empty((len(contexts), self.n_items), dtype=np.float32)
+        queries = [self.query_vector(context) for context in contexts]
+        known = [i for i, query in enumerate(queries) if query is not None]
+        if known:
+            rows = [queries[i] for i in known]
+            matrix = np.vstack(rows if len(rows) > 1 else rows * 2).astype(np.float32, copy=False)
+            block[known] = (matrix @ self.item_vectors.T)[: len(known)]
+        cold = [i for i, query in enumerate(queries) if query is None]
+        block[cold] = self.popularity
+        return block
 
     def params(self) -> dict:
         return {"dim": self.dim, "has_user_vectors": self.user_vectors is not None}
