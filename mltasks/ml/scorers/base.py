@@ -236,6 +236,27 @@ def sparse_rows_sum(
     return columns.astype(np.int64), np.bincount(inverse.reshape(-1), weights=values)
 
 
+def dense_rows_sum(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """`sparse_rows_sum` as a dense float32 row over all of `matrix`'s columns (zero where no
+    given row has an entry), the same float64 sums cast once.
+
+    No sort of the entries: one bincount into the row. For an item-item request over a large
+    catalog (|history| x 200 neighbours spread over 300,000 items) that is cheaper than
+    `sparse_rows_sum`'s unique columns followed by a scatter into the same dense row.
+    """
+    rows = _item_array(rows)
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    counts = ends - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(matrix.shape[1], dtype=np.float32)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    positions = np.arange(total) + offsets
+    values = matrix.data[positions].astype(np.float64) * np.repeat(weights, counts)
+    summed = np.bincount(matrix.indices[positions], weights=values, minlength=matrix.shape[1])
+    return summed.astype(np.float32)
+
+
 def csr_arrays(name: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
     """A CSR matrix as plain arrays for an .npz file (read back with `csr_from_arrays`)."""
     return {

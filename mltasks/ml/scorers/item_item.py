@@ -23,7 +23,7 @@ from mltasks.ml.scorers.base import (
     Scorer,
     csr_arrays,
     csr_from_arrays,
-    sparse_rows_sum,
+    dense_rows_sum,
     subset,
 )
 
@@ -63,10 +63,7 @@ class ItemItemScorer(Scorer):
             raw_weights = np.ones(len(items))
         keep = (items >= 0) & (items < self.n_items)
         history_weights = training_weights(raw_weights[keep], self.weighting)
-        columns, values = sparse_rows_sum(self.weights, items[keep], history_weights)
-        scores = np.zeros(self.n_items, dtype=np.float32)
-        scores[columns] = values
-        return subset(scores, candidates)
+        return subset(dense_rows_sum(self.weights, items[keep], history_weights), candidates)
 
     def params(self) -> dict:
         return {
