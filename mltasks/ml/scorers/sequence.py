@@ -158,9 +158,14 @@ class SessionKNNScorer(Scorer):
         # float32 like SessionKNN, so equal similarities tie the same way (lower session row).
         similarity = similarity.astype(np.float32) / self.session_norms[sessions]
         if len(sessions) > self.n_neighbours:
-            # A stable order: equal similarities go to the lower session row (argpartition,
-            # under top_k_indices, may keep either of two equal scores at the cut).
-            nearest = np.lexsort((sessions, -similarity))[: self.n_neighbours]
+            # Only the sessions at or above the n-th best similarity can be kept (a partition,
+            # linear); among those, a stable order: equal similarities go to the lower session
+            # row (the partition alone may keep either of two equal ones at the cut).
+            cut = np.partition(similarity, len(similarity) - self.n_neighbours)[
+                len(similarity) - self.n_neighbours
+            ]
+            above = np.flatnonzero(similarity >= cut)
+            nearest = above[np.lexsort((sessions[above], -similarity[above]))[: self.n_neighbours]]
             sessions, similarity = sessions[nearest], similarity[nearest]
         return sessions, similarity
 
