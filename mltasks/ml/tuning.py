@@ -130,7 +130,7 @@ class TrialReport:
     value: float | None  # best validation metric; None when it failed or never validated
     seconds: float
     state: str  # "complete", "pruned" (no validation pass in the time left) or "fail"
-    best_epoch: int | None = None
+    best_epoch: float | None = None  # a fraction when a budget cut the first epoch
     epochs: int = 0  # epochs trained
     budget_cut: bool = False  # the search's deadline passed while it trained
     time_cut: bool = False  # a time limit (its own or the search's) ended its training
@@ -146,7 +146,7 @@ class SearchResult:
     )
     best_params: dict
     best_value: float | None  # None: no trial finished (see `note`)
-    best_epoch: int | None
+    best_epoch: float | None
     best_trial: int | None
     trials: list[TrialReport]
     budget_seconds: float
@@ -195,7 +195,7 @@ class SearchResult:
 @dataclass
 class _Outcome:
     value: float | None
-    best_epoch: int | None
+    best_epoch: float | None
     epochs: int
     result: object
     # The trial trained as a final training of its configuration would: neither its epoch cap
@@ -478,7 +478,7 @@ def _search(
         best_config=replace(base, **winner.params),
         best_params=dict(winner.params),
         best_value=float(winner.value),
-        best_epoch=int(winner.best_epoch),
+        best_epoch=winner.best_epoch,  # LightGCN's can be a fraction of its first epoch
         best_trial=winner.number,
         trials=trials,
         budget_seconds=float(budget_seconds),

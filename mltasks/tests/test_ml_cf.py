@@ -290,11 +290,16 @@ def test_lightgcn_beats_mostpop_on_planted_structure_and_logs_history(planted):
 
 
 def test_lightgcn_validates_where_its_budget_stopped_it_when_no_pass_was_due_yet(planted):
+    """The budget is checked after every batch: spent after the first one, the run stops
+    within its first epoch, validates that, and keeps it as the fraction it trained."""
     _, split, _, _ = planted
+    batches = -(-split.train.nnz // 256)
+    assert batches > 4
     config = tiny_lightgcn(eval_every=5, max_seconds=0.0)
     result = train_lightgcn(split.train, config=config, valid_csr=split.valid, seed=1)
     assert len(result.history) == 1 and "valid_nDCG@20" in result.history[0]
-    assert result.best_epoch == 1
+    assert result.history[0]["batches"] == f"1/{batches}"
+    assert result.best_epoch == round(1 / batches, 4)
     assert result.best_valid_ndcg == result.history[0]["valid_nDCG@20"]
 
 
@@ -303,8 +308,31 @@ def test_a_lightgcn_refit_trains_its_chosen_epochs_whatever_the_budget(planted):
     config = tiny_lightgcn(max_seconds=0.0)  # spent before the first epoch ends
     refit = train_lightgcn(split.train, config=config, seed=1, fixed_epochs=3)
     assert [row["epoch"] for row in refit.history] == [1, 2, 3]
+    assert not any("batches" in row for row in refit.history)  # whole epochs
     searched = train_lightgcn(split.train, config=config, valid_csr=split.valid, seed=1)
     assert len(searched.history) == 1  # a run that selects its epochs stops at its budget
+
+
+def test_a_lightgcn_refit_of_a_fractional_epoch_trains_that_share_of_its_batches(
+    planted, monkeypatch
+):
+    _, split, _, _ = planted
+    batches = -(-split.train.nnz // 256)
+    propagations = []
+    original = LightGCN.get_embedding
+
+    def counted(model, *args, **kwargs):
+        propagations.append(1)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(LightGCN, "get_embedding", counted)
+    refit = train_lightgcn(split.train, config=tiny_lightgcn(), seed=1, fixed_epochs=0.5)
+    assert len(propagations) == round(0.5 * batches) + 1  # the batches, then the vectors
+    assert refit.history[0]["batches"] == f"{round(0.5 * batches)}/{batches}"
+    assert refit.best_epoch == 0.5
+    propagations.clear()
+    train_lightgcn(split.train, config=tiny_lightgcn(), seed=1, fixed_epochs=1.25)
+    assert len(propagations) == batches + round(0.25 * batches) + 1
 
 
 def test_lightgcn_is_deterministic_for_a_seed(planted):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mltasks.ml import tuning
-from mltasks.ml.cf.lightgcn import FAST_CONFIG, LightGCNConfig, train_lightgcn
+from mltasks.ml.cf.lightgcn import FAST_CONFIG, LightGCNConfig, epoch_batch_size, train_lightgcn
 from mltasks.ml.cf.search import search_lightgcn
 from mltasks.ml.data.interactions import Interactions
 from mltasks.ml.data.seq_datasets import SequenceEvents
@@ -487,8 +487,9 @@ def test_gru4rec_search_by_name_searches_its_dropout(seq_split):
 def test_a_lightgcn_trial_whose_budget_ends_before_its_first_validation_pass_is_scored_there(
     cf_split,
 ):
-    """On a large graph one epoch outlasts a trial's budget: the trial is validated where it
-    stopped instead of leaving the search with nothing to compare."""
+    """On a large graph one epoch outlasts a trial's budget: the trial stops within a batch of
+    it, is validated where it stopped instead of leaving the search with nothing to compare,
+    and its epochs are the fraction of the first one it trained."""
     base = replace(TINY_LIGHTGCN, max_epochs=1000, patience=1000)  # validation every 4 epochs
     search = search_lightgcn(
         cf_split.train, cf_split.valid, base=base, seed=1, budget_seconds=1e-3,
@@ -496,7 +497,9 @@ def test_a_lightgcn_trial_whose_budget_ends_before_its_first_validation_pass_is_
     )  # fmt: skip
 
     assert [(trial.state, trial.epochs) for trial in search.trials] == [("complete", 1)]
-    assert search.trials[0].value is not None and search.best_epoch == 1
+    batches = -(-cf_split.train.nnz // epoch_batch_size(cf_split.train.nnz, base))
+    assert batches > 1
+    assert search.trials[0].value is not None and search.best_epoch == round(1 / batches, 4)
     assert search.best_value == search.trials[0].value and search.best_trial == 0
 
 

@@ -20,6 +20,7 @@ way, and the returned vectors are numpy arrays on the CPU.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -106,7 +107,9 @@ class LightGCNResult:
     item_vectors: np.ndarray  # n_items x d
     config: LightGCNConfig
     history: list[dict] = field(default_factory=list)  # one dict per epoch
-    best_epoch: int = 0
+    # The epochs that gave the kept vectors: a whole number, or a fraction of the first epoch
+    # when the time budget ended it (e.g. 0.28: its first 28% of batches); refits train as many.
+    best_epoch: float = 0
     best_valid_ndcg: float | None = None
     train_seconds: float = 0.0
     time_to_quality: dict = field(default_factory=dict)
@@ -197,7 +200,7 @@ def train_lightgcn(
     seed: int = 2020,
     friends: sp.csr_matrix | None = None,
     item_tags: sp.csr_matrix | None = None,
-    fixed_epochs: int | None = None,
+    fixed_epochs: float | None = None,
 ) -> LightGCNResult:
     """Train with BPR on `train_csr` (raw weights; positives are its stored entries).
 
@@ -205,7 +208,13 @@ def train_lightgcn(
     `config.eval_every` epochs, training stops after `config.patience` passes without improvement,
     and the best epoch's embeddings are returned. Without it, training runs `fixed_epochs` (or
     `config.max_epochs`) epochs, as when refitting on train+valid with the epoch count found first;
-    `config.max_seconds` does not cut a `fixed_epochs` run.
+    `config.max_seconds` does not cut a `fixed_epochs` run. A fractional `fixed_epochs` (a
+    budget that ended the first epoch, see `best_epoch`) trains that share of an epoch's
+    batches (at least one).
+
+    The budget is checked after every batch: on a large graph one epoch can take minutes
+    (214 s at demo scale 30 against a 60 s search budget), so a run stops within one batch of
+    its budget, and a first epoch cut short is validated where it stopped.
     Raises ValueError when `config.device` is "cuda" and torch has no CUDA.
     """
     resolve_device(config.device)  # a bad or unavailable device fails before any work
@@ -254,8 +263,14 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     coo = train_csr.tocoo()
     edge_users, edge_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    n_epochs = fixed_epochs if fixed_epochs is not None else config.max_epochs
+    n_epochs = math.ceil(fixed_epochs) if fixed_epochs is not None else config.max_epochs
     batch_size = epoch_batch_size(len(edge_users), config)
+    batches_per_epoch = -(-len(edge_users) // batch_size)
+    # A fractional refit's last epoch: that share of its batches.
+    last_epoch_batches = batches_per_epoch
+    if fixed_epochs is not None and fixed_epochs != n_epochs:
+        partial = fixed_epochs - (n_epochs - 1)
+        last_epoch_batches = min(batches_per_epoch, max(1, round(partial * batches_per_epoch)))
 
     def embeddings() -> tuple[np.ndarray, np.ndarray]:
         model.eval()
@@ -267,6 +282,7 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
     history: list[dict] = []
     best = {"ndcg": -np.inf, "epoch": 0, "vectors": None}
     passes_without_gain = 0
+    trained_epochs: float = 0
     start = time.perf_counter()
     progress = tqdm(
         range(1, n_epochs + 1), desc="LightGCN", disable=not config.show_progress, leave=False
@@ -275,7 +291,12 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
         epoch_start = time.perf_counter()
         order = rng.permutation(len(edge_users))
         total_loss, n_batches = 0.0, 0
+        epoch_batches = last_epoch_batches if epoch == n_epochs else batches_per_epoch
         for batch_start in range(0, len(order), batch_size):
+            if n_batches >= epoch_batches or (
+                fixed_epochs is None and n_batches and _over_budget(config, start)
+            ):
+                break
             batch = order[batch_start : batch_start + batch_size]
             users, positives = edge_users[batch], edge_items[batch]
             if config.n_negatives > 1:
@@ -309,6 +330,11 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
             "batch_size": batch_size,
             "epoch_seconds": time.perf_counter() - epoch_start,
         }
+        # The epochs trained so far: a fraction of the first one when the budget cut it.
+        trained_epochs: float = epoch
+        if n_batches < batches_per_epoch:
+            record["batches"] = f"{n_batches}/{batches_per_epoch}"
+            trained_epochs = epoch - 1 + round(n_batches / batches_per_epoch, 4)
         out_of_time = _over_budget(config, start)
         # A run whose budget ends before its first scheduled validation pass (a large graph,
         # a search trial) is validated where it stopped, so that it has a score.
@@ -329,7 +355,7 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
             if metrics["nDCG@20"] > best["ndcg"] + config.min_delta:
                 best = {
                     "ndcg": metrics["nDCG@20"],
-                    "epoch": epoch,
+                    "epoch": trained_epochs,
                     "vectors": (user_vectors, item_vectors),
                 }
                 passes_without_gain = 0
@@ -366,7 +392,7 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
         best_epoch = best["epoch"]
     else:
         user_vectors, item_vectors = embeddings()
-        best_epoch = len(history)
+        best_epoch = trained_epochs if fixed_epochs is None else fixed_epochs
     result = LightGCNResult(
         user_vectors=user_vectors,
         item_vectors=item_vectors,

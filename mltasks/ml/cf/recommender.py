@@ -751,7 +751,7 @@ def train_user_recommender(
     # --- refit every candidate on train+valid for the test
     def fit_blocks(
         fit_stage: _Stage,
-        n_epochs: int,
+        n_epochs: float,
         *,
         item_item: bool,
         ease_fit: tuple[EASE, float] | None = None,
