@@ -130,7 +130,7 @@ class TrialReport:
     value: float | None  # best validation metric; None when it failed or never validated
     seconds: float
     state: str  # "complete", "pruned" (no validation pass in the time left) or "fail"
-    best_epoch: float | None = None  # a fraction when a budget cut the first epoch
+    best_epoch: float | None = None  # with a fraction when a time budget cut the epoch (LightGCN)
     epochs: int = 0  # epochs trained
     budget_cut: bool = False  # the search's deadline passed while it trained
     time_cut: bool = False  # a time limit (its own or the search's) ended its training
@@ -478,7 +478,7 @@ def _search(
         best_config=replace(base, **winner.params),
         best_params=dict(winner.params),
         best_value=float(winner.value),
-        best_epoch=winner.best_epoch,  # LightGCN's can be a fraction of its first epoch
+        best_epoch=winner.best_epoch,  # LightGCN's can have a fraction (a budget cut the epoch)
         best_trial=winner.number,
         trials=trials,
         budget_seconds=float(budget_seconds),

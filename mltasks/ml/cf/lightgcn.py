@@ -107,8 +107,9 @@ class LightGCNResult:
     item_vectors: np.ndarray  # n_items x d
     config: LightGCNConfig
     history: list[dict] = field(default_factory=list)  # one dict per epoch
-    # The epochs that gave the kept vectors: a whole number, or a fraction of the first epoch
-    # when the time budget ended it (e.g. 0.28: its first 28% of batches); refits train as many.
+    # The epochs that gave the kept vectors: a whole number, or with a fraction when the time
+    # budget cut the last one (e.g. 0.28: the first 28% of the first epoch's batches); refits
+    # train as many (`fixed_epochs`).
     best_epoch: float = 0
     best_valid_ndcg: float | None = None
     train_seconds: float = 0.0
@@ -330,8 +331,9 @@ def _train(train_csr, config, valid_csr, seed, friends, item_tags, fixed_epochs)
             "batch_size": batch_size,
             "epoch_seconds": time.perf_counter() - epoch_start,
         }
-        # The epochs trained so far: a fraction of the first one when the budget cut it.
-        trained_epochs: float = epoch
+        # The epochs trained so far, with a fraction when this one stopped short (the budget,
+        # or a fractional refit's last epoch).
+        trained_epochs = epoch
         if n_batches < batches_per_epoch:
             record["batches"] = f"{n_batches}/{batches_per_epoch}"
             trained_epochs = epoch - 1 + round(n_batches / batches_per_epoch, 4)
