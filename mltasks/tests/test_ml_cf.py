@@ -273,6 +273,20 @@ def test_normalized_adjacency_is_symmetric_with_unit_spectral_radius(planted):
     assert top_eigenvalue == pytest.approx(1.0, abs=1e-4)
 
 
+def counted_propagations(monkeypatch) -> list:
+    """A list that gets one entry per propagation over the graph (LightGCN.get_embedding):
+    one per training batch, one per validation or final embedding."""
+    propagations = []
+    original = LightGCN.get_embedding
+
+    def counted(model, *args, **kwargs):
+        propagations.append(1)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(LightGCN, "get_embedding", counted)
+    return propagations
+
+
 def test_lightgcn_beats_mostpop_on_planted_structure_and_logs_history(planted):
     _, split, _, _ = planted
     result = train_lightgcn(split.train, config=tiny_lightgcn(), valid_csr=split.valid, seed=1)
@@ -318,14 +332,7 @@ def test_a_lightgcn_refit_of_a_fractional_epoch_trains_that_share_of_its_batches
 ):
     _, split, _, _ = planted
     batches = -(-split.train.nnz // 256)
-    propagations = []
-    original = LightGCN.get_embedding
-
-    def counted(model, *args, **kwargs):
-        propagations.append(1)
-        return original(model, *args, **kwargs)
-
-    monkeypatch.setattr(LightGCN, "get_embedding", counted)
+    propagations = counted_propagations(monkeypatch)
     refit = train_lightgcn(split.train, config=tiny_lightgcn(), seed=1, fixed_epochs=0.5)
     assert len(propagations) == round(0.5 * batches) + 1  # the batches, then the vectors
     assert refit.history[0]["batches"] == f"{round(0.5 * batches)}/{batches}"
@@ -351,14 +358,7 @@ def test_lightgcn_caps_its_batches_per_epoch_so_an_epoch_costs_time_linear_in_ed
     graph gets larger batches, not more propagations."""
     _, split, _, _ = planted
     n_edges = split.train.nnz
-    propagations = []
-    original = LightGCN.get_embedding
-
-    def counted(model, *args, **kwargs):
-        propagations.append(1)
-        return original(model, *args, **kwargs)
-
-    monkeypatch.setattr(LightGCN, "get_embedding", counted)
+    propagations = counted_propagations(monkeypatch)
     uncapped = train_lightgcn(split.train, config=tiny_lightgcn(), seed=1, fixed_epochs=2)
     uncapped_count, propagations[:] = len(propagations), []
     capped_config = tiny_lightgcn(max_batches_per_epoch=3)
