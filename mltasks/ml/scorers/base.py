@@ -223,16 +223,10 @@ def sparse_rows_sum(
     Reads only the stored entries of the given rows: the cost is their number of entries (an
     item-item request: |history| x neighbours per item), not the matrix's width.
     """
-    rows = _item_array(rows)
-    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
-    counts = ends - starts
-    total = int(counts.sum())
-    if total == 0:
+    columns, values = _weighted_entries(matrix, rows, weights)
+    if len(columns) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    positions = np.arange(total) + offsets
-    values = matrix.data[positions].astype(np.float64) * np.repeat(weights, counts)
-    columns, inverse = np.unique(matrix.indices[positions], return_inverse=True)
+    columns, inverse = np.unique(columns, return_inverse=True)
     return columns.astype(np.int64), np.bincount(inverse.reshape(-1), weights=values)
 
 
@@ -244,17 +238,24 @@ def dense_rows_sum(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray)
     catalog (|history| x 200 neighbours spread over 300,000 items) that is cheaper than
     `sparse_rows_sum`'s unique columns followed by a scatter into the same dense row.
     """
+    columns, values = _weighted_entries(matrix, rows, weights)
+    if len(columns) == 0:
+        return np.zeros(matrix.shape[1], dtype=np.float32)
+    return np.bincount(columns, weights=values, minlength=matrix.shape[1]).astype(np.float32)
+
+
+def _weighted_entries(
+    matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, float64 values) of every stored entry of the given rows, each row's values
+    times its weight, row after row (the order both sums add them in)."""
     rows = _item_array(rows)
     starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
     counts = ends - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(matrix.shape[1], dtype=np.float32)
     offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    positions = np.arange(total) + offsets
+    positions = np.arange(int(counts.sum())) + offsets
     values = matrix.data[positions].astype(np.float64) * np.repeat(weights, counts)
-    summed = np.bincount(matrix.indices[positions], weights=values, minlength=matrix.shape[1])
-    return summed.astype(np.float32)
+    return matrix.indices[positions], values
 
 
 def csr_arrays(name: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
